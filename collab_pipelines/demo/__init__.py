@@ -1,0 +1,1 @@
+"""Only the demo: the nycflights13 product database and its replay clock."""

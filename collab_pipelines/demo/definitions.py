@@ -1,0 +1,43 @@
+"""The demo's own moving parts: the replay clock's job and schedule."""
+
+
+from datetime import date
+
+import dagster as dg
+
+from collab_pipelines.demo.resources import product_database
+from collab_pipelines.demo.source import FIRST_DAY
+from collab_pipelines.exports.resources import SqlSources
+
+
+class ReplayClockConfig(dg.Config):
+    days: int = 1
+    """How many days of 2013 to release."""
+    initialize_through: str = date.fromordinal(FIRST_DAY.toordinal() + 14).isoformat()
+    """If the product database is new, first release the days before this date."""
+
+
+@dg.op(description="Release the next day(s) of nycflights13 into the demo product database.")
+def advance_replay_clock_op(context: dg.OpExecutionContext, config: ReplayClockConfig, sources: SqlSources) -> None:
+    database = product_database(sources)
+    if database.now() is None:
+        database.initialize(date.fromisoformat(config.initialize_through))
+    added = database.advance(config.days)
+    context.log.info(f"released {added} rows; replay clock at {database.now():%Y-%m-%d}")
+
+
+@dg.job(description="Move the demo's replay clock forward (run config: days).",
+        tags={"collab/pattern": "demo"})
+def advance_replay_clock():
+    advance_replay_clock_op()
+
+
+replay_clock_schedule = dg.ScheduleDefinition(
+    name="replay_clock_schedule",
+    job=advance_replay_clock,
+    cron_schedule="*/2 * * * *",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Demo only: every two minutes a new day of 2013 arrives in the product database.",
+)
+
+defs = dg.Definitions(jobs=[advance_replay_clock], schedules=[replay_clock_schedule])

@@ -1,0 +1,44 @@
+"""Jobs over the exports: one per partition window, plus one for the dimension tables."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from collab_pipelines.exports.catalog import Catalog, ExportSpec
+from collab_pipelines.exports.partitions import daily_partitions, partition_groups
+
+DAILY_EXPORTS_JOB = "daily_exports"
+DIMENSION_EXPORTS_JOB = "dimension_exports"
+
+
+def daily_job_name(start, index: int) -> str:
+    # The usual catalog has one window; extra windows get the start date in their name.
+    return DAILY_EXPORTS_JOB if index == 0 else f"{DAILY_EXPORTS_JOB}_from_{start:%Y%m%d}"
+
+
+def build_daily_jobs(catalog: Catalog) -> list[tuple[dg.JobDefinition, list[ExportSpec]]]:
+    jobs = []
+    for index, ((start, _end), specs) in enumerate(partition_groups(catalog).items()):
+        job = dg.define_asset_job(
+            name=daily_job_name(start, index),
+            selection=dg.AssetSelection.assets(*[spec.name for spec in specs]),
+            partitions_def=daily_partitions(specs[0].partition),
+            description="Export one day (or a range of days) of: "
+            + ", ".join(spec.name for spec in specs)
+            + ". A range runs as a single run.",
+            tags={"collab/pattern": "exports"},
+        )
+        jobs.append((job, specs))
+    return jobs
+
+
+def build_dimension_job(catalog: Catalog) -> dg.JobDefinition | None:
+    specs = catalog.unpartitioned()
+    if not specs:
+        return None
+    return dg.define_asset_job(
+        name=DIMENSION_EXPORTS_JOB,
+        selection=dg.AssetSelection.assets(*[spec.name for spec in specs]),
+        description="Export the tables without a date: " + ", ".join(s.name for s in specs) + ".",
+        tags={"collab/pattern": "exports"},
+    )

