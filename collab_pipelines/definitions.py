@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from collab_pipelines import exports
+from collab_pipelines import evaluation, exports, intake, reports
 from collab_pipelines.demo.definitions import defs as demo_defs
 from collab_pipelines.exports.resources import SqlSources
 from collab_pipelines.warehouse import Warehouse
@@ -18,6 +18,9 @@ def shared_resources() -> dict:
 
 defs = dg.Definitions.merge(
     exports.defs,
+    evaluation.defs,
+    reports.defs,
+    intake.defs,
     demo_defs,
     dg.Definitions(resources=shared_resources()),
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from datetime import date
 
@@ -10,6 +11,8 @@ from collab_pipelines.demo.resources import product_database
 from collab_pipelines.demo.source import FIRST_DAY
 
 DEFAULT_INITIAL_DAYS = 14
+# Demo modules that add their own subcommands through `register(commands)`.
+SUBCOMMAND_MODULES = ("collab_pipelines.demo.model_repo", "collab_pipelines.demo.sftp")
 
 
 def _init(args: argparse.Namespace) -> None:
@@ -47,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="show the replay clock")
     status.set_defaults(func=_status)
+
+    for module_name in SUBCOMMAND_MODULES:
+        importlib.import_module(module_name).register(commands)
     return parser
 
 

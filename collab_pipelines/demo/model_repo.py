@@ -1,0 +1,2 @@
+def register(commands) -> None:
+    """Adds this module's `collab-demo` subcommands (filled in by its pattern's work)."""

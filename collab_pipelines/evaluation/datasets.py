@@ -1,0 +1,3 @@
+from collab_pipelines.warehouse.datasets import Dataset
+
+DATASETS: list[Dataset] = []

@@ -1,0 +1,3 @@
+from collab_pipelines.reports.definitions import defs
+
+__all__ = ["defs"]
