@@ -67,9 +67,14 @@ def _first_bad_value(frame: pd.DataFrame, column: str, column_type: str, spec: E
         try:
             _coerce_column(pd.Series([value]), column_type)
         except (ValueError, TypeError):
-            key = {k: frame.at[index, k] for k in spec.primary_key if k in frame.columns}
+            key = {k: _plain(frame.at[index, k]) for k in spec.primary_key if k in frame.columns}
             return f"row {key} holds {value!r}"
     return "a value does not convert"
+
+
+def _plain(value):
+    # numpy scalars print as np.int64(5); people reading the error expect 5.
+    return value.item() if hasattr(value, "item") else value
 
 
 def null_rates(frame: pd.DataFrame, columns) -> dict[str, float]:

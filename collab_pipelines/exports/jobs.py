@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from collab_pipelines.exports.catalog import Catalog, ExportSpec
-from collab_pipelines.exports.partitions import daily_partitions, partition_groups
+from collab_pipelines.exports.partitions import partition_groups
 
 DAILY_EXPORTS_JOB = "daily_exports"
 DIMENSION_EXPORTS_JOB = "dimension_exports"
@@ -22,7 +22,6 @@ def build_daily_jobs(catalog: Catalog) -> list[tuple[dg.JobDefinition, list[Expo
         job = dg.define_asset_job(
             name=daily_job_name(start, index),
             selection=dg.AssetSelection.assets(*[spec.name for spec in specs]),
-            partitions_def=daily_partitions(specs[0].partition),
             description="Export one day (or a range of days) of: "
             + ", ".join(spec.name for spec in specs)
             + ". A range runs as a single run.",
