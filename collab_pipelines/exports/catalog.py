@@ -49,11 +49,16 @@ class Partitioning:
     end: date | None = None
 
 
+CHECK_LEVELS = ("error", "warn", "off")
+
+
 @dataclass(frozen=True)
 class Checks:
-    non_empty: bool = True
-    primary_key_unique: bool = True
-    schema: bool = True
+    """Each structural check is "error" (blocks downstream work), "warn", or "off"."""
+
+    non_empty: str = "error"
+    primary_key_unique: str = "error"
+    schema: str = "error"
     max_null_rates: Mapping[str, float] = field(default_factory=dict)
 
 
@@ -279,9 +284,14 @@ def _parse_checks(raw: Any, fail, known_column) -> Checks:
     unknown = set(raw) - _CHECK_FIELDS
     if unknown:
         raise fail("checks", f"unknown check(s) {sorted(unknown)}; known: {sorted(_CHECK_FIELDS)}")
+    levels = {}
     for flag in ("non_empty", "primary_key_unique", "schema"):
-        if flag in raw and not isinstance(raw[flag], bool):
-            raise fail(f"checks.{flag}", "must be true or false")
+        value = raw.get(flag, "error")
+        # YAML's true/false read as on/off, so `non_empty: false` does what it says.
+        value = {True: "error", False: "off"}.get(value, value) if isinstance(value, bool) else value
+        if value not in CHECK_LEVELS:
+            raise fail(f"checks.{flag}", f"{value!r} is not one of {CHECK_LEVELS} (or true/false)")
+        levels[flag] = value
     rates_raw = raw.get("max_null_rates") or {}
     if not isinstance(rates_raw, dict):
         raise fail("checks.max_null_rates", "must map column names to a rate between 0 and 1")
@@ -291,12 +301,7 @@ def _parse_checks(raw: Any, fail, known_column) -> Checks:
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
             raise fail("checks.max_null_rates", f"rate for {column!r} is {rate!r}, not a number in [0, 1]")
         rates[column] = float(rate)
-    return Checks(
-        non_empty=raw.get("non_empty", True),
-        primary_key_unique=raw.get("primary_key_unique", True),
-        schema=raw.get("schema", True),
-        max_null_rates=rates,
-    )
+    return Checks(**levels, max_null_rates=rates)
 
 
 def _parse_date(value: Any, fail) -> date:

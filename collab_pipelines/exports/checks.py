@@ -20,19 +20,16 @@ NULL_RATES_CHECK = "null_rates_within_limits"
 
 def check_specs(spec: ExportSpec, asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     """The checks the catalog enables for an export. Blocking checks stop downstream runs."""
-    specs = []
-    if spec.checks.schema:
-        specs.append(dg.AssetCheckSpec(
-            SCHEMA_CHECK, asset=asset_key, blocking=True,
-            description="The warehouse table has exactly the catalog's columns."))
-    if spec.checks.non_empty:
-        specs.append(dg.AssetCheckSpec(
-            NON_EMPTY_CHECK, asset=asset_key, blocking=True,
-            description="Every exported day (or the whole table) has at least one row."))
-    if spec.checks.primary_key_unique:
-        specs.append(dg.AssetCheckSpec(
-            PRIMARY_KEY_CHECK, asset=asset_key, blocking=True,
-            description=f"No two rows share the primary key ({', '.join(spec.primary_key)})."))
+    descriptions = {
+        SCHEMA_CHECK: "The warehouse table has exactly the catalog's columns.",
+        NON_EMPTY_CHECK: "Every exported day (or the whole table) has at least one row.",
+        PRIMARY_KEY_CHECK: f"No two rows share the primary key ({', '.join(spec.primary_key)}).",
+    }
+    specs = [
+        dg.AssetCheckSpec(name, asset=asset_key, blocking=level == "error", description=descriptions[name])
+        for name, level in _structural_levels(spec).items()
+        if level != "off"
+    ]
     if spec.checks.max_null_rates:
         specs.append(dg.AssetCheckSpec(
             NULL_RATES_CHECK, asset=asset_key,
@@ -46,16 +43,29 @@ def run_checks(
     days: Sequence[str] | None,
     warehouse: Warehouse,
 ) -> list[dg.AssetCheckResult]:
+    levels = _structural_levels(spec)
     results = []
-    if spec.checks.schema:
+    if levels[SCHEMA_CHECK] != "off":
         results.append(_schema(spec, warehouse))
-    if spec.checks.non_empty:
+    if levels[NON_EMPTY_CHECK] != "off":
         results.append(_non_empty(frame, days))
-    if spec.checks.primary_key_unique:
+    if levels[PRIMARY_KEY_CHECK] != "off":
         results.append(_primary_key(spec, frame))
+    results = [
+        result._replace(severity=dg.AssetCheckSeverity.WARN) if levels[result.check_name] == "warn" else result
+        for result in results
+    ]
     if spec.checks.max_null_rates:
         results.append(_null_rates(spec, frame))
     return results
+
+
+def _structural_levels(spec: ExportSpec) -> dict[str, str]:
+    return {
+        SCHEMA_CHECK: spec.checks.schema,
+        NON_EMPTY_CHECK: spec.checks.non_empty,
+        PRIMARY_KEY_CHECK: spec.checks.primary_key_unique,
+    }
 
 
 def _schema(spec: ExportSpec, warehouse: Warehouse) -> dg.AssetCheckResult:

@@ -1,6 +1,7 @@
 """The warehouse resource: SQLite by default, any SQLAlchemy URL in production."""
 
 
+import io
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -135,13 +136,7 @@ class Warehouse(dg.ConfigurableResource):
                         values = _as_list(values)
                         delete = delete.where(target.c[column].in_(values))
                     connection.execute(delete)
-                frame.to_sql(
-                    table,
-                    connection,
-                    if_exists="append",
-                    index=False,
-                    chunksize=chunksize,
-                )
+                insert_frame(connection, table, frame, chunksize=chunksize)
         except WarehouseError:
             raise
         except Exception as error:
@@ -183,6 +178,60 @@ class Warehouse(dg.ConfigurableResource):
             for column, values in (where or {}).items():
                 query = query.where(target.c[column].in_(_as_list(values)))
             return int(connection.execute(query).scalar_one())
+
+
+# SQLAlchemy's storage format for DateTime on SQLite; writing the same text keeps the
+# column comparable with typed bound parameters.
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def insert_frame(connection: sa.Connection, table: str, frame: pd.DataFrame, *, chunksize: int = 20_000) -> None:
+    """Append `frame` to `table` inside the caller's transaction, creating the table if needed.
+
+    pandas creates the table so column types follow the frame's dtypes; the rows then go
+    through the driver's bulk path (sqlite3 executemany, PostgreSQL COPY), which is several
+    times faster than `to_sql`'s per-value conversions on a year of data.
+    """
+    frame.head(0).to_sql(table, connection, if_exists="append", index=False)
+    if frame.empty:
+        return
+    dialect = connection.dialect.name
+    if dialect not in ("sqlite", "postgresql"):
+        frame.to_sql(table, connection, if_exists="append", index=False, chunksize=chunksize)
+        return
+    columns = ", ".join(connection.dialect.identifier_preparer.quote(str(c)) for c in frame.columns)
+    quoted_table = connection.dialect.identifier_preparer.quote(table)
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        for start in range(0, len(frame), chunksize):
+            chunk = _driver_ready(frame.iloc[start : start + chunksize], dialect)
+            if dialect == "sqlite":
+                placeholders = ", ".join("?" for _ in frame.columns)
+                rows = chunk.itertuples(index=False, name=None)
+                cursor.executemany(f"INSERT INTO {quoted_table} ({columns}) VALUES ({placeholders})", rows)
+            else:
+                buffer = io.StringIO()
+                chunk.to_csv(buffer, index=False, header=False, na_rep="\\N")
+                buffer.seek(0)
+                cursor.copy_expert(
+                    f"COPY {quoted_table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer
+                )
+    finally:
+        cursor.close()
+
+
+def _driver_ready(chunk: pd.DataFrame, dialect: str) -> pd.DataFrame:
+    converted = {}
+    for column in chunk.columns:
+        series = chunk[column]
+        if pd.api.types.is_datetime64_any_dtype(series):
+            if getattr(series.dt, "tz", None) is not None:
+                series = series.dt.tz_convert("UTC").dt.tz_localize(None)
+            series = series.dt.strftime(_SQLITE_DATETIME)
+        elif pd.api.types.is_bool_dtype(series) and dialect == "sqlite":
+            series = series.astype("Int64")
+        converted[column] = series.astype(object).where(series.notna(), None)
+    return pd.DataFrame(converted, index=chunk.index)
 
 
 def _as_list(values: Any) -> list[Any]:

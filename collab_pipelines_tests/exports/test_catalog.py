@@ -75,6 +75,7 @@ def test_a_good_entry_parses(tmp_path):
         (entry(columns={"id": "integer", "placed_at": "datetime", "total": "money"}), "columns", "unknown type 'money'"),
         (entry(owners=["nobody"]), "owners", "neither an e-mail address"),
         (entry(figures=["placed_at"]), "figures", "not numeric"),
+        (entry(checks={"non_empty": "sometimes"}), "checks.non_empty", "'sometimes' is not one of"),
     ],
 )
 def test_a_bad_entry_names_file_entry_and_field(tmp_path, bad_entry, field, problem):
@@ -86,6 +87,12 @@ def test_a_bad_entry_names_file_entry_and_field(tmp_path, bad_entry, field, prob
     assert "exports[0] 'orders'" in message
     assert f"field '{field}'" in message
     assert problem in message
+
+
+def test_check_levels(tmp_path):
+    checks = {"non_empty": "warn", "schema": False, "primary_key_unique": True}
+    spec = load_catalog(write_catalog(tmp_path, entry(checks=checks))).exports["orders"]
+    assert (spec.checks.non_empty, spec.checks.schema, spec.checks.primary_key_unique) == ("warn", "off", "error")
 
 
 def test_a_duplicate_name_is_refused(tmp_path):

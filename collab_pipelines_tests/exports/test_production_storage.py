@@ -1,0 +1,53 @@
+"""Dagster's own storage on PostgreSQL, and the `dagster job execute` path users take."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import sqlalchemy as sa
+
+from collab_pipelines.warehouse import Warehouse
+
+
+def test_runs_and_materializations_persist_in_postgresql(postgres_url, product_db, export_assets):
+    from collab_pipelines.exports.resources import SqlSources
+
+    overrides = {"storage": {"postgres": {"postgres_url": postgres_url}}}
+    warehouse = Warehouse(url=postgres_url)
+    with dg.instance_for_test(overrides=overrides) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
+        result = dg.materialize(
+            [export_assets["flights"]], partition_key="2013-01-02", instance=instance,
+            resources={"warehouse": warehouse, "sources": SqlSources()},
+        )
+        assert result.success
+    # A second instance on the same database sees what the first recorded.
+    with dg.instance_for_test(overrides=overrides) as reopened:
+        assert [r.run_id for r in reopened.get_runs()] == [result.run_id]
+        assert reopened.get_materialized_partitions(dg.AssetKey("flights")) == {"2013-01-02"}
+    with sa.create_engine(postgres_url).connect() as connection:
+        tables = set(sa.inspect(connection).get_table_names())
+    assert {"runs", "event_logs", "jobs", "job_ticks", "flights"} <= tables
+
+
+def test_dagster_job_execute_writes_a_day(product_db, state_dir, tmp_path):
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text(Path("dagster.yaml").read_text())
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("dagster")), "job", "execute", "-m", "collab_pipelines",
+         "-j", "daily_exports", "--tags", json.dumps({"dagster/partition": "2013-01-06"})],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    warehouse = Warehouse(url=f"sqlite:///{state_dir / 'warehouse.db'}")
+    flights = warehouse.read("flights")
+    assert set(flights["_partition"]) == {"2013-01-06"}
+    assert len(flights) > 800
+    assert warehouse.count("weather", where={"_partition": "2013-01-06"}) > 0
