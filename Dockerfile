@@ -1,0 +1,25 @@
+# The code-location image: a Dagster gRPC code server for collab_pipelines. The webserver,
+# daemon, data API and SFTP server run from this same image (deploy/docker-compose.yml).
+FROM python:3.11-slim
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make git \
+    && rm -rf /var/lib/apt/lists/*
+
+WORKDIR /app
+# Dependencies first, so a code change does not reinstall them.
+COPY setup.py Makefile ./
+RUN mkdir collab_pipelines && touch collab_pipelines/__init__.py \
+    && make install PYTHON=python3.11 \
+    && rm -rf collab_pipelines
+COPY . .
+# The same install command as README's `make run` and `make test` (`make install`).
+RUN touch setup.py && make install PYTHON=python3.11
+
+ENV PATH=/app/.venv/bin:$PATH \
+    DAGSTER_HOME=/opt/dagster/home \
+    COLLAB_STATE_DIR=/app/.state
+RUN mkdir -p $DAGSTER_HOME $COLLAB_STATE_DIR
+
+EXPOSE 4000
+CMD ["dagster", "code-server", "start", "-m", "collab_pipelines", "-h", "0.0.0.0", "-p", "4000"]

@@ -1,0 +1,74 @@
+"""The daemon on PostgreSQL storage turns new data into finished runs with no manual action,
+and a restart in between loses nothing and repeats nothing."""
+
+import shutil
+import sys
+from collections import Counter
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+import yaml
+
+from collab_pipelines.demo.source import ProductDatabase
+from collab_pipelines_tests.e2e.processes import PROJECT, Service, wait_for
+
+pytestmark = pytest.mark.e2e
+EXPORTS_SENSOR = "daily_exports_new_data_sensor"
+
+
+@pytest.fixture
+def daemon_env(tmp_path, postgres_url, product_db, state_dir, monkeypatch):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    config = yaml.safe_load((PROJECT / "dagster.yaml").read_text())
+    config["storage"] = {"postgres": {"postgres_url": postgres_url}}
+    (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    bin_dir = str(Path(sys.executable).parent)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{__import__('os').environ['PATH']}")
+    return {**__import__("os").environ}
+
+
+def start_daemon(env, log_dir) -> Service:
+    daemon = shutil.which("dagster-daemon", path=env["PATH"])
+    return Service("dagster-daemon", [daemon, "run", "-w", str(PROJECT / "workspace.yaml")], env, log_dir)
+
+
+def sensor_runs(instance: dg.DagsterInstance, sensor: str):
+    return instance.get_runs(filters=dg.RunsFilter(tags={"dagster/sensor_name": sensor}))
+
+
+def finished(instance, sensor, count):
+    runs = sensor_runs(instance, sensor)
+    done = [r for r in runs if r.is_finished]
+    return len(done) >= count and all(r.is_finished for r in runs)
+
+
+def test_new_days_become_runs_across_a_daemon_restart(daemon_env, product_db, tmp_path):
+    source = ProductDatabase(sa.create_engine(f"sqlite:///{product_db}"))
+    instance = dg.DagsterInstance.get()
+    daemon = start_daemon(daemon_env, tmp_path)
+    try:
+        wait_for("the first export run", lambda: finished(instance, EXPORTS_SENSOR, 1), 240, service=daemon)
+    finally:
+        daemon.stop()
+
+    # New days arrive while the daemon is down.
+    source.advance(2)
+    daemon = start_daemon(daemon_env, tmp_path)
+    try:
+        wait_for("the export run of the new days", lambda: finished(instance, EXPORTS_SENSOR, 2), 240, service=daemon)
+    finally:
+        daemon.stop()
+
+    runs = sensor_runs(instance, EXPORTS_SENSOR)
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), [r.status for r in runs]
+    materialized = Counter(
+        record.event_log_entry.dagster_event.partition
+        for record in instance.fetch_materializations(dg.AssetKey("flights"), limit=1000).records
+    )
+    complete_days = {f"2013-01-{d:02d}" for d in range(1, source.now().day)}
+    assert complete_days <= set(materialized), sorted(materialized)
+    assert max(materialized.values()) == 1, f"a day was exported twice: {materialized}"
