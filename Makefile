@@ -2,7 +2,8 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STATE := $(CURDIR)/.state
+STATE ?= $(CURDIR)/.state
+PORT ?= 3000
 export DAGSTER_HOME := $(STATE)/dagster
 export COLLAB_STATE_DIR := $(STATE)
 PYTEST_ARGS ?=
@@ -25,8 +26,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 run: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/collab-demo init
-	$(BIN)/collab-demo model-repo
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 test: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 $(PYTEST_ARGS)
