@@ -1,0 +1,46 @@
+"""The one Definitions object loads, and holds exactly what the docs say it does."""
+
+import dagster as dg
+
+from collab_pipelines import defs
+
+EXPORT_CHECKS = {"schema_matches_catalog", "non_empty", "primary_key_unique", "null_rates_within_limits"}
+
+EXPECTED_ASSETS = {"flights", "weather", "airlines", "airports", "planes"}
+EXPECTED_CHECKS = (
+    {(table, check) for table in ("flights", "weather", "airlines") for check in EXPORT_CHECKS}
+    # airports and planes declare no null-rate limits.
+    | {(table, check) for table in ("airports", "planes") for check in EXPORT_CHECKS - {"null_rates_within_limits"}}
+)
+EXPECTED_JOBS = {"daily_exports", "dimension_exports", "advance_replay_clock"}
+EXPECTED_SCHEDULES = {"daily_exports_schedule", "dimension_exports_schedule", "replay_clock_schedule"}
+EXPECTED_SENSORS = {"daily_exports_new_data_sensor"}
+
+
+def repository() -> dg.RepositoryDefinition:
+    return defs.get_repository_def()
+
+
+def test_assets_and_checks():
+    graph = repository().asset_graph
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == EXPECTED_ASSETS
+    checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
+    assert checks == EXPECTED_CHECKS
+
+
+def test_jobs_schedules_and_sensors_resolve():
+    repo = repository()
+    jobs = {job.name for job in repo.get_all_jobs() if not job.name.startswith("__")}
+    assert jobs == EXPECTED_JOBS
+    assert {s.name for s in repo.schedule_defs} == EXPECTED_SCHEDULES
+    assert {s.name for s in repo.sensor_defs} == EXPECTED_SENSORS
+    for name in jobs:
+        repo.get_job(name)  # resolves selections, partitions and resources
+
+
+def test_every_asset_says_what_and_who():
+    for node in repository().asset_graph.asset_nodes:
+        assert node.description, f"{node.key} has no description"
+        assert node.owners, f"{node.key} has no owners"
+        assert node.group_name != "default", f"{node.key} has no group"
+        assert node.kinds, f"{node.key} has no kinds"
