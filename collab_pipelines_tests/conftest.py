@@ -58,7 +58,7 @@ def postgres_server_url() -> str:
         with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
         engine.dispose()
-    except Exception as error:  # any connection failure means: no server here
+    except sa.exc.SQLAlchemyError as error:  # any connection failure means: no server here
         require_service("PostgreSQL", f"{sa.make_url(url).render_as_string(hide_password=True)}: {error}")
     return url
 

@@ -3,7 +3,7 @@
 
 import hashlib
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
@@ -102,7 +102,7 @@ def _define_export_asset(spec, connection, asset_key, partitions_def) -> dg.Asse
                     f":{PARTITION_START_PARAM} and :{PARTITION_END_PARAM}"
                 )
             where = {PARTITION_COLUMN: days}
-        frame[LOADED_AT_COLUMN] = datetime.now(timezone.utc).replace(tzinfo=None)
+        frame[LOADED_AT_COLUMN] = datetime.now(UTC).replace(tzinfo=None)
         written = warehouse.replace(spec.name, frame, where=where)
         context.log.info(
             f"wrote {written} rows of {spec.name!r} for "

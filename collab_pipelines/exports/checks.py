@@ -9,7 +9,11 @@ import pandas as pd
 import sqlalchemy as sa
 
 from collab_pipelines.exports.catalog import ExportSpec
-from collab_pipelines.exports.frames import LOADED_AT_COLUMN, PARTITION_COLUMN, null_rates
+from collab_pipelines.exports.frames import (
+    LOADED_AT_COLUMN,
+    PARTITION_COLUMN,
+    null_rates,
+)
 from collab_pipelines.warehouse import Warehouse
 
 SCHEMA_CHECK = "schema_matches_catalog"

@@ -7,7 +7,10 @@ import dagster as dg
 from collab_pipelines.exports.assets import build_export_assets
 from collab_pipelines.exports.catalog import DEFAULT_CATALOG, load_catalog
 from collab_pipelines.exports.jobs import build_daily_jobs, build_dimension_job
-from collab_pipelines.exports.schedules import build_daily_schedule, build_dimension_schedule
+from collab_pipelines.exports.schedules import (
+    build_daily_schedule,
+    build_dimension_schedule,
+)
 from collab_pipelines.exports.sensors import build_new_days_sensor
 
 

