@@ -14,7 +14,7 @@ EXPECTED_CHECKS = (
 )
 EXPECTED_JOBS = {"daily_exports", "dimension_exports", "advance_replay_clock"}
 EXPECTED_SCHEDULES = {"daily_exports_schedule", "dimension_exports_schedule", "replay_clock_schedule"}
-EXPECTED_SENSORS = {"daily_exports_new_data_sensor"}
+EXPECTED_SENSORS = {"daily_exports_new_data_sensor", "dimension_exports_missing_sensor"}
 
 
 def repository() -> dg.RepositoryDefinition:

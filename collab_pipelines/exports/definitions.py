@@ -11,7 +11,7 @@ from collab_pipelines.exports.schedules import (
     build_daily_schedule,
     build_dimension_schedule,
 )
-from collab_pipelines.exports.sensors import build_new_days_sensor
+from collab_pipelines.exports.sensors import build_missing_tables_sensor, build_new_days_sensor
 
 
 def build_defs(catalog_path: Path | str = DEFAULT_CATALOG) -> dg.Definitions:
@@ -26,6 +26,7 @@ def build_defs(catalog_path: Path | str = DEFAULT_CATALOG) -> dg.Definitions:
     if dimension_job is not None:
         jobs.append(dimension_job)
         schedules.append(build_dimension_schedule(dimension_job))
+        sensors.append(build_missing_tables_sensor(dimension_job, catalog.unpartitioned()))
     return dg.Definitions(
         assets=build_export_assets(catalog), jobs=jobs, schedules=schedules, sensors=sensors
     )

@@ -56,3 +56,29 @@ def build_new_days_sensor(
         return dg.SensorResult(run_requests=requests, cursor=json.dumps({"through": new_days[-1]}))
 
     return _sensor
+
+
+def build_missing_tables_sensor(job, specs: list[ExportSpec]) -> dg.SensorDefinition:
+    """Export the tables without a date as soon as one was never exported.
+
+    Their schedule runs nightly; without this a fresh deployment would wait until midnight
+    for airlines, airports and planes.
+    """
+    asset_keys = [dg.AssetKey(spec.name) for spec in specs]
+
+    @dg.sensor(
+        name=f"{job.name}_missing_sensor",
+        job=job,
+        minimum_interval_seconds=60,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Requests the tables without a date once, when any of them was never exported.",
+    )
+    def _sensor(context: dg.SensorEvaluationContext):
+        missing = [key.to_user_string() for key in asset_keys
+                   if context.instance.get_latest_materialization_event(key) is None]
+        if not missing:
+            return dg.SkipReason("Every table without a date has been exported.")
+        # The run key makes Dagster launch this once, however many ticks see the same gap.
+        return dg.RunRequest(run_key=f"missing:{','.join(missing)}")
+
+    return _sensor

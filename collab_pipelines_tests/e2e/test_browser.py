@@ -92,7 +92,8 @@ def test_lineage_shows_the_exports(page, project):
 
 def test_sensors_and_schedules_are_running(page, project):
     open_path(page, project, "/automation")
-    names = ["daily_exports_new_data_sensor", "daily_exports_schedule", "dimension_exports_schedule",
+    names = ["daily_exports_new_data_sensor", "dimension_exports_missing_sensor", "daily_exports_schedule",
+             "dimension_exports_schedule",
              "replay_clock_schedule"]
     for name in names:
         page.get_by_text(name, exact=True).first.wait_for()

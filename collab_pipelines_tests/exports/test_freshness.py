@@ -85,3 +85,15 @@ def test_contiguous_ranges():
     assert contiguous_ranges(days) == [
         ("2013-01-01", "2013-01-02"), ("2013-01-04", "2013-01-04"), ("2013-01-31", "2013-02-01")
     ]
+
+
+def test_missing_tables_are_requested_once(product_db, instance, run_export, sqlite_warehouse):
+    sensor = DEFS.get_sensor_def("dimension_exports_missing_sensor")
+    first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    assert [r.run_key for r in first.run_requests] == ["missing:airlines,airports,planes"]
+    run_export(["airlines", "airports"], sqlite_warehouse)
+    second = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    assert [r.run_key for r in second.run_requests] == ["missing:planes"]
+    run_export(["planes"], sqlite_warehouse)
+    third = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    assert third.run_requests == [] and "Every table" in third.skip_message
