@@ -6,7 +6,10 @@ from collab_pipelines import defs
 
 EXPORT_CHECKS = {"schema_matches_catalog", "non_empty", "primary_key_unique", "null_rates_within_limits"}
 
-EXPECTED_ASSETS = {"flights", "weather", "airlines", "airports", "planes"}
+EXPECTED_ASSETS = {
+    "flights", "weather", "airlines", "airports", "planes",
+    "weather_observations_uploads", "weather_observations",
+}
 EXPECTED_CHECKS = (
     {(table, check) for table in ("flights", "weather", "airlines") for check in EXPORT_CHECKS}
     # airports and planes declare no null-rate limits.
@@ -14,7 +17,7 @@ EXPECTED_CHECKS = (
 )
 EXPECTED_JOBS = {"daily_exports", "dimension_exports", "advance_replay_clock"}
 EXPECTED_SCHEDULES = {"daily_exports_schedule", "dimension_exports_schedule", "replay_clock_schedule"}
-EXPECTED_SENSORS = {"daily_exports_new_data_sensor", "dimension_exports_missing_sensor"}
+EXPECTED_SENSORS = {"daily_exports_new_data_sensor", "dimension_exports_missing_sensor", "upload_sensor"}
 
 
 def repository() -> dg.RepositoryDefinition:

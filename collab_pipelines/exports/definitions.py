@@ -11,7 +11,10 @@ from collab_pipelines.exports.schedules import (
     build_daily_schedule,
     build_dimension_schedule,
 )
-from collab_pipelines.exports.sensors import build_missing_tables_sensor, build_new_days_sensor
+from collab_pipelines.exports.sensors import (
+    build_missing_tables_sensor,
+    build_new_days_sensor,
+)
 
 
 def build_defs(catalog_path: Path | str = DEFAULT_CATALOG) -> dg.Definitions:

@@ -1,4 +1,13 @@
 import dagster as dg
 
-# Filled in by the intake pattern's work; an empty Definitions merges cleanly meanwhile.
-defs = dg.Definitions()
+from collab_pipelines.intake.assets import build_intake_assets
+from collab_pipelines.intake.landing import LocalLandingZone
+from collab_pipelines.intake.sensors import build_upload_sensor
+
+defs = dg.Definitions(
+    assets=build_intake_assets(),
+    sensors=[build_upload_sensor()],
+    # The local landing zone is the SFTP server's data root; production may point this at
+    # SftpLandingZone (see docs/intake.md).
+    resources={"landing_zone": LocalLandingZone()},
+)

@@ -1,0 +1,152 @@
+"""A real asyncssh SFTP server on loopback, and real paramiko clients for its accounts."""
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncssh
+import dagster as dg
+import paramiko
+import pytest
+
+from collab_pipelines.intake.assets import build_uploads_asset
+from collab_pipelines.intake.landing import LocalLandingZone
+from collab_pipelines.intake.partitions import upload_partitions
+from collab_pipelines.intake.schemas import WEATHER_OBSERVATIONS
+from collab_pipelines.intake.sensors import build_upload_sensor
+from collab_pipelines.intake.sftp_server import (
+    ServerConfig,
+    load_accounts,
+    password_hash,
+    start_server,
+)
+from collab_pipelines.warehouse import Warehouse
+
+PASSWORDS = {"alice": "alice-secret", "bob": "bob-secret"}
+
+
+class SftpServer:
+    def __init__(self, root: Path, host_key_path: Path, users_file: Path):
+        self.root, self.host_key_path = root, host_key_path
+        self.config = ServerConfig(root=root, accounts=load_accounts(users_file))
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.acceptor = asyncio.run_coroutine_threadsafe(
+            start_server(self.config, host_key_path, "127.0.0.1", 0), self.loop).result(30)
+        self.port = self.acceptor.get_port()
+
+    def known_hosts(self, path: Path) -> Path:
+        key = asyncssh.read_private_key(str(self.host_key_path))
+        path.write_text(f"[127.0.0.1]:{self.port} {key.export_public_key().decode().strip()}\n")
+        return path
+
+    def stop(self) -> None:
+        self.acceptor.close()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture
+def landing_root(tmp_path) -> Path:
+    return tmp_path / "landing"
+
+
+@pytest.fixture
+def collector_key(tmp_path) -> Path:
+    key = asyncssh.generate_private_key("ssh-ed25519")
+    path = tmp_path / "collector_key"
+    key.write_private_key(str(path), format_name="openssh")
+    (tmp_path / "collector_key.pub").write_bytes(key.export_public_key())
+    return path
+
+
+@pytest.fixture
+def sftp_server(tmp_path, landing_root, collector_key) -> Iterator[SftpServer]:
+    import yaml
+
+    users = {name: {"password_sha256": password_hash(pw)} for name, pw in PASSWORDS.items()}
+    users["collector"] = {"home": ".", "authorized_keys": [(tmp_path / "collector_key.pub").read_text().strip()]}
+    users_file = tmp_path / "users.yaml"
+    users_file.write_text(yaml.safe_dump({"users": users}))
+    server = SftpServer(landing_root, tmp_path / "host_key", users_file)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def connect(sftp_server, tmp_path):
+    """A paramiko SFTP client for an account, verifying the server's pinned host key."""
+    clients = []
+    known_hosts = sftp_server.known_hosts(tmp_path / "known_hosts")
+
+    def open_client(user: str) -> paramiko.SFTPClient:
+        client = paramiko.SSHClient()
+        client.load_host_keys(str(known_hosts))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.connect("127.0.0.1", port=sftp_server.port, username=user, password=PASSWORDS[user],
+                       allow_agent=False, look_for_keys=False, timeout=10)
+        clients.append(client)
+        return client.open_sftp()
+
+    yield open_client
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def landing(landing_root) -> LocalLandingZone:
+    return LocalLandingZone(root=str(landing_root))
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> Warehouse:
+    return Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
+
+
+@pytest.fixture
+def intake(instance, landing, warehouse):
+    """Drive the real sensor and the real ingestion asset, as the daemon would."""
+    asset = build_uploads_asset(WEATHER_OBSERVATIONS)
+    sensor = build_upload_sensor()
+    partitions = upload_partitions["weather_observations"].name
+
+    class Intake:
+        cursor = None
+
+        def tick(self, apply: bool = True):
+            # Invoked directly, as the daemon calls it; the daemon then adds the partitions.
+            result = sensor(dg.build_sensor_context(
+                instance=instance, cursor=self.cursor, resources={"landing_zone": landing}))
+            if apply:
+                for request in result.dynamic_partitions_requests:
+                    instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+                self.cursor = result.cursor
+            return result
+
+        def ingest(self, key: str):
+            return dg.materialize([asset], partition_key=key, instance=instance, raise_on_error=False,
+                                  resources={"landing_zone": landing, "warehouse": warehouse})
+
+        def run_all(self, result):
+            return [self.ingest(request.partition_key) for request in result.run_requests]
+
+        def partition_keys(self):
+            return instance.get_dynamic_partitions(partitions)
+
+    return Intake()
+
+
+GOOD_CSV = (
+    "origin,observed_at,temp,dewp,humid,wind_speed,precip,pressure,visib\n"
+    "JFK,2013-01-01 01:00,39.0,26.1,59.4,10.4,0,1012.0,10\n"
+    "LGA,2013-01-01 01:00,39.9,24.1,54.8,13.8,0,1012.3,10\n"
+    "EWR,2013-01-01 02:00,39.0,27.0,61.6,8.1,0,1012.3,10\n"
+)
+
+
+def upload(sftp: paramiko.SFTPClient, name: str, content: str | bytes) -> None:
+    data = content.encode() if isinstance(content, str) else content
+    with sftp.open(f"inbox/{name}", "wb") as handle:
+        handle.write(data)
