@@ -1,0 +1,112 @@
+"""Upload-to-queryable latency and ingestion throughput, against plain pandas.
+
+A real SFTP server (asyncssh) on loopback receives a CSV of weather observations from a real
+client (paramiko). The project's upload sensor and ingestion asset then validate and load it;
+the clock stops when the rows can be counted in the warehouse. The baseline reads the same
+file with pandas and writes it with `to_sql` into a SQLite database, nothing else.
+
+    .venv/bin/python benchmarks/intake_ingestion.py [rows]
+"""
+
+import asyncio
+import io
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import asyncssh
+import dagster as dg
+import numpy as np
+import pandas as pd
+import paramiko
+import sqlalchemy as sa
+import yaml
+
+from collab_pipelines.intake.assets import build_uploads_asset
+from collab_pipelines.intake.landing import LocalLandingZone
+from collab_pipelines.intake.schemas import WEATHER_OBSERVATIONS
+from collab_pipelines.intake.sensors import build_upload_sensor
+from collab_pipelines.intake.sftp_server import ServerConfig, load_accounts, password_hash, start_server
+from collab_pipelines.warehouse import Warehouse
+
+
+def observations(rows: int) -> bytes:
+    hours = pd.date_range("2000-01-01", periods=rows // 3 + 1, freq="h")
+    frame = pd.DataFrame({
+        "origin": np.tile(["EWR", "JFK", "LGA"], len(hours))[:rows],
+        "observed_at": np.repeat(hours, 3)[:rows].strftime("%Y-%m-%d %H:%M"),
+    })
+    generator = np.random.default_rng(13)
+    for column, low, high in (("temp", 10, 90), ("dewp", 0, 70), ("humid", 20, 100), ("wind_speed", 0, 30),
+                              ("precip", 0, 1), ("pressure", 990, 1040), ("visib", 0, 10)):
+        frame[column] = generator.uniform(low, high, rows).round(2)
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    return buffer.getvalue().encode()
+
+
+def main() -> int:
+    rows = int(sys.argv[1]) if len(sys.argv) > 1 else 150_000
+    data = observations(rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "users.yaml").write_text(yaml.safe_dump({"users": {"meteo": {"password_sha256": password_hash("pw")}}}))
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, daemon=True).start()
+        config = ServerConfig(root=work / "landing", accounts=load_accounts(work / "users.yaml"))
+        acceptor = asyncio.run_coroutine_threadsafe(
+            start_server(config, work / "host_key", "127.0.0.1", 0), loop).result(30)
+        host_key = asyncssh.read_private_key(str(work / "host_key")).export_public_key().decode().strip()
+        (work / "known_hosts").write_text(f"[127.0.0.1]:{acceptor.get_port()} {host_key}\n")
+
+        client = paramiko.SSHClient()
+        client.load_host_keys(str(work / "known_hosts"))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.connect("127.0.0.1", port=acceptor.get_port(), username="meteo", password="pw",
+                       allow_agent=False, look_for_keys=False)
+        sftp = client.open_sftp()
+        started = time.perf_counter()
+        with sftp.open("inbox/observations.csv", "wb") as handle:
+            handle.set_pipelined(True)
+            handle.write(data)
+        with sftp.open("inbox/observations.csv.done", "wb"):
+            pass
+        uploaded = time.perf_counter()
+
+        landing = LocalLandingZone(root=str(work / "landing"))
+        warehouse = Warehouse(url=f"sqlite:///{work / 'warehouse.db'}")
+        asset = build_uploads_asset(WEATHER_OBSERVATIONS)
+        with dg.instance_for_test() as instance:
+            result = build_upload_sensor()(dg.build_sensor_context(
+                instance=instance, resources={"landing_zone": landing}))
+            for request in result.dynamic_partitions_requests:
+                instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+            ingest_started = time.perf_counter()
+            dg.materialize([asset], partition_key=result.run_requests[0].partition_key, instance=instance,
+                           resources={"landing_zone": landing, "warehouse": warehouse})
+            ingested = time.perf_counter()
+        assert warehouse.count("weather_observations_uploads") == rows
+        queryable = time.perf_counter()
+        client.close()
+        acceptor.close()
+
+        plain_started = time.perf_counter()
+        frame = pd.read_csv(io.BytesIO(data))
+        with sa.create_engine(f"sqlite:///{work / 'plain.db'}").begin() as connection:
+            frame.to_sql("observations", connection, index=False, chunksize=20_000)
+        plain = time.perf_counter() - plain_started
+
+    ingestion = ingested - ingest_started
+    print(f"intake of one CSV upload, {rows:,} rows, {len(data) / 1e6:.1f} MB")
+    print(f"  SFTP upload (paramiko -> asyncssh):       {uploaded - started:7.2f} s")
+    print(f"  upload complete -> rows queryable:         {queryable - uploaded:7.2f} s")
+    print(f"  ingestion step (validate + load + move):   {ingestion:7.2f} s   {rows / ingestion:10,.0f} rows/s")
+    print(f"  plain pandas read_csv + to_sql:            {plain:7.2f} s   {rows / plain:10,.0f} rows/s")
+    print(f"  ratio (ingestion / plain pandas):          {ingestion / plain:7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
