@@ -12,10 +12,26 @@ import sqlalchemy as sa
 import yaml
 
 from collab_pipelines.demo.source import ProductDatabase
+from collab_pipelines.warehouse import Warehouse
 from collab_pipelines_tests.e2e.processes import PROJECT, Service, wait_for
 
 pytestmark = pytest.mark.e2e
 EXPORTS_SENSOR = "daily_exports_new_data_sensor"
+UPLOAD_SENSOR = "upload_sensor"
+OBSERVATIONS = (
+    "origin,observed_at,temp\n"
+    "JFK,2013-01-0{day} 01:00,39.0\n"
+    "LGA,2013-01-0{day} 01:00,39.9\n"
+    "EWR,2013-01-0{day} 02:00,39.0\n"
+)
+
+
+def drop_upload(state_dir: Path, name: str, day: int) -> None:
+    """What the SFTP server does for an uploader: a file, then its .done sidecar."""
+    inbox = state_dir / "landing" / "meteo" / "inbox"
+    inbox.mkdir(parents=True, exist_ok=True)
+    (inbox / name).write_text(OBSERVATIONS.format(day=day))
+    (inbox / f"{name}.done").write_text("")
 
 
 @pytest.fixture
@@ -46,12 +62,14 @@ def finished(instance, sensor, count):
     return len(done) >= count and all(r.is_finished for r in runs)
 
 
-def test_new_days_become_runs_across_a_daemon_restart(daemon_env, product_db, tmp_path):
+def test_new_data_becomes_runs_across_a_daemon_restart(daemon_env, product_db, state_dir, tmp_path):
     source = ProductDatabase(sa.create_engine(f"sqlite:///{product_db}"))
     instance = dg.DagsterInstance.get()
+    drop_upload(state_dir, "monday.csv", 1)
     daemon = start_daemon(daemon_env, tmp_path)
     try:
         wait_for("the first export run", lambda: finished(instance, EXPORTS_SENSOR, 1), 240, service=daemon)
+        wait_for("the first ingestion", lambda: finished(instance, UPLOAD_SENSOR, 1), 120, service=daemon)
     finally:
         daemon.stop()
 
@@ -59,11 +77,20 @@ def test_new_days_become_runs_across_a_daemon_restart(daemon_env, product_db, tm
     # more on its own while the daemon runs; those days are checked only for duplicates.)
     source.advance(2)
     released_through = source.now().date()
+    drop_upload(state_dir, "tuesday.csv", 2)
     daemon = start_daemon(daemon_env, tmp_path)
     try:
         wait_for("the export run of the new days", lambda: finished(instance, EXPORTS_SENSOR, 2), 240, service=daemon)
+        wait_for("the second ingestion", lambda: finished(instance, UPLOAD_SENSOR, 2), 120, service=daemon)
     finally:
         daemon.stop()
+
+    uploads = sensor_runs(instance, UPLOAD_SENSOR)
+    assert len(uploads) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in uploads)
+    warehouse = Warehouse(url=f"sqlite:///{state_dir / 'warehouse.db'}")
+    assert sorted(warehouse.read("weather_observations_uploads")["file_name"]) == ["monday.csv"] * 3 + ["tuesday.csv"] * 3
+    processed = sorted(p.name for p in (state_dir / "landing" / "meteo" / "processed").iterdir())
+    assert len(processed) == 4 and not any((state_dir / "landing" / "meteo" / "inbox").iterdir())
 
     runs = sensor_runs(instance, EXPORTS_SENSOR)
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), [r.status for r in runs]
