@@ -28,7 +28,12 @@ from collab_pipelines.intake.assets import build_uploads_asset
 from collab_pipelines.intake.landing import LocalLandingZone
 from collab_pipelines.intake.schemas import WEATHER_OBSERVATIONS
 from collab_pipelines.intake.sensors import build_upload_sensor
-from collab_pipelines.intake.sftp_server import ServerConfig, load_accounts, password_hash, start_server
+from collab_pipelines.intake.sftp_server import (
+    ServerConfig,
+    load_accounts,
+    password_hash,
+    start_server,
+)
 from collab_pipelines.warehouse import Warehouse
 
 
@@ -52,7 +57,7 @@ def main() -> int:
     data = observations(rows)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        (work / "users.yaml").write_text(yaml.safe_dump({"users": {"meteo": {"password_sha256": password_hash("pw")}}}))
+        (work / "users.yaml").write_text(yaml.safe_dump({"users": {"meteo": {"password_hash": password_hash("pw")}}}))
         loop = asyncio.new_event_loop()
         threading.Thread(target=loop.run_forever, daemon=True).start()
         config = ServerConfig(root=work / "landing", accounts=load_accounts(work / "users.yaml"))

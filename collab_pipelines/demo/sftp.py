@@ -1,6 +1,7 @@
 """`collab-demo sftp`: the demo's SFTP server, writing into the local landing zone."""
 
 import argparse
+import getpass
 import secrets
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def demo_users_file(folder: Path) -> Path:
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
         password = secrets.token_urlsafe(12)
-        path.write_text(yaml.safe_dump({"users": {DEMO_UPLOADER: {"password_sha256": password_hash(password)}}}))
+        path.write_text(yaml.safe_dump({"users": {DEMO_UPLOADER: {"password_hash": password_hash(password)}}}))
         path.chmod(0o600)
         (folder / f"{DEMO_UPLOADER}.password").write_text(password + "\n")
         (folder / f"{DEMO_UPLOADER}.password").chmod(0o600)
@@ -42,9 +43,15 @@ def _serve(args: argparse.Namespace) -> None:
     serve_forever(config, folder / "ssh_host_ed25519_key", args.host, args.port)
 
 
+def _hash(_args: argparse.Namespace) -> None:
+    print(password_hash(getpass.getpass("password for the SFTP account: ")))
+
+
 def register(commands) -> None:
     sftp = commands.add_parser("sftp", help="run the SFTP server domain experts upload to")
     sftp.add_argument("--host", default="127.0.0.1")
     sftp.add_argument("--port", type=int, default=2222)
     sftp.add_argument("--users", help="accounts file (default: a demo account in .state/sftp)")
     sftp.set_defaults(func=_serve)
+    hashing = commands.add_parser("sftp-password", help="print the password_hash line for an accounts file")
+    hashing.set_defaults(func=_hash)

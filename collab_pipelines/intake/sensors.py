@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import uuid
 from collections import defaultdict
 
 import dagster as dg
@@ -101,9 +102,7 @@ class _Tick:
                 return
         key = upload_key(user, digest)
         if self.known(upload_type, key):
-            for name in [landed.name, *sidecars]:
-                self.landing.move(user, "inbox", name, "processed", f"duplicate-of-{key}__{name}")
-            self.notes.append(f"{user}/inbox/{landed.name} repeats upload {key}; not ingested again")
+            self.set_aside_duplicate(landed, sidecars, key)
             return
         for name in [landed.name, *sidecars]:
             self.landing.move(user, "inbox", name, "staging", staged_name(key, name))
@@ -111,9 +110,27 @@ class _Tick:
         self.request(upload_type, key, user, landed.name, run_key=key)
         self.notes.append(f"staged {user}/inbox/{landed.name} as {key}")
 
+    def set_aside_duplicate(self, landed: LandedFile, sidecars: list[str], key: str) -> None:
+        """Same content as an earlier upload: it goes where that one went, and is not ingested."""
+        user = landed.user
+        # Only on a duplicate, so listing quarantine does not add to an ordinary tick's cost.
+        earlier_report = next((f.name for f in self.landing.list(user, "quarantine")
+                               if f.name.startswith(f"{key}__") and f.name.endswith(".error.txt")), None)
+        target = "quarantine" if earlier_report else "processed"
+        # A token per set-aside file: the same content may arrive any number of times.
+        prefix = f"duplicate-{uuid.uuid4().hex[:8]}-of-{key}"
+        for name in [landed.name, *sidecars]:
+            self.landing.move(user, "inbox", name, target, f"{prefix}__{name}")
+        if earlier_report:
+            self.landing.write_text(
+                user, "quarantine", f"{prefix}__{landed.name}.error.txt",
+                f"Upload {landed.name!r} was not ingested: it has the same content as an earlier upload "
+                f"that was refused; see quarantine/{earlier_report} for why.\n")
+        self.notes.append(f"{user}/inbox/{landed.name} repeats upload {key}; not ingested again ({target})")
+
     def reject(self, landed: LandedFile, sidecars: list[str], reason: str) -> None:
         user = landed.user
-        stamp = f"rejected-{int(landed.mtime)}"
+        stamp = f"rejected-{uuid.uuid4().hex[:8]}"
         for name in [landed.name, *sidecars]:
             self.landing.move(user, "inbox", name, "quarantine", f"{stamp}__{name}")
         self.landing.write_text(user, "quarantine", f"{stamp}__{landed.name}.error.txt",

@@ -24,15 +24,12 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 class Account:
     name: str
     home: str
-    password_sha256: str | None = None
+    password_hash: str | None = None
     authorized_keys: tuple[str, ...] = ()
     collector: bool = False
 
     def password_ok(self, password: str) -> bool:
-        if not self.password_sha256:
-            return False
-        offered = hashlib.sha256(password.encode("utf-8")).hexdigest()
-        return hmac.compare_digest(offered, self.password_sha256)
+        return bool(self.password_hash) and verify_password(password, self.password_hash)
 
 
 @dataclass
@@ -42,25 +39,43 @@ class ServerConfig:
 
 
 def load_accounts(path: Path) -> dict[str, Account]:
-    """Read the accounts file: `users: {name: {password_sha256, authorized_keys, home}}`."""
+    """Read the accounts file: `users: {name: {password_hash, authorized_keys, home}}`."""
     raw = yaml.safe_load(Path(path).read_text()) or {}
     accounts = {}
     for name, settings in (raw.get("users") or {}).items():
         settings = settings or {}
-        if not settings.get("password_sha256") and not settings.get("authorized_keys"):
-            raise ValueError(f"{path}: user {name!r} has neither password_sha256 nor authorized_keys")
+        if not settings.get("password_hash") and not settings.get("authorized_keys"):
+            raise ValueError(f"{path}: user {name!r} has neither password_hash nor authorized_keys")
+        if settings.get("password_hash") and not str(settings["password_hash"]).startswith("scrypt$"):
+            raise ValueError(f"{path}: user {name!r}: password_hash must come from "
+                             "`collab-demo sftp-password` (scrypt$...)")
         home = str(settings.get("home", name))
         accounts[name] = Account(
             name=name, home=home,
-            password_sha256=settings.get("password_sha256"),
+            password_hash=settings.get("password_hash"),
             authorized_keys=tuple(settings.get("authorized_keys") or ()),
             collector=home == ".",
         )
     return accounts
 
 
+# A salted, memory-hard hash: a leaked accounts file must not give the passwords away.
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+
+
 def password_hash(password: str) -> str:
-    return hashlib.sha256(password.encode("utf-8")).hexdigest()
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, **_SCRYPT)
+    return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        _, n, r, p, salt, digest = stored.split("$")
+        offered = hashlib.scrypt(password.encode("utf-8"), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p))
+    except ValueError:
+        return False
+    return hmac.compare_digest(offered.hex(), digest)
 
 
 class _Server(asyncssh.SSHServer):

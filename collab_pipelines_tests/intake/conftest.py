@@ -66,7 +66,7 @@ def collector_key(tmp_path) -> Path:
 def sftp_server(tmp_path, landing_root, collector_key) -> Iterator[SftpServer]:
     import yaml
 
-    users = {name: {"password_sha256": password_hash(pw)} for name, pw in PASSWORDS.items()}
+    users = {name: {"password_hash": password_hash(pw)} for name, pw in PASSWORDS.items()}
     users["collector"] = {"home": ".", "authorized_keys": [(tmp_path / "collector_key.pub").read_text().strip()]}
     users_file = tmp_path / "users.yaml"
     users_file.write_text(yaml.safe_dump({"users": users}))
@@ -105,37 +105,44 @@ def warehouse(tmp_path) -> Warehouse:
     return Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
 
 
-@pytest.fixture
-def intake(instance, landing, warehouse):
+class Intake:
     """Drive the real sensor and the real ingestion asset, as the daemon would."""
-    asset = build_uploads_asset(WEATHER_OBSERVATIONS)
-    sensor = build_upload_sensor()
-    partitions = upload_partitions["weather_observations"].name
 
-    class Intake:
-        cursor = None
+    def __init__(self, instance: dg.DagsterInstance, landing: LocalLandingZone, warehouse: Warehouse):
+        self.instance, self.landing, self.warehouse = instance, landing, warehouse
+        self.asset = build_uploads_asset(WEATHER_OBSERVATIONS)
+        self.sensor = build_upload_sensor()
+        self.cursor = None
 
-        def tick(self, apply: bool = True):
-            # Invoked directly, as the daemon calls it; the daemon then adds the partitions.
-            result = sensor(dg.build_sensor_context(
-                instance=instance, cursor=self.cursor, resources={"landing_zone": landing}))
-            if apply:
-                for request in result.dynamic_partitions_requests:
-                    instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-                self.cursor = result.cursor
-            return result
+    def tick(self, apply: bool = True):
+        # Invoked directly, as the daemon calls it; the daemon then adds the partitions.
+        result = self.sensor(dg.build_sensor_context(
+            instance=self.instance, cursor=self.cursor, resources={"landing_zone": self.landing}))
+        if apply:
+            for request in result.dynamic_partitions_requests:
+                self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+            self.cursor = result.cursor
+        return result
 
-        def ingest(self, key: str):
-            return dg.materialize([asset], partition_key=key, instance=instance, raise_on_error=False,
-                                  resources={"landing_zone": landing, "warehouse": warehouse})
+    def ingest(self, key: str):
+        return dg.materialize([self.asset], partition_key=key, instance=self.instance, raise_on_error=False,
+                              resources={"landing_zone": self.landing, "warehouse": self.warehouse})
 
-        def run_all(self, result):
-            return [self.ingest(request.partition_key) for request in result.run_requests]
+    def run_all(self, result):
+        return [self.ingest(request.partition_key) for request in result.run_requests]
 
-        def partition_keys(self):
-            return instance.get_dynamic_partitions(partitions)
+    def partition_keys(self):
+        return self.instance.get_dynamic_partitions(upload_partitions["weather_observations"].name)
 
-    return Intake()
+
+@pytest.fixture
+def intake_for(instance, landing):
+    return lambda warehouse: Intake(instance, landing, warehouse)
+
+
+@pytest.fixture
+def intake(intake_for, warehouse) -> Intake:
+    return intake_for(warehouse)
 
 
 GOOD_CSV = (

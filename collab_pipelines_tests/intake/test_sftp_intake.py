@@ -107,7 +107,35 @@ def test_the_same_content_is_ingested_once(connect, intake, landing_root, wareho
     assert len(intake.partition_keys()) == 1
     assert warehouse.count("weather_observations_uploads") == 3
     processed = folder(landing_root, "alice", "processed")
-    assert any(name.startswith("duplicate-of-") and name.endswith("monday-again.csv") for name in processed)
+    key = intake.partition_keys()[0]
+    assert [n for n in processed if n.startswith("duplicate-")] == [
+        n for n in processed if f"-of-{key}__monday-again.csv" in n]
+    assert len([n for n in processed if n.endswith("__monday-again.csv")]) == 1
+
+    # A third copy, under the same name again, is set aside too: nothing collides, nothing is lost.
+    upload(alice, "monday-again.csv", GOOD_CSV)
+    upload(alice, "monday-again.csv.done", "")
+    assert intake.tick().run_requests == []
+    assert folder(landing_root, "alice", "inbox") == []
+    assert len([n for n in folder(landing_root, "alice", "processed") if n.endswith("__monday-again.csv")]) == 2
+    assert warehouse.count("weather_observations_uploads") == 3
+
+
+def test_a_copy_of_a_refused_upload_is_refused_with_a_pointer(connect, intake, landing_root):
+    alice = connect("alice")
+    bad = "origin,observed_at,temp\nJFK,2013-01-01 01:00,warm\n"
+    upload(alice, "bad.csv", bad)
+    upload(alice, "bad.csv.done", "")
+    assert not intake.run_all(intake.tick())[0].success
+    upload(alice, "bad-again.csv", bad)
+    upload(alice, "bad-again.csv.done", "")
+    assert intake.tick().run_requests == []
+    assert folder(landing_root, "alice", "processed") == []
+    reports = [n for n in folder(landing_root, "alice", "quarantine") if n.startswith("duplicate-")
+               and n.endswith("bad-again.csv.error.txt")]
+    assert len(reports) == 1
+    with alice.open(f"quarantine/{reports[0]}") as handle:
+        assert "same content as an earlier upload that was refused" in handle.read().decode()
 
 
 def test_two_uploaders_at_once_stay_separate(connect, intake, landing_root, warehouse):
