@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -305,6 +305,8 @@ def _parse_checks(raw: Any, fail, known_column) -> Checks:
 
 
 def _parse_date(value: Any, fail) -> date:
+    if isinstance(value, datetime):
+        raise fail(f"{value!r} has a time of day; partitions start at midnight, give YYYY-MM-DD")
     if isinstance(value, date):
         return value
     if value is None:

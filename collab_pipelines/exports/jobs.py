@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 
+# The type define_asset_job returns; Dagster does not export it under a public name.
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition as AssetJob,
+)
+
 from collab_pipelines.exports.catalog import Catalog, ExportSpec
 from collab_pipelines.exports.partitions import partition_groups
 
@@ -16,7 +21,7 @@ def daily_job_name(start, index: int) -> str:
     return DAILY_EXPORTS_JOB if index == 0 else f"{DAILY_EXPORTS_JOB}_from_{start:%Y%m%d}"
 
 
-def build_daily_jobs(catalog: Catalog) -> list[tuple[dg.JobDefinition, list[ExportSpec]]]:
+def build_daily_jobs(catalog: Catalog) -> list[tuple[AssetJob, list[ExportSpec]]]:
     jobs = []
     for index, ((start, _end), specs) in enumerate(partition_groups(catalog).items()):
         job = dg.define_asset_job(
@@ -31,7 +36,7 @@ def build_daily_jobs(catalog: Catalog) -> list[tuple[dg.JobDefinition, list[Expo
     return jobs
 
 
-def build_dimension_job(catalog: Catalog) -> dg.JobDefinition | None:
+def build_dimension_job(catalog: Catalog) -> AssetJob | None:
     specs = catalog.unpartitioned()
     if not specs:
         return None

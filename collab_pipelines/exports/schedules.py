@@ -5,11 +5,12 @@ import dagster as dg
 
 from collab_pipelines.exports.catalog import Catalog, ExportSpec
 from collab_pipelines.exports.freshness import complete_days
+from collab_pipelines.exports.jobs import AssetJob
 from collab_pipelines.exports.resources import SqlSources
 
 
 def build_daily_schedule(
-    job: dg.JobDefinition, specs: list[ExportSpec], catalog: Catalog
+    job: AssetJob, specs: list[ExportSpec], catalog: Catalog
 ) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=f"{job.name}_schedule",
@@ -30,7 +31,7 @@ def build_daily_schedule(
     return _schedule
 
 
-def build_dimension_schedule(job: dg.JobDefinition) -> dg.ScheduleDefinition:
+def build_dimension_schedule(job: AssetJob) -> dg.ScheduleDefinition:
     return dg.ScheduleDefinition(
         name=f"{job.name}_schedule",
         job=job,

@@ -7,6 +7,7 @@ import dagster as dg
 
 from collab_pipelines.exports.catalog import Catalog, ExportSpec
 from collab_pipelines.exports.freshness import complete_days, contiguous_ranges
+from collab_pipelines.exports.jobs import AssetJob
 from collab_pipelines.exports.resources import SqlSources
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -22,7 +23,7 @@ def range_run_request(job_name: str, first: str, last: str) -> dg.RunRequest:
 
 
 def build_new_days_sensor(
-    job: dg.JobDefinition, specs: list[ExportSpec], catalog: Catalog
+    job: AssetJob, specs: list[ExportSpec], catalog: Catalog
 ) -> dg.SensorDefinition:
     asset_keys = [dg.AssetKey(spec.name) for spec in specs]
 
@@ -58,7 +59,7 @@ def build_new_days_sensor(
     return _sensor
 
 
-def build_missing_tables_sensor(job, specs: list[ExportSpec]) -> dg.SensorDefinition:
+def build_missing_tables_sensor(job: AssetJob, specs: list[ExportSpec]) -> dg.SensorDefinition:
     """Export the tables without a date as soon as one was never exported.
 
     Their schedule runs nightly; without this a fresh deployment would wait until midnight

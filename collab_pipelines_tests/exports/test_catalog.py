@@ -1,6 +1,7 @@
 """The catalog parser: the shipped catalog loads, and every kind of bad entry is named."""
 
 import copy
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,7 @@ def test_a_good_entry_parses(tmp_path):
         (entry(checks={"max_null_rates": {"tax": 0.1}}), "checks.max_null_rates", "unknown column 'tax'"),
         (entry(checks={"max_null_rates": {"total": 3}}), "checks.max_null_rates", "not a number in [0, 1]"),
         (entry(partition={"column": "placed_at", "start": "2024-13-45"}), "partition.start", "not a date"),
+        (entry(partition={"column": "placed_at", "start": datetime(2024, 1, 1, 6)}), "partition.start", "has a time of day"),
         (entry(partition={"column": "placed_at", "start": "2024-02-01", "end": "2024-01-01"}), "partition.end", "not after"),
         (entry(primary_key=None), "primary_key", "missing"),
         (entry(description=None), "description", "missing"),
