@@ -55,7 +55,8 @@ def observations(rows: int) -> bytes:
 def main() -> int:
     rows = int(sys.argv[1]) if len(sys.argv) > 1 else 150_000
     data = observations(rows)
-    with tempfile.TemporaryDirectory() as tmp:
+    # The instance is made before the clock starts: a deployment has one already.
+    with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test() as instance:
         work = Path(tmp)
         (work / "users.yaml").write_text(yaml.safe_dump({"users": {"meteo": {"password_hash": password_hash("pw")}}}))
         loop = asyncio.new_event_loop()
@@ -83,15 +84,14 @@ def main() -> int:
         landing = LocalLandingZone(root=str(work / "landing"))
         warehouse = Warehouse(url=f"sqlite:///{work / 'warehouse.db'}")
         asset = build_uploads_asset(WEATHER_OBSERVATIONS)
-        with dg.instance_for_test() as instance:
-            result = build_upload_sensor()(dg.build_sensor_context(
-                instance=instance, resources={"landing_zone": landing}))
-            for request in result.dynamic_partitions_requests:
-                instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
-            ingest_started = time.perf_counter()
-            dg.materialize([asset], partition_key=result.run_requests[0].partition_key, instance=instance,
-                           resources={"landing_zone": landing, "warehouse": warehouse})
-            ingested = time.perf_counter()
+        result = build_upload_sensor()(dg.build_sensor_context(
+            instance=instance, resources={"landing_zone": landing}))
+        for request in result.dynamic_partitions_requests:
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        ingest_started = time.perf_counter()
+        dg.materialize([asset], partition_key=result.run_requests[0].partition_key, instance=instance,
+                       resources={"landing_zone": landing, "warehouse": warehouse})
+        ingested = time.perf_counter()
         assert warehouse.count("weather_observations_uploads") == rows
         queryable = time.perf_counter()
         client.close()
@@ -110,6 +110,8 @@ def main() -> int:
     print(f"  ingestion step (validate + load + move):   {ingestion:7.2f} s   {rows / ingestion:10,.0f} rows/s")
     print(f"  plain pandas read_csv + to_sql:            {plain:7.2f} s   {rows / plain:10,.0f} rows/s")
     print(f"  ratio (ingestion / plain pandas):          {ingestion / plain:7.2f}")
+    print(f"  ratio (upload complete -> queryable / plain pandas): {(queryable - uploaded) / plain:5.2f}")
+    print("  (a deployed sensor adds up to its 15 s interval before the tick that takes the file)")
     return 0
 
 

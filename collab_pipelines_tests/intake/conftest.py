@@ -43,9 +43,19 @@ class SftpServer:
         return path
 
     def stop(self) -> None:
-        self.acceptor.close()
+        async def shutdown() -> None:
+            self.acceptor.close()
+            await self.acceptor.wait_closed()
+            # Session handlers still waiting on a closed connection would be reported as leaks.
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()
 
 
 @pytest.fixture

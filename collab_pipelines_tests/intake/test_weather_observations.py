@@ -1,0 +1,61 @@
+"""The downstream asset: exported weather and uploaded observations, on SQLite and PostgreSQL."""
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from collab_pipelines.demo.resources import SqlSources
+from collab_pipelines.exports.assets import build_export_assets
+from collab_pipelines.exports.catalog import load_catalog
+from collab_pipelines.intake.assets import weather_observations
+from collab_pipelines.warehouse import Warehouse
+from collab_pipelines_tests.intake.conftest import GOOD_CSV, upload
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_warehouse(request, tmp_path) -> Warehouse:
+    if request.param == "sqlite":
+        return Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
+    return Warehouse(url=request.getfixturevalue("postgres_url"))
+
+
+def test_uploads_join_the_weather_export(product_db, instance, any_warehouse, connect, intake_for):
+    weather = next(a for a in build_export_assets(load_catalog()) if a.key == dg.AssetKey("weather"))
+    exported = dg.materialize([weather], partition_key="2013-01-01", instance=instance,
+                              resources={"warehouse": any_warehouse, "sources": SqlSources()})
+    assert exported.success
+    exported_rows = any_warehouse.count("weather")
+    assert exported_rows > 0
+
+    intake = intake_for(any_warehouse)
+    alice = connect("alice")
+    upload(alice, "obs.csv", GOOD_CSV.replace("39.0,26.1", "12.3,26.1"))
+    upload(alice, "obs.csv.done", "")
+    assert all(outcome.success for outcome in intake.run_all(intake.tick()))
+
+    result = dg.materialize([weather_observations], instance=instance, resources={"warehouse": any_warehouse})
+    assert result.success
+    combined = any_warehouse.read("weather_observations")
+    combined["observed_at"] = pd.to_datetime(combined["observed_at"])
+    export = any_warehouse.read("weather")
+    export["observed_at"] = pd.to_datetime(export["observed_at"])
+    uploaded_hours = {("JFK", "2013-01-01 01:00"), ("LGA", "2013-01-01 01:00"), ("EWR", "2013-01-01 02:00")}
+    overlap = sum((o, t.strftime("%Y-%m-%d %H:%M")) in uploaded_hours
+                  for o, t in zip(export["origin"], export["observed_at"], strict=True))
+    assert len(combined) == exported_rows + 3 - overlap
+    assert not combined.duplicated(["origin", "observed_at"]).any()
+    jfk = combined[(combined["origin"] == "JFK") & (combined["observed_at"] == pd.Timestamp("2013-01-01 01:00"))]
+    assert jfk["temp"].tolist() == [12.3] and jfk["source"].tolist() == ["upload"]
+    metadata = result.asset_materializations_for_node("weather_observations")[0].metadata
+    assert metadata["rows_from_uploads"].value == 3
+
+
+def test_intake_definitions_load():
+    from collab_pipelines.definitions import defs
+
+    repository = defs.get_repository_def()
+    assert {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()} >= {
+        "weather_observations_uploads", "weather_observations"}
+    assert repository.get_sensor_def("upload_sensor").asset_selection is not None
+    upstream = repository.asset_graph.get(dg.AssetKey("weather_observations")).parent_keys
+    assert upstream == {dg.AssetKey("weather"), dg.AssetKey("weather_observations_uploads")}
