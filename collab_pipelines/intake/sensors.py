@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import dagster as dg
 
-from collab_pipelines.intake.landing import LandedFile, LandingZone
+from collab_pipelines.intake.landing import LandedFile, LandingZone, LandingZoneError
 from collab_pipelines.intake.partitions import (
     split_staged_name,
     staged_name,
@@ -40,6 +40,7 @@ class _Tick:
         self.new_partitions: dict[str, list[str]] = defaultdict(list)
         self.requests: list[dg.RunRequest] = []
         self.notes: list[str] = []
+        self.errors: list[str] = []
 
     def known(self, upload_type: str, key: str) -> bool:
         partitions = upload_partitions[upload_type]
@@ -84,7 +85,12 @@ class _Tick:
                 # Size and mtime must hold still across two ticks before a file counts as complete.
                 self.still_pending[marker] = [landed.size, landed.mtime]
                 continue
-            self.stage(landed, sidecars, upload_type)
+            try:
+                self.stage(landed, sidecars, upload_type)
+            except (LandingZoneError, OSError) as error:
+                # One unreadable or immovable file must not hold back everyone else's uploads;
+                # it stays in the inbox and is tried again on the next tick.
+                self.errors.append(f"{user}/inbox/{landed.name}: {error}")
 
     def stage(self, landed: LandedFile, sidecars: list[str], upload_type: str) -> None:
         user = landed.user
@@ -159,6 +165,8 @@ def build_upload_sensor() -> dg.SensorDefinition:
             tick.take_inbox(user, upload_type)
         for note in tick.notes:
             context.log.info(note)
+        for error in tick.errors:
+            context.log.error(f"upload not taken, will retry: {error}")
         return dg.SensorResult(
             run_requests=tick.requests,
             dynamic_partitions_requests=[

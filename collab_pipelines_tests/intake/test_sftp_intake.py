@@ -5,8 +5,12 @@ import threading
 
 import pytest
 
-from collab_pipelines.intake.landing import LandingZoneError, SftpLandingZone
-from collab_pipelines_tests.intake.conftest import GOOD_CSV, upload
+from collab_pipelines.intake.landing import (
+    LandingZoneError,
+    LocalLandingZone,
+    SftpLandingZone,
+)
+from collab_pipelines_tests.intake.conftest import GOOD_CSV, Intake, upload
 
 
 def folder(landing_root, user, name):
@@ -230,3 +234,26 @@ def test_a_crash_between_staging_and_ingestion_loses_nothing(connect, intake, la
     assert sum(p.endswith("__c.csv") for p in quarantined) == 1
     assert folder(landing_root, "alice", "inbox") == folder(landing_root, "alice", "staging") == []
     assert warehouse.count("weather_observations_uploads") == 6
+
+
+class _FlakyLandingZone(LocalLandingZone):
+    """The real local landing zone, except that one file cannot be read (a seam for the test)."""
+
+    def read(self, user: str, folder: str, name: str) -> bytes:
+        if name == "locked.csv":
+            raise LandingZoneError(f"cannot read {user}/{folder}/{name}: Permission denied")
+        return super().read(user, folder, name)
+
+
+def test_an_unreadable_upload_does_not_hold_back_the_others(connect, instance, landing_root, warehouse):
+    alice = connect("alice")
+    upload(alice, "locked.csv", GOOD_CSV.replace("39.9", "1.5"))
+    upload(alice, "locked.csv.done", "")
+    upload(alice, "obs.csv", GOOD_CSV)
+    upload(alice, "obs.csv.done", "")
+    intake = Intake(instance, _FlakyLandingZone(root=str(landing_root)), warehouse)
+    result = intake.tick()
+    assert [r.tags["collab/file"] for r in result.run_requests] == ["obs.csv"]
+    assert all(outcome.success for outcome in intake.run_all(result))
+    assert folder(landing_root, "alice", "inbox") == ["locked.csv", "locked.csv.done"]  # kept, tried again
+    assert warehouse.count("weather_observations_uploads") == 3
