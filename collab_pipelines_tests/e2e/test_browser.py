@@ -83,18 +83,26 @@ def open_path(page, project, path: str) -> None:
         skip.first.click()
 
 
-def test_lineage_shows_the_exports(page, project):
+def test_lineage_shows_the_exports_and_what_uses_them(page, project):
     open_path(page, project, "/asset-groups")
+    for group in ("exports", "intake"):
+        page.get_by_text(group, exact=True).first.wait_for()
+    shot(page, "01-lineage-groups")
+    open_path(page, project, "/locations/collab_pipelines:defs/asset-groups/exports")
     for asset in ("flights", "weather", "airlines", "airports", "planes"):
         page.get_by_text(asset, exact=True).first.wait_for()
-    shot(page, "01-lineage")
+    shot(page, "01-lineage-exports")
+    # The weather export feeds the combined observations, beside the SFTP uploads.
+    open_path(page, project, "/assets/weather_observations?view=lineage")
+    for asset in ("weather", "weather_observations_uploads", "weather_observations"):
+        page.get_by_text(asset, exact=True).first.wait_for()
+    shot(page, "01-lineage-weather")
 
 
 def test_sensors_and_schedules_are_running(page, project):
     open_path(page, project, "/automation")
-    names = ["daily_exports_new_data_sensor", "dimension_exports_missing_sensor", "daily_exports_schedule",
-             "dimension_exports_schedule",
-             "replay_clock_schedule"]
+    names = ["daily_exports_new_data_sensor", "dimension_exports_missing_sensor", "upload_sensor",
+             "daily_exports_schedule", "dimension_exports_schedule", "replay_clock_schedule"]
     for name in names:
         page.get_by_text(name, exact=True).first.wait_for()
     # Each row has a selection box (unchecked) and a running/stopped switch.
