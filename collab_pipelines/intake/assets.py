@@ -47,13 +47,16 @@ def build_uploads_asset(upload_type: UploadType) -> dg.AssetsDefinition:
                 f"(see {user}/processed or {user}/quarantine) or never staged",
             )
         upload = files[0]
+        # The upload moves last (see sensors.py): a crash midway leaves it in staging, to be recovered.
+        staged.sort(key=lambda landed: landed.name == upload.name)
         original = split_staged_name(upload.name)[1]
         data = landing_zone.read(user, "staging", upload.name)
         frame, report = validate_upload(data, original, upload_type)
         if not report.ok:
+            # The reason is written first, so a quarantined file is never without it.
+            landing_zone.write_text(user, "quarantine", f"{upload.name}.error.txt", report.text())
             for landed in staged:
                 landing_zone.move(user, "staging", landed.name, "quarantine")
-            landing_zone.write_text(user, "quarantine", f"{upload.name}.error.txt", report.text())
             raise dg.Failure(
                 description=f"upload {original!r} from {user} was quarantined:\n{report.text()}",
                 metadata={"uploader": user, "file_name": original, "problems": len(report.problems)},

@@ -22,6 +22,10 @@ SIDECAR_SUFFIXES = (".sha256", ".done")
 MAX_INGESTION_ATTEMPTS = 3
 
 
+# Files move sidecars first, the upload itself last: a crash in between leaves the upload where
+# the next tick (inbox) or the recovery (staging) finds it, and its sidecars already ahead of it.
+
+
 def is_temporary(name: str) -> bool:
     return name.startswith((".", "~")) or name.lower().endswith(TEMPORARY_SUFFIXES)
 
@@ -110,7 +114,7 @@ class _Tick:
         if self.known(upload_type, key):
             self.set_aside_duplicate(landed, sidecars, key)
             return
-        for name in [landed.name, *sidecars]:
+        for name in [*sidecars, landed.name]:
             self.landing.move(user, "inbox", name, "staging", staged_name(key, name))
         self.new_partitions[upload_type].append(key)
         self.request(upload_type, key, user, landed.name, run_key=key)
@@ -125,22 +129,22 @@ class _Tick:
         target = "quarantine" if earlier_report else "processed"
         # A token per set-aside file: the same content may arrive any number of times.
         prefix = f"duplicate-{uuid.uuid4().hex[:8]}-of-{key}"
-        for name in [landed.name, *sidecars]:
-            self.landing.move(user, "inbox", name, target, f"{prefix}__{name}")
         if earlier_report:
             self.landing.write_text(
                 user, "quarantine", f"{prefix}__{landed.name}.error.txt",
                 f"Upload {landed.name!r} was not ingested: it has the same content as an earlier upload "
                 f"that was refused; see quarantine/{earlier_report} for why.\n")
+        for name in [*sidecars, landed.name]:
+            self.landing.move(user, "inbox", name, target, f"{prefix}__{name}")
         self.notes.append(f"{user}/inbox/{landed.name} repeats upload {key}; not ingested again ({target})")
 
     def reject(self, landed: LandedFile, sidecars: list[str], reason: str) -> None:
         user = landed.user
         stamp = f"rejected-{uuid.uuid4().hex[:8]}"
-        for name in [landed.name, *sidecars]:
-            self.landing.move(user, "inbox", name, "quarantine", f"{stamp}__{name}")
         self.landing.write_text(user, "quarantine", f"{stamp}__{landed.name}.error.txt",
                                 f"Upload {landed.name!r} was not ingested: {reason}.\n")
+        for name in [*sidecars, landed.name]:
+            self.landing.move(user, "inbox", name, "quarantine", f"{stamp}__{name}")
         self.notes.append(f"quarantined {user}/inbox/{landed.name}: {reason}")
 
 

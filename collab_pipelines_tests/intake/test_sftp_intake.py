@@ -257,3 +257,23 @@ def test_an_unreadable_upload_does_not_hold_back_the_others(connect, instance, l
     assert all(outcome.success for outcome in intake.run_all(result))
     assert folder(landing_root, "alice", "inbox") == ["locked.csv", "locked.csv.done"]  # kept, tried again
     assert warehouse.count("weather_observations_uploads") == 3
+
+
+def test_a_crash_midway_through_the_final_move_is_finished_by_the_next_tick(connect, intake, landing_root,
+                                                                           warehouse):
+    alice = connect("alice")
+    upload(alice, "obs.csv", GOOD_CSV)
+    upload(alice, "obs.csv.done", "")
+    key = intake.tick().run_requests[0].partition_key
+    # The ingestion loaded the rows and moved the sidecar, then died before moving the upload.
+    assert intake.ingest(key).success
+    (landing_root / "alice" / "processed" / f"{key}__obs.csv").rename(
+        landing_root / "alice" / "staging" / f"{key}__obs.csv")
+
+    retry = intake.tick()
+    assert [r.partition_key for r in retry.run_requests] == [key]
+    assert all(outcome.success for outcome in intake.run_all(retry))
+    assert folder(landing_root, "alice", "staging") == []
+    assert folder(landing_root, "alice", "processed") == [f"{key}__obs.csv", f"{key}__obs.csv.done"]
+    assert warehouse.count("weather_observations_uploads") == 3  # replaced by upload id, not added
+    assert intake.tick().run_requests == []
