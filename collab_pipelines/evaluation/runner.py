@@ -1,0 +1,87 @@
+"""Runs a data scientist's code at one commit. Started by the harness in its own process.
+
+    python -m collab_pipelines.evaluation.runner job.json MEMORY_MB
+
+It imports only from the exported commit and the frames it is given; whatever goes wrong is
+written to error.json with the stage and the data scientist's own traceback.
+"""
+
+import importlib
+import json
+import resource
+import sys
+import traceback
+from pathlib import Path
+
+import pandas as pd
+
+
+def _load(reference: str):
+    module_name, _, function = reference.partition(":")
+    return getattr(importlib.import_module(module_name), function)
+
+
+def confine(memory_mb: int) -> None:
+    # Address-space limit, set before any of the candidate's code is imported: an allocation
+    # past it raises MemoryError, which is reported like any other failure.
+    limit = memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def main(job_path: str) -> int:
+    job = json.loads(Path(job_path).read_text())
+    output = Path(job["output"])
+    contract = job["contract"]
+    stage = "import"
+    try:
+        sys.path.insert(0, job["source"])
+        features = _load(contract["features"]) if contract.get("features") else None
+        build = _load(contract["entry_point"]) if contract.get("entry_point") else None
+        fit = _load(contract["fit"]) if contract.get("fit") else None
+        predict = _load(contract["predict"]) if contract.get("predict") else None
+
+        stage = "features"
+        frames = {name: pd.read_parquet(path) for name, path in job["frames"].items()}
+        table = features(frames) if features else frames[contract["dataset"]]
+        for column in (contract["target"], contract["time_column"], contract["row_id"]):
+            if column not in table.columns:
+                raise KeyError(f"the features table has no column {column!r}")
+        split_at = pd.Timestamp(job["split_at"])
+        times = pd.to_datetime(table[contract["time_column"]])
+        train, test = table[times < split_at], table[times >= split_at]
+        drop = [contract["target"], contract["time_column"], contract["row_id"]]
+        x_train, y_train = train.drop(columns=drop), train[contract["target"]]
+        x_test = test.drop(columns=drop)
+
+        stage = "fit"
+        model = build() if build else None
+        model = model.fit(x_train, y_train) if build else fit(x_train, y_train)
+
+        stage = "predict"
+        if build and hasattr(model, "predict_proba"):
+            scores = model.predict_proba(x_test)[:, 1]
+            labels = model.predict(x_test)
+        else:
+            raw = model.predict(x_test) if build else predict(model, x_test)
+            scores = labels = raw
+        if len(scores) != len(test) or len(labels) != len(test):
+            raise ValueError(f"predict returned {len(scores)} predictions for {len(test)} test rows")
+        pd.DataFrame({
+            "row_id": test[contract["row_id"]].to_numpy(),
+            "y_true": test[contract["target"]].astype(float).to_numpy(),
+            "y_pred": pd.Series(labels).astype(float).to_numpy(),
+            "y_score": pd.Series(scores).astype(float).to_numpy(),
+        }).to_parquet(output / "predictions.parquet")
+        (output / "sizes.json").write_text(json.dumps({"train_rows": len(train), "test_rows": len(test)}))
+        return 0
+    except BaseException as error:  # noqa: BLE001 -- everything the candidate does wrong is reported
+        (output / "error.json").write_text(json.dumps({
+            "stage": stage, "type": type(error).__name__, "message": str(error)[:2000],
+            "traceback": traceback.format_exc()[-8000:],
+        }))
+        return 2
+
+
+if __name__ == "__main__":
+    confine(int(sys.argv[2]))
+    sys.exit(main(sys.argv[1]))

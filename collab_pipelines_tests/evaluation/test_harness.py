@@ -1,0 +1,97 @@
+"""The harness runs real model code in a real subprocess; every kind of bad commit is explained."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from collab_pipelines.evaluation.contract import parse_contract
+from collab_pipelines.evaluation.harness import EvaluationFailed, Limits, evaluate
+
+CONTRACT = """
+[model]
+entry_point = "model:build"
+[data]
+dataset = "events"
+time_column = "at"
+target = "label"
+[evaluation]
+metrics = ["roc_auc", "accuracy"]
+"""
+GOOD_MODEL = """
+from sklearn.linear_model import LogisticRegression
+
+def build():
+    return LogisticRegression()
+"""
+
+
+def frames() -> dict[str, pd.DataFrame]:
+    generator = np.random.default_rng(7)
+    x = generator.normal(size=400)
+    return {"events": pd.DataFrame({
+        "id": range(400),
+        "at": pd.date_range("2013-01-01", periods=400, freq="h"),
+        "x": x,
+        "label": (x + generator.normal(scale=0.5, size=400) > 0).astype(int),
+    })}
+
+
+TEST_LIMITS = Limits(seconds=60, memory_mb=2048)
+
+
+def run(tmp_path: Path, model: str, contract: str = CONTRACT, limits: Limits = TEST_LIMITS):
+    source = tmp_path / "source"
+    source.mkdir(exist_ok=True)
+    (source / "model.py").write_text(model)
+    return evaluate(source, parse_contract(contract, "model@abc1234:collab.toml"), frames(),
+                    pd.Timestamp("2013-01-14"), "model@abc1234", limits)
+
+
+def test_a_good_model_is_trained_and_scored(tmp_path):
+    outcome = run(tmp_path, GOOD_MODEL)
+    assert outcome.test_rows == len(outcome.predictions) == 400 - 13 * 24
+    assert outcome.train_rows == 13 * 24
+    assert outcome.metrics["roc_auc"] > 0.8
+    assert set(outcome.predictions["row_id"]) == set(range(13 * 24, 400))
+
+
+PAIR = CONTRACT.replace('entry_point = "model:build"', 'fit = "model:fit"\npredict = "model:predict"')
+
+
+@pytest.mark.parametrize(
+    ("model", "contract", "stage", "message"),
+    [
+        ("def build(:\n    pass\n", CONTRACT, "import", "SyntaxError"),
+        ("import sklearn_nonexistent\n", CONTRACT, "import", "ModuleNotFoundError: No module named 'sklearn_nonexistent'"),
+        ("class M:\n    def fit(self, x, y):\n        raise ValueError('bad learning rate')\n\ndef build():\n    return M()\n",
+         CONTRACT, "fit", "ValueError: bad learning rate"),
+        ("import numpy as np\ndef fit(x, y):\n    return None\ndef predict(m, x):\n    return np.full(len(x), np.nan)\n",
+         PAIR, "output", "predictions are NaN"),
+        ("def fit(x, y):\n    return None\ndef predict(m, x):\n    return [0.5] * (len(x) - 3)\n",
+         PAIR, "predict", "returned 85 predictions for 88 test rows"),
+    ],
+    ids=["syntax-error", "import-error", "exception-in-fit", "nan-predictions", "wrong-length"],
+)
+def test_bad_commits_are_explained(tmp_path, model, contract, stage, message):
+    with pytest.raises(EvaluationFailed) as raised:
+        run(tmp_path, model, contract)
+    assert raised.value.stage == stage
+    assert message in str(raised.value) and str(raised.value).startswith("model@abc1234")
+    if stage in ("import", "fit"):
+        assert "model.py" in raised.value.traceback_text  # the data scientist's own traceback
+
+
+def test_an_endless_loop_hits_the_time_limit(tmp_path):
+    model = "def build():\n    while True:\n        pass\n"
+    with pytest.raises(EvaluationFailed, match="time limit of 3 s exceeded") as raised:
+        run(tmp_path, model, limits=Limits(seconds=3, memory_mb=2048))
+    assert raised.value.stage == "limits"
+
+
+def test_runaway_memory_hits_the_memory_limit(tmp_path):
+    model = "def build():\n    hoard = bytearray(8 * 1024 ** 3)\n    return hoard\n"
+    with pytest.raises(EvaluationFailed, match="memory limit of 2048 MB exceeded during fit") as raised:
+        run(tmp_path, model)
+    assert raised.value.stage == "limits"
