@@ -126,8 +126,10 @@ class Intake:
 
     def tick(self, apply: bool = True):
         # Invoked directly, as the daemon calls it; the daemon then adds the partitions.
-        result = self.sensor(dg.build_sensor_context(
-            instance=self.instance, cursor=self.cursor, resources={"landing_zone": self.landing}))
+        # A context manager, because a resource with teardown (SftpLandingZone) is a generator.
+        with dg.build_sensor_context(instance=self.instance, cursor=self.cursor,
+                                     resources={"landing_zone": self.landing}) as context:
+            result = self.sensor(context)
         if apply:
             for request in result.dynamic_partitions_requests:
                 self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))

@@ -277,3 +277,23 @@ def test_a_crash_midway_through_the_final_move_is_finished_by_the_next_tick(conn
     assert folder(landing_root, "alice", "processed") == [f"{key}__obs.csv", f"{key}__obs.csv.done"]
     assert warehouse.count("weather_observations_uploads") == 3  # replaced by upload id, not added
     assert intake.tick().run_requests == []
+
+
+def test_the_sensor_and_ingestion_work_through_the_remote_backend(sftp_server, connect, collector_key, instance,
+                                                                   landing_root, warehouse, tmp_path):
+    upload(connect("alice"), "obs.csv", GOOD_CSV)
+    remote = SftpLandingZone(
+        host="127.0.0.1", port=sftp_server.port, username="collector", private_key_path=str(collector_key),
+        known_hosts_path=str(sftp_server.known_hosts(tmp_path / "known_hosts_remote")),
+    )
+    try:
+        intake = Intake(instance, remote, warehouse)
+        assert intake.tick().run_requests == []  # size and mtime seen once
+        ready = intake.tick()
+        assert len(ready.run_requests) == 1
+        assert all(outcome.success for outcome in intake.run_all(ready))
+    finally:
+        remote.close()
+    key = ready.run_requests[0].partition_key
+    assert folder(landing_root, "alice", "processed") == [f"{key}__obs.csv"]
+    assert warehouse.count("weather_observations_uploads") == 3
