@@ -35,4 +35,4 @@ def test_services_reach_each_other_as_configured():
 def test_no_secret_is_written_into_the_files():
     text = COMPOSE.read_text()
     assert "DAGSTER_PG_PASSWORD: ${DAGSTER_PG_PASSWORD:?" in text
-    assert "sftp-users.yaml" in (PROJECT / ".gitignore").read_text()
+    assert "deploy/sftp/users.yaml" in (PROJECT / ".gitignore").read_text()
