@@ -105,7 +105,15 @@ def test_sensors_and_schedules_are_running(page, project):
              "daily_exports_schedule", "dimension_exports_schedule", "replay_clock_schedule"]
     for name in names:
         page.get_by_text(name, exact=True).first.wait_for()
-    # Each row has a selection box (unchecked) and a running/stopped switch.
+    # Each row has a selection box (unchecked) and a running/stopped switch; the switches'
+    # state loads after the names, so wait for it (up to a minute) before counting.
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(
+            f"document.querySelectorAll('input[type=checkbox]:checked').length >= {len(names)}", timeout=60_000)
+    except PlaywrightTimeout:
+        pass  # the assertion below reports how many are running
     running = page.locator("input[type=checkbox]:checked").count()
     shot(page, "02-automation")
     assert running >= len(names), f"only {running} of {len(names)} automations are running"
