@@ -1,3 +1,76 @@
+"""The warehouse tables continuous evaluation writes, one row set per evaluation partition.
+
+An evaluation key names a suite and every commit it combines, e.g.
+`delay-model:model@1a2b3c4d` or `delays:features@1a2b3c4d+model@5e6f7a8b`.
+"""
+
 from collab_pipelines.warehouse.datasets import Dataset
 
-DATASETS: list[Dataset] = []
+_OWNERS = ("team:data-science", "team:data-engineering")
+_PARTITIONING = "dynamic:evaluation_commits"
+
+DATASETS: list[Dataset] = [
+    Dataset(
+        name="evaluation_results",
+        description=(
+            "One row per evaluated commit (or combination of commits): its verdict, the baseline it "
+            "was compared with, and the data it was trained and scored on, so it can be reproduced."
+        ),
+        columns={
+            "evaluation_key": "string", "suite": "string", "commits": "string", "status": "string",
+            "message": "string", "baseline_key": "string", "split_at": "datetime",
+            "data_through": "string", "data_version": "string", "train_rows": "integer",
+            "test_rows": "integer", "seconds": "float", "evaluated_at": "datetime", "run_id": "string",
+        },
+        primary_key=("evaluation_key",),
+        asset_key="model_evaluation",
+        owners=_OWNERS,
+        partition_column="evaluation_key",
+        partitioning=_PARTITIONING,
+        pattern="evaluation",
+    ),
+    Dataset(
+        name="evaluation_metrics",
+        description="Every metric of every evaluation, with the baseline's value on the same test rows.",
+        columns={
+            "evaluation_key": "string", "metric": "string", "value": "float",
+            "baseline_value": "float", "ci_low": "float", "ci_high": "float",
+        },
+        primary_key=("evaluation_key", "metric"),
+        asset_key="model_evaluation",
+        owners=_OWNERS,
+        partition_column="evaluation_key",
+        partitioning=_PARTITIONING,
+        pattern="evaluation",
+    ),
+    Dataset(
+        name="evaluation_predictions",
+        description=(
+            "Every held-out prediction of every evaluation, keyed by evaluation and row, for "
+            "regression tests between commits. row_id is the contract's row identifier."
+        ),
+        columns={
+            "evaluation_key": "string", "row_id": "string", "time": "datetime",
+            "y_true": "integer", "y_pred": "integer", "y_score": "float",
+        },
+        primary_key=("evaluation_key", "row_id"),
+        asset_key="model_evaluation",
+        owners=_OWNERS,
+        partition_column="evaluation_key",
+        partitioning=_PARTITIONING,
+        pattern="evaluation",
+    ),
+    Dataset(
+        name="tuning_candidates",
+        description="Every hyperparameter candidate the tuning job scored, and which one was best.",
+        columns={
+            "tuning_run_id": "string", "evaluation_key": "string", "candidate": "integer",
+            "params": "string", "metric": "string", "value": "float", "best": "boolean",
+            "status": "string", "message": "string",
+        },
+        primary_key=("tuning_run_id", "candidate", "metric"),
+        asset_key="model_tuning",
+        owners=_OWNERS,
+        pattern="evaluation",
+    ),
+]
