@@ -65,6 +65,7 @@ setup(
     entry_points={
         "console_scripts": [
             "collab-demo=collab_pipelines.demo.cli:main",
+            "collab-data-api=collab_pipelines.data_api.server:main",
         ],
     },
 )

@@ -1,0 +1,89 @@
+"""Bearer tokens, stored only as SHA-256 hashes.
+
+Tokens come from `$COLLAB_API_TOKENS` (comma-separated `name:sha256hex` entries) and from a
+tokens file (`$COLLAB_API_TOKENS_FILE`, default `<state dir>/api_tokens`), one `name sha256hex`
+a line. The server never sees a token in the clear until a client presents one.
+"""
+
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from collab_pipelines import settings
+
+TOKENS_ENV = "COLLAB_API_TOKENS"
+TOKENS_FILE_ENV = "COLLAB_API_TOKENS_FILE"
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+_NAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,64}$")
+
+
+class TokenConfigError(ValueError):
+    """A token entry is malformed; the message names its source and line."""
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def default_tokens_file() -> Path:
+    return Path(os.environ.get(TOKENS_FILE_ENV) or settings.state_dir() / "api_tokens")
+
+
+@dataclass(frozen=True)
+class TokenStore:
+    """Token name by hash; lookup compares every hash in constant time."""
+
+    hashes: dict[str, str]
+
+    @classmethod
+    def from_environment(cls) -> "TokenStore":
+        hashes: dict[str, str] = {}
+        for index, entry in enumerate(filter(None, (e.strip() for e in os.environ.get(TOKENS_ENV, "").split(",")))):
+            name, _, digest = entry.rpartition(":")
+            _add(hashes, name or f"env-{index + 1}", digest, f"${TOKENS_ENV} entry {index + 1}")
+        path = default_tokens_file()
+        if path.exists():
+            for number, line in enumerate(path.read_text().splitlines(), start=1):
+                line = line.split("#", 1)[0].strip()
+                if not line:
+                    continue
+                parts = line.split()
+                if len(parts) != 2:
+                    raise TokenConfigError(f"{path}:{number}: expected 'name sha256hex', found {len(parts)} fields")
+                _add(hashes, parts[0], parts[1], f"{path}:{number}")
+        return cls(hashes)
+
+    def name_for(self, token: str) -> str | None:
+        digest = hash_token(token)
+        found = None
+        for stored, name in self.hashes.items():
+            # No early exit: the time taken does not depend on which hash matched.
+            if hmac.compare_digest(stored, digest):
+                found = name
+        return found
+
+
+def _add(hashes: dict[str, str], name: str, digest: str, where: str) -> None:
+    digest = digest.strip().lower()
+    if not _HASH.match(digest):
+        raise TokenConfigError(f"{where}: {name!r} is not followed by a SHA-256 hex digest (64 hex digits)")
+    if not _NAME.match(name):
+        raise TokenConfigError(f"{where}: token name {name!r} must be letters, digits or ._@+-")
+    hashes[digest] = name
+
+
+def issue_token(name: str, path: Path | None = None) -> tuple[str, Path]:
+    """A new random token; its hash is appended to the tokens file, the token is returned once."""
+    if not _NAME.match(name):
+        raise TokenConfigError(f"token name {name!r} must be 1-64 letters, digits or ._@+-")
+    path = path or default_tokens_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_urlsafe(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    with os.fdopen(descriptor, "a") as handle:
+        handle.write(f"{name} {hash_token(token)}\n")
+    return token, path

@@ -1,0 +1,96 @@
+"""The response bodies, as pydantic models: they are the OpenAPI schemas clients rely on."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+
+class Column(BaseModel):
+    name: str
+    type: Literal["integer", "float", "string", "boolean", "date", "datetime"]
+
+
+class Partitioning(BaseModel):
+    kind: Literal["daily", "dynamic"]
+    column: str = Field(description="The column holding each row's partition key.")
+    dynamic_name: str | None = Field(None, description="The dynamic partitions' name, for dynamic partitioning.")
+    first: str | None = Field(None, description="The first partition a daily dataset can have.")
+    materialized: int = Field(description="How many partitions have been materialized.")
+    latest: str | None = Field(None, description="The newest materialized partition (what partition=latest reads).")
+
+
+class LastMaterialization(BaseModel):
+    timestamp: datetime
+    run_id: str
+    partition: str | None
+    data_version: str | None
+
+
+class CheckResult(BaseModel):
+    name: str
+    status: str = Field(description="never_run, planned, succeeded or failed.")
+    passed: bool | None
+    severity: str | None
+    description: str | None
+    partition: str | None
+    timestamp: datetime | None
+
+
+class AssetRef(BaseModel):
+    asset_key: str
+    datasets: list[str] = Field(description="The datasets this asset writes, if any.")
+
+
+class Lineage(BaseModel):
+    upstream: list[AssetRef]
+    downstream: list[AssetRef]
+    all_upstream: list[AssetRef]
+    all_downstream: list[AssetRef]
+
+
+class DatasetSummary(BaseModel):
+    name: str
+    description: str
+    pattern: str = Field(description="The collaboration pattern that writes it: exports, intake, evaluation, ...")
+    asset_key: str
+    owners: list[str]
+    columns: list[Column]
+    primary_key: list[str]
+    partitioning: Partitioning | None
+    last_materialization: LastMaterialization | None
+    row_count: int | None = Field(description="Rows in the warehouse now; null if the table does not exist yet.")
+    checks: list[CheckResult]
+    links: dict[str, str]
+
+
+class DatasetDetail(DatasetSummary):
+    lineage: Lineage | None = Field(description="Null when the project's definitions could not be loaded.")
+
+
+class DatasetList(BaseModel):
+    datasets: list[DatasetSummary]
+
+
+class RowsPage(BaseModel):
+    """The JSON form of a page of rows; the other formats carry next_cursor in a header."""
+
+    dataset: str
+    columns: list[Column]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+    data: list[dict[str, Any]]
+
+
+class Evaluation(BaseModel):
+    evaluation_key: str
+    result: dict[str, Any]
+    metrics: list[dict[str, Any]]
+
+
+class EvaluationsByCommit(BaseModel):
+    commit: str
+    evaluations: list[Evaluation]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]

@@ -1,0 +1,89 @@
+"""`collab-data-api`: serve the data API, or issue a token.
+
+    collab-data-api serve --host 127.0.0.1 --port 8020
+    collab-data-api token alice        # prints a new token once; stores only its hash
+"""
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from collab_pipelines import settings
+from collab_pipelines.data_api.app import ApiConfig, create_app
+from collab_pipelines.data_api.auth import (
+    TokenConfigError,
+    TokenStore,
+    default_tokens_file,
+    issue_token,
+)
+from collab_pipelines.data_api.catalog import Catalog, load_asset_graph
+from collab_pipelines.warehouse import engine_for_url
+
+CHUNK_ROWS_ENV = "COLLAB_API_CHUNK_ROWS"
+DEFAULT_PORT = 8020
+
+
+def instance() -> dg.DagsterInstance:
+    """The Dagster instance of $DAGSTER_HOME, else the embedded default's under the state folder."""
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get()
+    from dagster._core.instance.ref import InstanceRef
+
+    home = settings.state_dir() / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+
+
+def build_app():
+    tokens = TokenStore.from_environment()
+    if not tokens.hashes:
+        raise TokenConfigError(
+            f"no API token is configured: run `collab-data-api token <name>` (writes {default_tokens_file()}), "
+            "or set $COLLAB_API_TOKENS / $COLLAB_API_TOKENS_FILE"
+        )
+    catalog = Catalog(engine_for_url(settings.warehouse_url(), readonly=True), instance(), load_asset_graph())
+    chunk_rows = int(os.environ.get(CHUNK_ROWS_ENV) or 20_000)
+    return create_app(ApiConfig(catalog=catalog, tokens=tokens, state_dir=settings.state_dir(),
+                                chunk_rows=chunk_rows))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="collab-data-api", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", help="start the HTTP service (the default)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    token = commands.add_parser("token", help="issue a new token for a person or script")
+    token.add_argument("name")
+    token.add_argument("--file", type=Path, help="tokens file (default $COLLAB_API_TOKENS_FILE or .state/api_tokens)")
+    args = parser.parse_args(argv)
+
+    if args.command == "token":
+        try:
+            value, path = issue_token(args.name, args.file)
+        except TokenConfigError as error:
+            parser.error(str(error))
+        print(value)
+        print(f"its SHA-256 hash was added to {path}; the token itself is not stored", file=sys.stderr)
+        return 0
+
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        app = build_app()
+    except TokenConfigError as error:
+        print(f"collab-data-api: {error}", file=sys.stderr)
+        return 2
+    host = getattr(args, "host", "127.0.0.1")
+    port = getattr(args, "port", DEFAULT_PORT)
+    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
