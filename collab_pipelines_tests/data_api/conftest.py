@@ -1,6 +1,6 @@
 """Real deployments for the data API: warehouses filled by the export assets, a real server.
 
-Each module gets one SQLite and (where a server runs) one PostgreSQL warehouse, filled once by
+Each test process gets one SQLite and (where a server runs) one PostgreSQL warehouse, filled once by
 materializing the project's own export assets for the first week of 2013, and one
 `collab-data-api` process per warehouse on a loopback port.
 """
@@ -145,9 +145,9 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def postgres_warehouse_url(postgres_server_url: str) -> Iterator[str]:
-    """One PostgreSQL database for a module's tests (filling it per test would cost minutes)."""
+    """One PostgreSQL database for the session's tests (filling one per test would cost minutes)."""
     name = f"collab_api_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -172,16 +172,16 @@ def _api(tmp_path_factory, source_template, backend: str, url: str | None) -> It
         forget_engines(deployment.warehouse_url)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sqlite_api(tmp_path_factory, source_template) -> Iterator[Api]:
     yield from _api(tmp_path_factory, source_template, "sqlite", None)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def postgres_api(tmp_path_factory, source_template, postgres_warehouse_url) -> Iterator[Api]:
     yield from _api(tmp_path_factory, source_template, "postgresql", postgres_warehouse_url)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def api(request) -> Api:
     return request.getfixturevalue(f"{request.param}_api")
