@@ -32,3 +32,11 @@ def sqlite_url(path: Path) -> str:
 def warehouse_url() -> str:
     """The warehouse: `$COLLAB_WAREHOUSE_URL`, or a SQLite file in the state folder."""
     return os.environ.get(WAREHOUSE_URL_ENV) or sqlite_url(state_dir() / "warehouse.db")
+
+
+SUITES_FILE_ENV = "COLLAB_SUITES_FILE"
+
+
+def suites_file() -> Path:
+    """The evaluation suites: which model repositories to watch (`$COLLAB_SUITES_FILE`)."""
+    return Path(os.environ.get(SUITES_FILE_ENV) or state_dir() / "suites.yaml")

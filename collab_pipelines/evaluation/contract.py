@@ -18,6 +18,7 @@ is the data scientist whose commit failed.
     [evaluation]
     metrics = ["roc_auc", "accuracy"]    # scikit-learn scorer names
     test_days = 7                        # the most recent days are held out
+    max_changed_predictions = 0.2        # prediction-diff test: share of labels allowed to change
 
     [gates.roc_auc]
     min = 0.55                           # absolute floor
@@ -62,6 +63,7 @@ class Contract:
     join: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ("roc_auc",)
     test_days: int = 7
+    max_changed_predictions: float | None = None
     gates: dict[str, Gate] = field(default_factory=dict)
 
     @property
@@ -122,6 +124,14 @@ def parse_contract(text: str | None, where: str) -> Contract:
     if isinstance(test_days, bool) or not isinstance(test_days, int) or test_days < 1:
         raise fail("evaluation.test_days", f"{test_days!r} is not a positive whole number of days")
 
+    max_changed = evaluation.get("max_changed_predictions")
+    if max_changed is not None and (isinstance(max_changed, bool) or not isinstance(max_changed, (int, float))
+                                    or not 0 <= max_changed <= 1):
+        raise fail("evaluation.max_changed_predictions", f"{max_changed!r} is not a share between 0 and 1")
+    unknown_keys = set(evaluation) - {"metrics", "test_days", "max_changed_predictions"}
+    if unknown_keys:
+        raise fail("evaluation", f"unknown key(s) {sorted(unknown_keys)}")
+
     gates = {}
     for metric, settings in gates_raw.items():
         if metric not in metrics:
@@ -137,5 +147,6 @@ def parse_contract(text: str | None, where: str) -> Contract:
         dataset=data["dataset"], target=data["target"], time_column=data["time_column"],
         row_id=str(data.get("row_id", "id")),
         features=reference(data, "features", "data"), entry_point=entry_point, fit=fit, predict=predict,
-        join=tuple(join), metrics=tuple(metrics), test_days=test_days, gates=gates,
+        join=tuple(join), metrics=tuple(metrics), test_days=test_days,
+        max_changed_predictions=None if max_changed is None else float(max_changed), gates=gates,
     )

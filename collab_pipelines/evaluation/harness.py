@@ -13,14 +13,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn import metrics as sk_metrics
 
 from collab_pipelines.evaluation.contract import SUPPORTED_METRICS, Contract
+
+RUNNER = Path(__file__).with_name("runner.py")
 
 
 class EvaluationFailed(RuntimeError):
@@ -69,24 +73,40 @@ def compute_metrics(names, predictions: pd.DataFrame) -> dict[str, float]:
     return results
 
 
+def write_frames(frames: Mapping[str, pd.DataFrame], directory: Path) -> dict[str, Path]:
+    """Hand the data over as Parquet files, written once when many candidates share them."""
+    paths = {}
+    for name, frame in frames.items():
+        paths[name] = directory / f"{name}.parquet"
+        frame.to_parquet(paths[name], index=False)
+    return paths
+
+
 def evaluate(
-    source: Path, contract: Contract, frames: dict[str, pd.DataFrame], split_at: pd.Timestamp,
-    where: str, limits: Limits = Limits(),
+    sources: Path | Sequence[Path], contract: Contract, frames: Mapping[str, pd.DataFrame | Path],
+    split_at: pd.Timestamp, where: str, limits: Limits = Limits(), params: Mapping[str, Any] | None = None,
 ) -> Outcome:
-    """Run the commit exported at `source`; `where` names it in every message."""
+    """Run the commit(s) exported at `sources`; `where` names them in every message.
+
+    The first source holds the contract and is the working directory; every source is
+    importable, so a suite can combine one person's features with another's model.
+    `params` are set on the estimator (or passed to `fit`), for tuning.
+    """
+    sources = [sources] if isinstance(sources, Path) else list(sources)
     with tempfile.TemporaryDirectory(prefix="collab-eval-") as tmp:
         work = Path(tmp)
-        frame_paths = {}
-        for name, frame in frames.items():
-            frame_paths[name] = str(work / f"{name}.parquet")
-            frame.to_parquet(frame_paths[name], index=False)
+        in_memory = {name: frame for name, frame in frames.items() if isinstance(frame, pd.DataFrame)}
+        frame_paths = {**{name: path for name, path in frames.items() if isinstance(path, Path)},
+                       **write_frames(in_memory, work)}
         job = {
-            "source": str(source), "output": str(work), "frames": frame_paths,
+            "sources": [str(source) for source in sources], "output": str(work),
+            "frames": {name: str(path) for name, path in frame_paths.items()},
             "split_at": split_at.isoformat(), "contract": dataclasses.asdict(contract),
+            "params": dict(params or {}),
         }
         (work / "job.json").write_text(json.dumps(job, default=str))
         started = time.perf_counter()
-        returncode = _run(work / "job.json", source, limits, where)
+        returncode = _run(work / "job.json", sources[0], limits, where)
         seconds = time.perf_counter() - started
         error_file = work / "error.json"
         if error_file.exists():
@@ -115,10 +135,12 @@ def evaluate(
 
 def _run(job: Path, source: Path, limits: Limits, where: str) -> int:
     process = subprocess.Popen(
-        [sys.executable, "-m", "collab_pipelines.evaluation.runner", str(job), str(limits.memory_mb)],
+        # By path and isolated (-I): `-m` would import the whole package (and Dagster) first,
+        # seconds per evaluation; the runner needs only pandas and the candidate's code.
+        [sys.executable, "-I", "-B", str(RUNNER), str(job), str(limits.memory_mb)],
         cwd=source, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"},
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     try:
         _, stderr = process.communicate(timeout=limits.seconds)

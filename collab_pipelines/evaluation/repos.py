@@ -114,3 +114,11 @@ class GitRepository:
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(target, filter="data")
         return target
+
+    def resolve(self, revision: str) -> str:
+        """The full SHA of a (possibly short) commit id, or a GitError naming it."""
+        return self._git("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}").decode().strip()
+
+    def ancestors(self, sha: str, limit: int = 1000) -> list[str]:
+        """`sha` and its first-parent ancestors, nearest first: the branch history it was built on."""
+        return self._git("rev-list", "--first-parent", f"--max-count={limit}", sha).decode().split()

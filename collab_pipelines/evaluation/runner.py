@@ -34,7 +34,8 @@ def main(job_path: str) -> int:
     contract = job["contract"]
     stage = "import"
     try:
-        sys.path.insert(0, job["source"])
+        for source in reversed(job["sources"]):
+            sys.path.insert(0, source)
         features = _load(contract["features"]) if contract.get("features") else None
         build = _load(contract["entry_point"]) if contract.get("entry_point") else None
         fit = _load(contract["fit"]) if contract.get("fit") else None
@@ -54,8 +55,14 @@ def main(job_path: str) -> int:
         x_test = test.drop(columns=drop)
 
         stage = "fit"
-        model = build() if build else None
-        model = model.fit(x_train, y_train) if build else fit(x_train, y_train)
+        params = job.get("params") or {}
+        if build:
+            model = build()
+            if params:
+                model.set_params(**params)
+            model = model.fit(x_train, y_train)
+        else:
+            model = fit(x_train, y_train, **params)
 
         stage = "predict"
         if build and hasattr(model, "predict_proba"):

@@ -1,0 +1,146 @@
+"""The evaluation asset: one partition per commit (or combination), gates as asset checks."""
+
+import warnings
+
+import dagster as dg
+from pydantic import Field
+
+from collab_pipelines.evaluation.evaluator import Evaluation, evaluate_key
+from collab_pipelines.evaluation.harness import EvaluationFailed
+from collab_pipelines.evaluation.partitions import evaluation_commits
+from collab_pipelines.evaluation.resources import ModelRepositories
+from collab_pipelines.exports.catalog import load_catalog
+from collab_pipelines.warehouse import Warehouse
+
+EVALUATION_GROUP = "evaluation"
+EVALUATION_ASSET = dg.AssetKey("model_evaluation")
+GATES_CHECK, DIFF_CHECK = "metric_gates", "prediction_diff"
+OWNERS = ["team:data-science", "team:data-engineering"]
+
+
+class EvaluationConfig(dg.Config):
+    data_through: str | None = Field(
+        default=None,
+        description="Evaluate on the exports through this day (YYYY-MM-DD) instead of the latest, "
+        "to reproduce a recorded result: its data_through is in the materialization's metadata.",
+    )
+
+
+def _export_deps() -> list[dg.AssetDep]:
+    # A contract may read any export, so every export is upstream; all of a daily export's
+    # partitions feed every evaluation.
+    return [
+        dg.AssetDep(spec.name, partition_mapping=dg.AllPartitionMapping() if spec.is_partitioned else None)
+        for spec in load_catalog().exports.values()
+    ]
+
+
+def _check_specs() -> list[dg.AssetCheckSpec]:
+    with warnings.catch_warnings():
+        # Partitioned checks put each gate's verdict on its commit's partition in the UI.
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return [
+            dg.AssetCheckSpec(GATES_CHECK, asset=EVALUATION_ASSET, partitions_def=evaluation_commits,
+                              description="The contract's gates: absolute floors, and drops against the "
+                              "baseline that are beyond tolerance and beyond noise (paired bootstrap)."),
+            dg.AssetCheckSpec(DIFF_CHECK, asset=EVALUATION_ASSET, partitions_def=evaluation_commits,
+                              description="Regression test: the share of test rows whose predicted label "
+                              "changed against the baseline, within the contract's max_changed_predictions."),
+        ]
+
+
+@dg.asset(
+    key=EVALUATION_ASSET,
+    partitions_def=evaluation_commits,
+    deps=_export_deps(),
+    check_specs=_check_specs(),
+    group_name=EVALUATION_GROUP,
+    owners=OWNERS,
+    kinds={"python", "scikit-learn", "git"},
+    tags={"collab/pattern": "evaluation"},
+    description="Trains and scores one commit of a model repository (or one combination of commits "
+    "of a suite) on a time-based split of the latest exports, in its own process with time and "
+    "memory limits. Writes evaluation_results, evaluation_metrics and evaluation_predictions.",
+    metadata={"dagster/table_name": "evaluation_results"},
+)
+def model_evaluation(
+    context: dg.AssetExecutionContext, config: EvaluationConfig,
+    model_repositories: ModelRepositories, warehouse: Warehouse,
+) -> dg.MaterializeResult:
+    key = context.partition_key
+    try:
+        evaluation = evaluate_key(
+            key, model_repositories.suites(), model_repositories.repository, warehouse,
+            data_through=config.data_through, run_id=context.run_id, log=context.log,
+        )
+    except EvaluationFailed as failure:
+        # The data scientist's own traceback, where the UI shows the failed step.
+        raise dg.Failure(
+            description=str(failure),
+            metadata={"stage": failure.stage,
+                      "traceback": dg.MetadataValue.md(f"```\n{failure.traceback_text or str(failure)}\n```")},
+        ) from None
+    for note in evaluation.notes:
+        context.log.info(note)
+    return dg.MaterializeResult(
+        metadata=evaluation_metadata(evaluation),
+        check_results=check_results(evaluation),
+        data_version=dg.DataVersion(f"{evaluation.data.data_version}-{key}"),
+    )
+
+
+def evaluation_metadata(evaluation: Evaluation) -> dict:
+    data, outcome, verdict = evaluation.data, evaluation.outcome, evaluation.verdict
+    # Plain floats under stable names are what the UI plots across partitions (commits).
+    metadata: dict = {f"metric/{name}": float(value) for name, value in outcome.metrics.items()}
+    for name, comparison in verdict.comparisons.items():
+        if comparison.difference is not None:
+            metadata[f"change/{name}"] = float(comparison.difference)
+    metadata.update({
+        "verdict": evaluation.status,
+        "reasons": dg.MetadataValue.md("\n".join(f"- {reason}" for reason in verdict.reasons)),
+        "baseline": evaluation.baseline_key or "none",
+        "data_through": data.data_through,
+        "split_at": data.split_at.isoformat(),
+        "data_version": data.data_version,
+        "rows_read": dg.MetadataValue.json(data.rows),
+        "train_rows": outcome.train_rows,
+        "test_rows": outcome.test_rows,
+        "seconds": round(outcome.seconds, 2),
+        "dagster/row_count": outcome.test_rows,
+    })
+    for name, commit in evaluation.checkout.commits.items():
+        metadata[f"commit/{name}"] = commit.sha
+        metadata[f"author/{name}"] = f"{commit.author} <{commit.email}>"
+        metadata[f"message/{name}"] = commit.message
+        metadata[f"committed_at/{name}"] = dg.MetadataValue.timestamp(commit.committed_at)
+    return metadata
+
+
+def check_results(evaluation: Evaluation) -> list[dg.AssetCheckResult]:
+    verdict = evaluation.verdict
+    gate_metadata = {"reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in verdict.reasons)),
+                     "baseline": evaluation.baseline_key or "none"}
+    for name, comparison in verdict.comparisons.items():
+        if comparison.ci_low is not None:
+            gate_metadata[f"ci/{name}"] = f"[{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}]"
+    results = [dg.AssetCheckResult(
+        check_name=GATES_CHECK, asset_key=EVALUATION_ASSET, passed=verdict.passed,
+        severity=dg.AssetCheckSeverity.ERROR, description="; ".join(verdict.reasons), metadata=gate_metadata,
+    )]
+    limit = evaluation.contract.max_changed_predictions
+    if evaluation.changed is None:
+        results.append(dg.AssetCheckResult(
+            check_name=DIFF_CHECK, asset_key=EVALUATION_ASSET, passed=True,
+            description="no baseline predictions to compare with"))
+    else:
+        share, changed, shared = evaluation.changed
+        passed = limit is None or share <= limit
+        words = (f"{changed} of {shared} predicted labels ({share:.1%}) changed against "
+                 f"{evaluation.baseline_key}" + ("" if limit is None else f"; allowed {limit:.0%}"))
+        results.append(dg.AssetCheckResult(
+            check_name=DIFF_CHECK, asset_key=EVALUATION_ASSET, passed=passed,
+            severity=dg.AssetCheckSeverity.WARN, description=words,
+            metadata={"changed_share": float(share), "changed": changed, "shared_rows": shared},
+        ))
+    return results

@@ -1,0 +1,82 @@
+"""The data an evaluation trains and scores on: the latest complete exports, split by time.
+
+The same inputs always give the same split and the same `data_version`, which is recorded
+with every result so it can be reproduced (`data_through` pins the data to a day).
+"""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import pandas as pd
+import sqlalchemy as sa
+
+from collab_pipelines.evaluation.contract import Contract
+from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.datasets import all_datasets
+
+
+class EvaluationDataError(ValueError):
+    """The contract asks for data the warehouse does not have."""
+
+
+@dataclass
+class EvaluationData:
+    frames: dict[str, pd.DataFrame]
+    data_through: str
+    split_at: pd.Timestamp
+    data_version: str
+    rows: dict[str, int]
+
+
+def load_evaluation_data(contract: Contract, warehouse: Warehouse, where: str,
+                         data_through: str | None = None) -> EvaluationData:
+    datasets = all_datasets()
+    for name in contract.datasets:
+        if name not in datasets:
+            raise EvaluationDataError(
+                f"{where}: data.dataset/join names {name!r}, which is not a dataset; known: {sorted(datasets)}")
+        if not warehouse.has_table(name):
+            raise EvaluationDataError(f"{where}: dataset {name!r} has never been exported to the warehouse")
+    main = datasets[contract.dataset]
+    if main.partition_column is None or main.partitioning != "daily":
+        raise EvaluationDataError(f"{where}: data.dataset {contract.dataset!r} is not partitioned by day")
+    engine = warehouse.engine(readonly=True)
+    with engine.connect() as connection:
+        latest = connection.execute(
+            sa.text(f'SELECT MAX("{main.partition_column}") FROM "{main.name}"')).scalar()
+    if latest is None:
+        raise EvaluationDataError(f"{where}: dataset {contract.dataset!r} is empty")
+    through = data_through or latest
+    try:
+        through_day = date.fromisoformat(through)
+    except ValueError:
+        raise EvaluationDataError(f"{where}: data_through {through!r} is not a day like 2013-01-31") from None
+
+    frames = {}
+    for name in contract.datasets:
+        dataset = datasets[name]
+        # A stable row order makes the data version depend on the rows only.
+        order = ", ".join(f'"{column}"' for column in dataset.primary_key)
+        if dataset.partitioning == "daily":
+            query = sa.text(f'SELECT * FROM "{name}" WHERE "{dataset.partition_column}" <= :through '
+                            f"ORDER BY {order}")
+            params = {"through": through}
+        else:
+            query, params = sa.text(f'SELECT * FROM "{name}" ORDER BY {order}'), {}
+        with engine.connect() as connection:
+            frame = pd.read_sql(query, connection, params=params)
+        # Load times differ between identical exports; they are not part of the data.
+        frames[name] = frame.drop(columns=[c for c in frame.columns if c == "_loaded_at"])
+        for column, kind in dataset.columns.items():
+            if kind == "datetime" and column in frames[name].columns:
+                frames[name][column] = pd.to_datetime(frames[name][column])
+
+    split_at = pd.Timestamp(through_day + timedelta(days=1 - contract.test_days))
+    digest = hashlib.sha256()
+    for name in sorted(frames):
+        frame = frames[name]
+        digest.update(name.encode())
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return EvaluationData(frames, through, split_at, digest.hexdigest()[:16],
+                          {name: len(frame) for name, frame in frames.items()})

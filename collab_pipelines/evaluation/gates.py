@@ -1,0 +1,170 @@
+"""Regression gates: a commit against its baseline, on the same test rows, aware of noise.
+
+Plain numpy and scikit-learn, no Dagster. A drop beyond a gate's tolerance fails only when
+it is also real: the paired bootstrap interval of the metric difference lies below zero.
+A drop inside the noise passes, and the verdict says so.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+from collab_pipelines.evaluation.contract import Contract
+from collab_pipelines.evaluation.harness import compute_metrics
+
+BOOTSTRAP_SAMPLES = 200
+CONFIDENCE = 0.90
+
+
+@dataclass(frozen=True)
+class Comparison:
+    metric: str
+    value: float
+    baseline_value: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    """The bootstrap interval of value - baseline_value on the shared test rows."""
+
+    @property
+    def difference(self) -> float | None:
+        return None if self.baseline_value is None else self.value - self.baseline_value
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    passed: bool
+    reasons: list[str]
+    comparisons: dict[str, Comparison]
+
+
+def paired_rows(current: pd.DataFrame, baseline: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows both predicted, in the same order."""
+    # Stored predictions key rows as text; fresh ones keep the dataset's type.
+    current = current.assign(row_id=current["row_id"].astype(str))
+    baseline = baseline.assign(row_id=baseline["row_id"].astype(str))
+    shared = current.merge(baseline[["row_id", "y_pred", "y_score"]], on="row_id", suffixes=("", "_base"))
+    base = shared[["row_id", "y_true", "y_pred_base", "y_score_base"]].rename(
+        columns={"y_pred_base": "y_pred", "y_score_base": "y_score"})
+    return shared[["row_id", "y_true", "y_pred", "y_score"]], base
+
+
+def compare(metrics: tuple[str, ...], current: pd.DataFrame, baseline: pd.DataFrame | None,
+            values: dict[str, float], gated: tuple[str, ...] = (), seed: int = 0) -> dict[str, Comparison]:
+    """Each metric against the baseline on the shared rows; bootstrap intervals for `gated` ones."""
+    if baseline is None:
+        return {m: Comparison(m, values[m]) for m in metrics}
+    mine, theirs = paired_rows(current, baseline)
+    if mine.empty:
+        return {m: Comparison(m, values[m]) for m in metrics}
+    point_mine, point_theirs = compute_metrics(metrics, mine), compute_metrics(metrics, theirs)
+    y = mine["y_true"].to_numpy(dtype=float)
+    arrays = {"mine": (mine["y_pred"].to_numpy(dtype=float), mine["y_score"].to_numpy(dtype=float)),
+              "theirs": (theirs["y_pred"].to_numpy(dtype=float), theirs["y_score"].to_numpy(dtype=float))}
+    samples = np.random.default_rng(seed).integers(0, len(y), (BOOTSTRAP_SAMPLES, len(y)))
+    tail = (1 - CONFIDENCE) / 2 * 100
+    comparisons = {}
+    for metric in metrics:
+        low = high = None
+        if metric in gated:
+            # Both commits are scored on the same resampled rows: the noise of the test set
+            # cancels out of the difference, which is what makes the interval narrow enough.
+            differences = np.array([
+                _fast_metric(metric, y[rows], *[a[rows] for a in arrays["mine"]])
+                - _fast_metric(metric, y[rows], *[a[rows] for a in arrays["theirs"]])
+                for rows in samples])
+            differences = differences[~np.isnan(differences)]
+            if len(differences):
+                low, high = (float(v) for v in np.percentile(differences, [tail, 100 - tail]))
+        comparisons[metric] = Comparison(metric, point_mine[metric], point_theirs[metric], low, high)
+    return comparisons
+
+
+def _fast_metric(metric: str, y: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
+    """The metric in plain numpy: scikit-learn's input checks cost more than the metric itself,
+    and the bootstrap computes it hundreds of times."""
+    positives = y == 1
+    n_pos = int(positives.sum())
+    n_neg = len(y) - n_pos
+    if metric == "roc_auc":
+        if n_pos == 0 or n_neg == 0:
+            return float("nan")
+        ranks = rankdata(scores)
+        return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    if metric == "average_precision":
+        if n_pos == 0:
+            return float("nan")
+        order = np.argsort(-scores, kind="mergesort")
+        sorted_scores, hits = scores[order], positives[order]
+        # One point per distinct score, as tied rows share a threshold.
+        last_of_tie = np.r_[np.flatnonzero(np.diff(sorted_scores)), len(y) - 1]
+        true_positives = np.cumsum(hits)[last_of_tie]
+        precision = true_positives / (last_of_tie + 1)
+        recall_gain = np.diff(np.r_[0, true_positives]) / n_pos
+        return float(np.sum(recall_gain * precision))
+    if metric == "neg_log_loss":
+        clipped = np.clip(scores, 1e-15, 1 - 1e-15)
+        return float(np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped)))
+    if metric == "neg_brier_score":
+        return float(-np.mean((scores - y) ** 2))
+    predicted = labels == 1
+    tp = float(np.sum(predicted & positives))
+    fp = float(np.sum(predicted & ~positives))
+    fn = float(n_pos - tp)
+    tn = float(n_neg - fp)
+    if metric == "accuracy":
+        return (tp + tn) / len(y)
+    if metric == "balanced_accuracy":
+        return float(np.mean([tp / n_pos if n_pos else 0.0, tn / n_neg if n_neg else 0.0]))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    if metric == "precision":
+        return precision
+    if metric == "recall":
+        return recall
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def judge(contract: Contract, comparisons: dict[str, Comparison], baseline_key: str | None) -> GateVerdict:
+    reasons, passed = [], True
+    for metric, gate in contract.gates.items():
+        c = comparisons[metric]
+        if gate.min is not None and not c.value >= gate.min:
+            passed = False
+            reasons.append(f"{metric} is {c.value:.4f}, below the floor of {gate.min:g}")
+        if c.difference is None:
+            continue
+        real = c.ci_high is not None and c.ci_high < 0
+        interval = f"{CONFIDENCE:.0%} interval of the change [{c.ci_low:+.4f}, {c.ci_high:+.4f}]"
+        if gate.max_drop is not None and -c.difference > gate.max_drop:
+            if real:
+                passed = False
+                reasons.append(f"{metric} dropped by {-c.difference:.4f} against {baseline_key} "
+                               f"(allowed {gate.max_drop:g}); {interval} is below zero")
+            else:
+                reasons.append(f"{metric} dropped by {-c.difference:.4f} against {baseline_key}, beyond "
+                               f"{gate.max_drop:g}, but within noise: {interval} includes zero")
+        if gate.max_relative_drop is not None and c.baseline_value:
+            relative = -c.difference / abs(c.baseline_value)
+            if relative > gate.max_relative_drop:
+                if real:
+                    passed = False
+                    reasons.append(f"{metric} dropped by {relative:.1%} against {baseline_key} "
+                                   f"(allowed {gate.max_relative_drop:.1%}); {interval} is below zero")
+                else:
+                    reasons.append(f"{metric} dropped by {relative:.1%} against {baseline_key}, "
+                                   f"but within noise: {interval} includes zero")
+    if passed and not reasons:
+        reasons.append("every gate passed" + (f" against {baseline_key}" if baseline_key else
+                                              " (no baseline yet: floors only)"))
+    return GateVerdict(passed, reasons, comparisons)
+
+
+def changed_share(current: pd.DataFrame, baseline: pd.DataFrame) -> tuple[float, int, int]:
+    """The share of shared rows whose predicted label changed: (share, changed, shared)."""
+    mine, theirs = paired_rows(current, baseline)
+    if mine.empty:
+        return 0.0, 0, 0
+    changed = int((mine["y_pred"].to_numpy() != theirs["y_pred"].to_numpy()).sum())
+    return changed / len(mine), changed, len(mine)

@@ -1,0 +1,90 @@
+"""Finding what to evaluate: new commits, and the new combinations they make in a suite.
+
+Plain git, no Dagster. The cursor holds, per suite, repository and branch, the newest commit
+already considered; a poll walks only the commits after it, so its cost follows what is new,
+not the length of the history.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from collab_pipelines.evaluation.repos import Commit, GitError, GitRepository
+from collab_pipelines.evaluation.suites import EvaluationKey, RepositorySpec, Suite
+
+# A poll never walks more than this many new commits per branch.
+MAX_NEW_COMMITS = 200
+
+SuiteCursor = dict[str, dict[str, str]]
+"""repository name -> branch -> newest SHA considered."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    key: str
+    commits: dict[str, Commit]
+    """Every repository's commit in this combination."""
+    trigger: str
+    """The repository and branch whose new commit made it, e.g. "model/main"."""
+
+
+def discover(
+    suite: Suite, cursor: SuiteCursor, repository: Callable[[RepositorySpec], GitRepository]
+) -> tuple[list[Candidate], SuiteCursor]:
+    """The suite's new evaluations since `cursor`, oldest first, and the cursor after them.
+
+    Raises GitError when a repository cannot be read; the caller keeps the old cursor, so
+    nothing is skipped.
+    """
+    repos = {spec.name: repository(spec) for spec in suite.repositories}
+    new_cursor: SuiteCursor = {name: dict(cursor.get(name, {})) for name in repos}
+    news: dict[str, list[tuple[str, Commit]]] = {}
+    current: dict[str, Commit] = {}
+    for spec in suite.repositories:
+        repo = repos[spec.name]
+        repo.sync()
+        seen = cursor.get(spec.name, {})
+        news[spec.name] = []
+        for branch in spec.branches:
+            commits = _new_commits(repo, branch, seen.get(branch), suite.initial_commits)
+            news[spec.name].extend((branch, commit) for commit in commits)
+            new_cursor[spec.name][branch] = commits[-1].sha if commits else seen.get(branch) or repo.head(branch)
+        primary = spec.branches[0]
+        # What the others are combined with: the primary branch as of the previous poll.
+        previous = seen.get(primary)
+        current[spec.name] = repo.commit(previous) if previous and _exists(repo, previous) else \
+            repo.commit(repo.head(primary))
+    if not any(cursor.get(name) for name in repos) and len(repos) > 1:
+        # First sight of a multi-repository suite: start from everyone's head.
+        current = {spec.name: repos[spec.name].commit(repos[spec.name].head(spec.branches[0]))
+                   for spec in suite.repositories}
+
+    candidates, keys = [], set()
+    for spec in suite.repositories:
+        for branch, commit in news[spec.name]:
+            combination = {**current, spec.name: commit}
+            if branch == spec.branches[0]:
+                current[spec.name] = commit
+            key = str(EvaluationKey(suite.name, tuple(
+                (other.name, combination[other.name].sha) for other in suite.repositories)))
+            if key not in keys:
+                keys.add(key)
+                candidates.append(Candidate(key, combination, f"{spec.name}/{branch}"))
+    return candidates, new_cursor
+
+
+def _new_commits(repo: GitRepository, branch: str, since: str | None, initial: int) -> list[Commit]:
+    if since is None:
+        return repo.commits_since(branch, None, limit=initial)
+    try:
+        return repo.commits_since(branch, since, limit=MAX_NEW_COMMITS)
+    except GitError:
+        # The commit we stopped at is gone (a force-push): start again from the newest few.
+        return repo.commits_since(branch, None, limit=initial)
+
+
+def _exists(repo: GitRepository, sha: str) -> bool:
+    try:
+        repo.resolve(sha)
+    except GitError:
+        return False
+    return True
