@@ -1,4 +1,68 @@
+"""Everything pattern 3 defines, from the notebooks in templates/. Resources come from the root."""
+
+import logging
+from pathlib import Path
+
 import dagster as dg
 
-# Filled in by the reports pattern's work; an empty Definitions merges cleanly meanwhile.
-defs = dg.Definitions()
+from collab_pipelines.reports.assets import build_diagnostic_asset, build_report_asset
+from collab_pipelines.reports.jobs import diagnose_report_job
+from collab_pipelines.reports.partitions import partitions_for
+from collab_pipelines.reports.templates import (
+    TEMPLATES_DIR,
+    LoadedTemplates,
+    TemplateSpec,
+    load_templates,
+)
+
+log = logging.getLogger(__name__)
+
+
+def upstream_assets() -> dict[str, dg.AssetsDefinition]:
+    """The assets templates may read, from the other patterns' definitions."""
+    from collab_pipelines import evaluation, exports, intake
+
+    assets = {}
+    for defs in (exports.defs, evaluation.defs, intake.defs):
+        for asset in defs.assets or []:
+            if isinstance(asset, dg.AssetsDefinition):
+                for key in asset.keys:
+                    assets[key.to_user_string()] = asset
+    return assets
+
+
+def dataset_writers() -> dict[str, str]:
+    from collab_pipelines.warehouse.datasets import all_datasets
+
+    return {name: dataset.asset_key for name, dataset in all_datasets().items()}
+
+
+def load_project_templates(folder: Path = TEMPLATES_DIR) -> tuple[LoadedTemplates, dict[str, dg.AssetsDefinition]]:
+    upstream = upstream_assets()
+    writers = dataset_writers()
+    # Writers are known even before their asset is defined (evaluation lands separately).
+    loaded = load_templates(folder, set(upstream) | set(writers.values()), writers)
+    assets = {}
+    for name, spec in list(loaded.specs.items()):
+        try:
+            partitions_def = partitions_for(spec.partitions, list(spec.deps), upstream)
+        except ValueError as error:
+            loaded.problems[str(spec.path)] = str(error)
+            del loaded.specs[name]
+            continue
+        assets[name] = build_report_asset(spec, partitions_def)
+    for line in loaded.problem_lines():
+        log.warning("report template not loaded: %s", line)
+    return loaded, assets
+
+
+def build_defs(folder: Path = TEMPLATES_DIR) -> dg.Definitions:
+    loaded, assets = load_project_templates(folder)
+    specs: dict[str, TemplateSpec] = loaded.specs
+    return dg.Definitions(
+        assets=[*assets.values(), build_diagnostic_asset(specs, loaded.problem_lines())],
+        jobs=[diagnose_report_job],
+    )
+
+
+defs = build_defs()

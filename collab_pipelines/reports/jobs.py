@@ -1,0 +1,18 @@
+"""Jobs of pattern 3: the ad-hoc diagnosis, launchable from the launchpad or the command line."""
+
+import dagster as dg
+
+from collab_pipelines.reports.assets import DIAGNOSTIC_ASSET
+
+DIAGNOSE_JOB = "diagnose_report"
+
+diagnose_report_job = dg.define_asset_job(
+    name=DIAGNOSE_JOB,
+    selection=dg.AssetSelection.assets(DIAGNOSTIC_ASSET),
+    description=(
+        "Apply any report template to any dataset, partition, date range or uploaded file. "
+        "Run config: ops.diagnostic_report.config.{template, datasets, file, partition_key, "
+        "start, end, parameters}; see docs/reports.md."
+    ),
+    tags={"collab/pattern": "reports"},
+)

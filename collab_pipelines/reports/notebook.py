@@ -1,0 +1,249 @@
+"""What a report template imports: its upstream data, loaded the same way in Jupyter and in Dagster.
+
+A template's second cell is, by convention,
+
+    inputs = report_inputs(datasets, partition_key, partition_keys=partition_keys,
+                           warehouse_url=warehouse_url)
+
+With the parameters cell's defaults (`partition_key = None`) this reads the newest
+partition in the warehouse, so the notebook runs top to bottom in a plain kernel. Under
+Dagster, the same names arrive with the run's values and the same line loads the run's data.
+Nothing here imports Dagster's execution machinery, so a plain kernel starts quickly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from collab_pipelines import settings
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+FILE_SUFFIXES = (".csv", ".parquet", ".json", ".jsonl")
+# Column that tells which partition is newest, when the partition key itself does not sort
+# by time (evaluation keys): the first one a dataset has.
+RECENCY_COLUMNS = ("_loaded_at", "evaluated_at", "loaded_at")
+DAY = "%Y-%m-%d"
+
+
+class ReportInputError(LookupError):
+    """A template asked for data that is not there; the message names the dataset and keys."""
+
+
+def _identifier(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ReportInputError(f"{name!r} is not a plain table or column name")
+    return name
+
+
+def is_file_source(source: str) -> bool:
+    return str(source).lower().endswith(FILE_SUFFIXES)
+
+
+def days_in_range(first: str, last: str) -> list[str]:
+    """Partition keys of the days from `first` to `last`, both included."""
+    start = datetime.strptime(first, DAY).date()
+    end = datetime.strptime(last, DAY).date()
+    if end < start:
+        raise ReportInputError(f"the date range {first}..{last} ends before it starts")
+    return [(start + timedelta(days=i)).strftime(DAY) for i in range((end - start).days + 1)]
+
+
+class ReportInputs(Mapping):
+    """The data a report reads: `inputs[role]` is a DataFrame for the bound partitions.
+
+    Roles are the keys of `datasets`; each names a warehouse dataset, or a CSV, Parquet or
+    JSON file (an upload to diagnose). Datasets partitioned like the first role are filtered
+    to `partition_keys`; the others are read whole. Frames are read on first use and kept.
+    """
+
+    def __init__(
+        self,
+        datasets: Mapping[str, str],
+        partition_key: str | None = None,
+        partition_keys: Sequence[str] | None = None,
+        warehouse_url: str | None = None,
+    ):
+        if not datasets:
+            raise ReportInputError("no datasets: pass a mapping of role to dataset name")
+        self.datasets = dict(datasets)
+        self.warehouse_url = warehouse_url or settings.warehouse_url()
+        self._frames: dict[str, pd.DataFrame] = {}
+        self._registry = None
+        primary = next(iter(self.datasets))
+        if partition_keys:
+            self.partition_keys = [str(k) for k in partition_keys]
+        elif partition_key is not None:
+            self.partition_keys = [str(partition_key)]
+        else:
+            latest = self.latest_partition(primary)
+            self.partition_keys = [latest] if latest is not None else []
+        self.partition_key = (
+            str(partition_key) if partition_key is not None
+            else (self.partition_keys[-1] if self.partition_keys else None)
+        )
+        self.primary = primary
+
+    # Mapping protocol: inputs["flights"], list(inputs), len(inputs)
+    def __getitem__(self, role: str) -> pd.DataFrame:
+        if role not in self.datasets:
+            raise KeyError(f"no input {role!r}; this report reads {sorted(self.datasets)}")
+        if role not in self._frames:
+            self._frames[role] = self.load(role)
+        return self._frames[role]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.datasets)
+
+    def __len__(self) -> int:
+        return len(self.datasets)
+
+    def __repr__(self) -> str:
+        return (
+            f"ReportInputs(datasets={self.datasets!r}, partition_keys={self.partition_keys!r}, "
+            f"warehouse={self.engine.url.render_as_string(hide_password=True)!r})"
+        )
+
+    @property
+    def engine(self) -> sa.Engine:
+        return _engine(self.warehouse_url)
+
+    def registry(self) -> Mapping[str, Any]:
+        if self._registry is None:
+            from collab_pipelines.warehouse.datasets import all_datasets
+
+            self._registry = all_datasets()
+        return self._registry
+
+    def partition_column(self, role: str) -> str | None:
+        source = self.datasets[role]
+        if is_file_source(source):
+            return None
+        dataset = self.registry().get(source)
+        return dataset.partition_column if dataset is not None else None
+
+    def partitioning(self, role: str) -> str | None:
+        source = self.datasets[role]
+        if is_file_source(source):
+            return None
+        dataset = self.registry().get(source)
+        return dataset.partitioning if dataset is not None else None
+
+    def is_bound(self, role: str) -> bool:
+        """Whether `inputs[role]` is filtered to the bound partitions."""
+        if is_file_source(self.datasets[role]):
+            return False
+        if role == self.primary:
+            return self.partition_column(role) is not None
+        return (
+            self.partition_column(role) is not None
+            and self.partitioning(role) == self.partitioning(self.primary)
+        )
+
+    def load(
+        self,
+        role: str,
+        partition_keys: Sequence[str] | None = None,
+        where: Mapping[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Read a role: the bound partitions by default, other `partition_keys` if given.
+
+        `where` maps columns to a value or a list of values, e.g. `{"id": [1, 2]}`.
+        """
+        source = self.datasets[role]
+        if is_file_source(source):
+            return _read_file(Path(source))
+        conditions = dict(where or {})
+        column = self.partition_column(role)
+        if partition_keys is not None:
+            if column is None:
+                raise ReportInputError(f"dataset {source!r} is not partitioned")
+            conditions[column] = list(partition_keys)
+        elif self.is_bound(role):
+            conditions[column] = self.partition_keys
+        return self._read_table(source, conditions, columns)
+
+    def before(self, role: str, days: int) -> pd.DataFrame:
+        """The `days` daily partitions just before the first bound one (for drift baselines)."""
+        if self.partitioning(role) != "daily" or not self.partition_keys:
+            raise ReportInputError(f"{role!r} ({self.datasets[role]}) has no daily partitions")
+        first = datetime.strptime(self.partition_keys[0], DAY).date()
+        keys = [(first - timedelta(days=d)).strftime(DAY) for d in range(days, 0, -1)]
+        return self.load(role, partition_keys=keys)
+
+    def latest_partition(self, role: str) -> str | None:
+        """The newest partition of a role's dataset in the warehouse, or None if it is empty."""
+        source = self.datasets[role]
+        column = self.partition_column(role)
+        if column is None:
+            return None
+        with self.engine.connect() as connection:
+            table = self._table(connection, source)
+            recency = next((c for c in RECENCY_COLUMNS if c in table.c), None)
+            if recency is None or self.partitioning(role) == "daily":
+                query = sa.select(sa.func.max(table.c[column]))
+            else:
+                query = sa.select(table.c[column]).order_by(table.c[recency].desc()).limit(1)
+            value = connection.execute(query).scalar()
+        return None if value is None else str(value)
+
+    def _table(self, connection: sa.Connection, name: str) -> sa.Table:
+        if not sa.inspect(connection).has_table(_identifier(name)):
+            raise ReportInputError(
+                f"dataset {name!r} is not in the warehouse "
+                f"{self.engine.url.render_as_string(hide_password=True)}; materialize it first"
+            )
+        return sa.Table(name, sa.MetaData(), autoload_with=connection)
+
+    def _read_table(
+        self, table: str, where: Mapping[str, Any], columns: Sequence[str] | None
+    ) -> pd.DataFrame:
+        with self.engine.connect() as connection:
+            target = self._table(connection, table)
+            selected = [target.c[_identifier(c)] for c in columns or []]
+            query = sa.select(*selected) if selected else sa.select(target)
+            for column, values in where.items():
+                if column not in target.c:
+                    raise ReportInputError(f"dataset {table!r} has no column {column!r}")
+                if isinstance(values, (str, bytes, int, float, date)):
+                    values = [values]
+                query = query.where(target.c[column].in_(list(values)))
+            return pd.read_sql(query, connection)
+
+
+_ENGINES: dict[str, sa.Engine] = {}
+
+
+def _engine(url: str) -> sa.Engine:
+    # Reports only read; one engine per URL and kernel keeps warm kernels from reconnecting.
+    if url not in _ENGINES:
+        _ENGINES[url] = sa.create_engine(url)
+    return _ENGINES[url]
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise ReportInputError(f"file {path} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return pd.read_csv(path)
+    if suffix == ".parquet":
+        return pd.read_parquet(path)
+    return pd.read_json(path, lines=suffix == ".jsonl")
+
+
+def report_inputs(
+    datasets: Mapping[str, str],
+    partition_key: str | None = None,
+    partition_keys: Sequence[str] | None = None,
+    warehouse_url: str | None = None,
+) -> ReportInputs:
+    """The inputs of a report; see ReportInputs. None keys mean the newest partition."""
+    return ReportInputs(datasets, partition_key, partition_keys, warehouse_url)

@@ -1,0 +1,227 @@
+"""Report templates: the notebooks in `templates/`, read and checked without Dagster.
+
+A template is a notebook with a cell tagged `parameters`. What it reads and how it is
+partitioned is declared in the notebook's own metadata under `collab_report`, or in a
+sidecar `<name>.report.json` beside it (the sidecar wins, so a template can be re-targeted
+without opening Jupyter). Problems are collected per file, so one bad template never hides
+the others.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+TEMPLATES_DIR = Path(__file__).with_name("templates")
+METADATA_KEY = "collab_report"
+SIDECAR_SUFFIX = ".report.json"
+PARAMETERS_TAG = "parameters"
+# How a template is partitioned: by the daily export partitions, by the evaluation commits
+# of continuous evaluation, or not at all (one report of the latest data).
+PARTITIONINGS = ("daily", "evaluation_commits", "none")
+# Names the runtime sets in every executed template; see docs/reports.md.
+RUNTIME_NAMES = ("partition_key", "partition_keys", "datasets", "warehouse_url")
+_FIELDS = {"asset", "description", "datasets", "deps", "partitions", "owners", "tags", "parameters"}
+_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class TemplateError(ValueError):
+    """A template cannot become a report; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    path: Path
+    asset: str
+    description: str
+    datasets: Mapping[str, str]
+    """Role in the notebook (`inputs[role]`) to the warehouse dataset it reads by default."""
+    deps: tuple[str, ...]
+    """Asset keys upstream of the report: the writers of its datasets plus any extra deps."""
+    partitions: str
+    owners: tuple[str, ...]
+    tags: Mapping[str, str]
+    defaults: Mapping[str, str] = field(default_factory=dict)
+    """Parameter name to the source text of its default, as written in the parameters cell."""
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+@dataclass(frozen=True)
+class LoadedTemplates:
+    specs: dict[str, TemplateSpec]
+    """By template name (the file's stem)."""
+    problems: dict[str, str]
+    """File path to what is wrong with it."""
+
+    def problem_lines(self) -> list[str]:
+        return [f"{path}: {problem}" for path, problem in sorted(self.problems.items())]
+
+
+def read_notebook_json(path: Path) -> dict:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise TemplateError(f"{path}: not UTF-8 text: {error}") from error
+    except json.JSONDecodeError as error:
+        raise TemplateError(
+            f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+        ) from error
+    if not isinstance(document, dict) or not isinstance(document.get("cells"), list):
+        raise TemplateError(f"{path}: not a Jupyter notebook (no list of cells)")
+    return document
+
+
+def cell_source(cell: Mapping[str, Any]) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def parameters_cell_index(document: Mapping[str, Any]) -> int | None:
+    for index, cell in enumerate(document.get("cells", [])):
+        if PARAMETERS_TAG in (cell.get("metadata", {}).get("tags") or []):
+            return index
+    return None
+
+
+def parameter_defaults(source: str, where: str) -> dict[str, str]:
+    """The names a parameters cell assigns, with the source text of each default."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as error:
+        raise TemplateError(
+            f"{where}: the parameters cell is not valid Python (line {error.lineno}): {error.msg}"
+        ) from error
+    defaults = {}
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name) and node.value is not None:
+                    defaults[target.id] = ast.get_source_segment(source, node.value) or ""
+    return defaults
+
+
+def _declaration(path: Path, document: Mapping[str, Any]) -> dict:
+    sidecar = path.with_name(path.stem + SIDECAR_SUFFIX)
+    if sidecar.exists():
+        try:
+            declared = json.loads(sidecar.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as error:
+            raise TemplateError(
+                f"{sidecar}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+            ) from error
+        where = str(sidecar)
+    else:
+        declared = document.get("metadata", {}).get(METADATA_KEY)
+        where = f"{path} (notebook metadata {METADATA_KEY!r})"
+        if declared is None:
+            raise TemplateError(
+                f"{path}: says nothing of what it reads; add notebook metadata {METADATA_KEY!r} "
+                f"or a sidecar {sidecar.name} (see docs/reports.md)"
+            )
+    if not isinstance(declared, dict):
+        raise TemplateError(f"{where}: must be a JSON object")
+    unknown = sorted(set(declared) - _FIELDS)
+    if unknown:
+        raise TemplateError(f"{where}: unknown fields {unknown}; allowed: {sorted(_FIELDS)}")
+    return declared
+
+
+def parse_template(
+    path: Path, known_assets: Iterable[str], dataset_writers: Mapping[str, str]
+) -> TemplateSpec:
+    """Read one template. `dataset_writers` maps each warehouse dataset to its asset."""
+    path = Path(path)
+    document = read_notebook_json(path)
+    index = parameters_cell_index(document)
+    if index is None:
+        raise TemplateError(
+            f"{path}: no cell tagged {PARAMETERS_TAG!r}; tag the cell holding the defaults "
+            "(Jupyter: View > Cell Toolbar > Tags)"
+        )
+    defaults = parameter_defaults(cell_source(document["cells"][index]), str(path))
+    declared = _declaration(path, document)
+
+    asset = declared.get("asset", path.stem)
+    if not isinstance(asset, str) or not _NAME.match(asset):
+        raise TemplateError(f"{path}: asset name {asset!r} must be lower-case letters, digits, '_'")
+    datasets = declared.get("datasets", {})
+    if not isinstance(datasets, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in datasets.items()
+    ):
+        raise TemplateError(f"{path}: 'datasets' must map roles to dataset names")
+    unknown_datasets = sorted(set(datasets.values()) - set(dataset_writers))
+    if unknown_datasets:
+        raise TemplateError(
+            f"{path}: reads unknown datasets {unknown_datasets}; known: {sorted(dataset_writers)}"
+        )
+    extra_deps = declared.get("deps", [])
+    if not isinstance(extra_deps, list) or not all(isinstance(d, str) for d in extra_deps):
+        raise TemplateError(f"{path}: 'deps' must be a list of asset names")
+    deps = list(dict.fromkeys([dataset_writers[d] for d in datasets.values()] + extra_deps))
+    known = set(known_assets)
+    unknown_deps = [d for d in deps if d not in known]
+    if unknown_deps:
+        raise TemplateError(f"{path}: depends on unknown assets {unknown_deps}")
+    partitions = declared.get("partitions", "none")
+    if partitions not in PARTITIONINGS:
+        raise TemplateError(
+            f"{path}: 'partitions' is {partitions!r}; use one of {list(PARTITIONINGS)}"
+        )
+    owners = declared.get("owners", [])
+    tags = declared.get("tags", {})
+    if not isinstance(owners, list) or not isinstance(tags, dict):
+        raise TemplateError(f"{path}: 'owners' must be a list and 'tags' an object")
+    description = declared.get("description") or _first_heading(document) or f"Report {path.stem}."
+    return TemplateSpec(
+        path=path.resolve(),
+        asset=asset,
+        description=str(description),
+        datasets=dict(datasets),
+        deps=tuple(deps),
+        partitions=partitions,
+        owners=tuple(str(o) for o in owners),
+        tags={str(k): str(v) for k, v in tags.items()},
+        defaults=defaults,
+    )
+
+
+def _first_heading(document: Mapping[str, Any]) -> str | None:
+    for cell in document.get("cells", []):
+        if cell.get("cell_type") == "markdown":
+            for line in cell_source(cell).splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip()
+    return None
+
+
+def load_templates(
+    folder: Path, known_assets: Iterable[str], dataset_writers: Mapping[str, str]
+) -> LoadedTemplates:
+    """Every `*.ipynb` in `folder` (checkpoints excluded), good ones and problems apart."""
+    known = set(known_assets)
+    specs: dict[str, TemplateSpec] = {}
+    problems: dict[str, str] = {}
+    assets_seen: dict[str, Path] = {}
+    for path in sorted(Path(folder).glob("*.ipynb")):
+        try:
+            spec = parse_template(path, known, dataset_writers)
+            if spec.asset in assets_seen or spec.asset in known:
+                raise TemplateError(
+                    f"{path}: asset name {spec.asset!r} is already taken"
+                    + (f" by {assets_seen[spec.asset]}" if spec.asset in assets_seen else "")
+                )
+        except TemplateError as error:
+            problems[str(path)] = str(error).removeprefix(f"{path}: ")
+            continue
+        specs[spec.name] = spec
+        assets_seen[spec.asset] = path
+    return LoadedTemplates(specs=specs, problems=problems)
