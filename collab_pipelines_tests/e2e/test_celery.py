@@ -1,0 +1,187 @@
+"""The project's executor on two real Celery workers: one run's steps spread across both.
+
+The broker is this machine's RabbitMQ (or Redis, through COLLAB_TEST_CELERY_BROKER_URL). Each
+test run uses its own queue, so concurrent test runs on one broker never take each other's tasks.
+"""
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from collab_pipelines_tests.conftest import require_service
+from collab_pipelines_tests.e2e.celery_jobs import parameter_sweep
+from collab_pipelines_tests.e2e.processes import PROJECT, Service, wait_for
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.timeout(180),
+    # dagster-celery registers its step task anew on every submission; Celery keeps the first.
+    pytest.mark.filterwarnings("ignore:Task name 'execute_plan' is already registered"),
+]
+
+BROKER_URL_ENV = "COLLAB_TEST_CELERY_BROKER_URL"
+BACKEND_URL_ENV = "COLLAB_TEST_CELERY_BACKEND_URL"
+DEFAULT_BROKER_URL = "pyamqp://guest:guest@127.0.0.1:5672//"
+WORKER_NAMES = ("collab-a", "collab-b")
+POINTS = 6
+
+
+@pytest.fixture
+def broker_url() -> str:
+    from kombu import Connection
+    from kombu.exceptions import OperationalError
+
+    url = os.environ.get(BROKER_URL_ENV, DEFAULT_BROKER_URL)
+    try:
+        with Connection(url, connect_timeout=3) as connection:
+            connection.ensure_connection(max_retries=1)
+    except (OperationalError, OSError) as error:
+        require_service("Celery broker", f"{url}: {error!r}")
+    return url
+
+
+@pytest.fixture
+def dagster_home(tmp_path: Path):
+    """A persistent instance on SQLite that the test process and the workers both open."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    # Opening it creates the SQLite schema now; two workers starting at once would both try.
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        yield home, instance
+
+
+def celery_config(broker_url: str, queue: str) -> dict:
+    # rpc:// answers through the AMQP broker itself; a Redis broker keeps results in Redis.
+    default_backend = broker_url if broker_url.startswith("redis") else "rpc://"
+    return {
+        "broker": broker_url,
+        "backend": os.environ.get(BACKEND_URL_ENV, default_backend),
+        "config_source": {"task_default_queue": queue},
+    }
+
+
+@pytest.fixture
+def workers(tmp_path: Path, broker_url: str, dagster_home):
+    """Two `dagster-celery worker start` processes, one task at a time each, on a private queue."""
+    queue = f"collab-test-{uuid.uuid4().hex[:8]}"
+    config = celery_config(broker_url, queue)
+    config_path = tmp_path / "celery.yaml"
+    # The worker CLI reads the same block the executor takes, under execution.config.
+    config_path.write_text(yaml.safe_dump({"execution": {"config": config}}))
+    bin_dir = Path(sys.executable).parent
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home[0]),
+        # The workers import the job's module from its code pointer.
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT), os.environ.get("PYTHONPATH")])),
+        # dagster-celery starts the `celery` program by name.
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    suffix = uuid.uuid4().hex[:6]
+    names = [f"{name}-{suffix}" for name in WORKER_NAMES]
+    services = [
+        Service(
+            name,
+            [str(bin_dir / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", str(config_path),
+             "-q", queue, "-n", name, "--", "--concurrency=1", "--pool=prefork", "--without-gossip",
+             "--without-mingle"],
+            env,
+            tmp_path,
+        )
+        for name in names
+    ]
+    try:
+        app = celery_app(config)
+        for service in services:
+            wait_for(
+                f"Celery worker {service.name} to answer a ping",
+                lambda service=service: app.control.ping(destination=[node(service.name)], timeout=1.0),
+                timeout=60,
+                interval=0.5,
+                service=service,
+            )
+        yield {"config": config, "names": {node(name) for name in names}, "services": services}
+    finally:
+        for service in services:
+            service.stop(grace=10)
+
+
+def celery_app(config: dict):
+    from dagster_celery.executor import CeleryExecutor
+    from dagster_celery.make_app import make_app
+
+    return make_app(CeleryExecutor.for_cli(**config).app_args())
+
+
+def node(name: str) -> str:
+    import socket
+
+    return f"{name}@{socket.gethostname()}"
+
+
+def sweep_places(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict]:
+    """Where each sweep point ran, from the metadata its step recorded on its output."""
+    places = {}
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_OUTPUT):
+        event = record.get_dagster_event()
+        if event.step_key.startswith("evaluate_point"):
+            metadata = event.step_output_data.metadata
+            places[event.step_key] = {key: metadata[key].value for key in ("pid", "host", "worker")}
+    return places
+
+
+def run_sweep(instance: dg.DagsterInstance, execution: dict | None, points: int = POINTS, seconds: float = 1.5):
+    run_config = {
+        "ops": {"sweep_points": {"config": {"points": points}}, "evaluate_point": {"config": {"seconds": seconds}}},
+        **({"execution": {"config": execution}} if execution is not None else {}),
+    }
+    return dg.execute_job(dg.reconstructable(parameter_sweep), instance=instance, run_config=run_config)
+
+
+def test_a_sweep_fans_out_across_two_celery_workers(workers, dagster_home):
+    _, instance = dagster_home
+    result = run_sweep(instance, {"celery": workers["config"]})
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    run_id = result.run_id
+    places = sweep_places(instance, run_id)
+    engine_events = [r.get_dagster_event() for r in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)]
+    # dagster-celery's task reports, from inside the worker, which worker took each step.
+    delegated = {
+        event.step_key: event.engine_event_data.metadata["Celery worker"].value
+        for event in engine_events
+        if "in celery worker" in (event.message or "")
+    }
+
+    assert len(places) == POINTS
+    # Every step, not only the mapped ones, went through a worker and none ran in this process.
+    assert set(delegated) == {*places, "sweep_points", "collect_scores"}
+    assert set(delegated.values()) <= workers["names"]
+    assert all(place["pid"] != os.getpid() for place in places.values())
+    workers_used = {place["worker"] for place in places.values()}
+    assert workers_used == workers["names"], f"the sweep did not use both workers: {places}"
+    assert len({place["pid"] for place in places.values()}) >= 2, places
+    # The step's own view of its worker agrees with the executor's record of where it sent it.
+    assert all(delegated[step] == place["worker"] for step, place in places.items())
+
+
+def test_without_executor_config_the_sweep_runs_without_workers(dagster_home):
+    """Runs from `dagster dev` or the daemon carry no executor config and have no workers."""
+    _, instance = dagster_home
+    # Each multiprocess step pays for a fresh interpreter, so a small sweep proves the point.
+    result = run_sweep(instance, None, points=2, seconds=0)
+    assert result.success
+    places = sweep_places(instance, result.run_id)
+    engine_messages = [
+        r.get_dagster_event().message or ""
+        for r in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+    ]
+    assert len(places) == 2
+    assert {place["worker"] for place in places.values()} == {""}
+    assert not any("celery" in message.lower() for message in engine_messages)
+    assert any("multiprocess" in message.lower() for message in engine_messages), engine_messages
