@@ -1,7 +1,8 @@
 """The project's executor on two real Celery workers: one run's steps spread across both.
 
-The broker is this machine's RabbitMQ (or Redis, through COLLAB_TEST_CELERY_BROKER_URL). Each
-test run uses its own queue, so concurrent test runs on one broker never take each other's tasks.
+It runs on both brokers this machine has: RabbitMQ (what the Helm chart's Celery setup uses) and
+Redis (what deploy/docker-compose.yml uses). Each test run uses its own queue, so concurrent test
+runs on one broker never take each other's tasks.
 """
 
 import os
@@ -24,24 +25,27 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Task name 'execute_plan' is already registered"),
 ]
 
-BROKER_URL_ENV = "COLLAB_TEST_CELERY_BROKER_URL"
-BACKEND_URL_ENV = "COLLAB_TEST_CELERY_BACKEND_URL"
-DEFAULT_BROKER_URL = "pyamqp://guest:guest@127.0.0.1:5672//"
+# Broker name: (env var with its URL, default URL).
+BROKERS = {
+    "rabbitmq": ("COLLAB_TEST_RABBITMQ_URL", "pyamqp://guest:guest@127.0.0.1:5672//"),
+    "redis": ("COLLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+}
 WORKER_NAMES = ("collab-a", "collab-b")
 POINTS = 6
 
 
-@pytest.fixture
-def broker_url() -> str:
+@pytest.fixture(params=sorted(BROKERS))
+def broker_url(request: pytest.FixtureRequest) -> str:
     from kombu import Connection
     from kombu.exceptions import OperationalError
 
-    url = os.environ.get(BROKER_URL_ENV, DEFAULT_BROKER_URL)
+    env, default = BROKERS[request.param]
+    url = os.environ.get(env, default)
     try:
         with Connection(url, connect_timeout=3) as connection:
             connection.ensure_connection(max_retries=1)
     except (OperationalError, OSError) as error:
-        require_service("Celery broker", f"{url}: {error!r}")
+        require_service(request.param, f"{url}: {error!r}")
     return url
 
 
@@ -58,10 +62,10 @@ def dagster_home(tmp_path: Path):
 
 def celery_config(broker_url: str, queue: str) -> dict:
     # rpc:// answers through the AMQP broker itself; a Redis broker keeps results in Redis.
-    default_backend = broker_url if broker_url.startswith("redis") else "rpc://"
+    backend = broker_url if broker_url.startswith("redis") else "rpc://"
     return {
         "broker": broker_url,
-        "backend": os.environ.get(BACKEND_URL_ENV, default_backend),
+        "backend": backend,
         "config_source": {"task_default_queue": queue},
     }
 
