@@ -9,6 +9,8 @@ INSTALL_REQUIRES = [
     "dagstermill>=0.29,<0.30",
     "dagster-postgres>=0.29,<0.30",
     "dagster-celery>=0.29,<0.30",
+    # On Kubernetes every run's pod loads the instance, whose run launcher is dagster-k8s'.
+    "dagster-k8s>=0.29,<0.30",
     "pandas>=2.2",
     "pyarrow>=15",
     "scikit-learn>=1.5",

@@ -1,34 +1,70 @@
 """The deployment files agree with each other and with the Dockerfile (Docker cannot run here)."""
 
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
 import yaml
 
 from collab_pipelines_tests.e2e.processes import PROJECT
 
-COMPOSE = PROJECT / "deploy" / "docker-compose.yml"
+DEPLOY = PROJECT / "deploy"
+COMPOSE = DEPLOY / "docker-compose.yml"
+HELM_VALUES = DEPLOY / "k8s" / "values.yaml"
+K8S_WORKERS = DEPLOY / "k8s" / "celery-workers.yaml"
+DOCS = PROJECT / "docs" / "deploy.md"
+IMAGE = "collab-pipelines:latest"
+# Services that run someone else's image, not the project's code.
+THIRD_PARTY = {"postgres", "redis"}
 
 
 def services() -> dict:
     return yaml.safe_load(COMPOSE.read_text())["services"]
 
 
+def python_services() -> dict:
+    return {name: s for name, s in services().items() if name not in THIRD_PARTY}
+
+
+def helm_values() -> dict:
+    return yaml.safe_load(HELM_VALUES.read_text())
+
+
+def k8s_documents() -> list[dict]:
+    return list(yaml.safe_load_all(K8S_WORKERS.read_text()))
+
+
 def test_every_python_service_uses_the_one_image():
-    python_services = {name: s for name, s in services().items() if name != "postgres"}
-    assert set(python_services) == {"code-location", "webserver", "daemon", "sftp"}
-    images = {s["image"] for s in python_services.values()}
-    builds = {(s["build"]["context"], s["build"]["dockerfile"]) for s in python_services.values()}
-    assert images == {"collab-pipelines:latest"}
+    assert set(python_services()) == {"code-location", "webserver", "daemon", "sftp", "data-api", "celery-worker"}
+    images = {s["image"] for s in python_services().values()}
+    builds = {(s["build"]["context"], s["build"]["dockerfile"]) for s in python_services().values()}
+    assert images == {IMAGE}
     assert builds == {("..", "Dockerfile")}
     assert "make install" in (PROJECT / "Dockerfile").read_text()
 
 
+def test_every_service_command_is_a_program_the_install_provides():
+    # `make install` puts these in the venv, as the Dockerfile's `make install` puts them on PATH.
+    bin_dir = Path(sys.executable).parent
+    for name, service in python_services().items():
+        program = service["command"][0]
+        assert (bin_dir / program).exists() or shutil.which(program), f"{name}: {program} is not installed"
+
+
+def test_the_code_location_command_matches_the_dockerfile():
+    dockerfile_cmd = next(line for line in (PROJECT / "Dockerfile").read_text().splitlines() if line.startswith("CMD"))
+    assert yaml.safe_load(dockerfile_cmd.removeprefix("CMD")) == services()["code-location"]["command"]
+
+
 def test_services_reach_each_other_as_configured():
-    workspace = yaml.safe_load((PROJECT / "deploy" / "workspace.yaml").read_text())
+    workspace = yaml.safe_load((DEPLOY / "workspace.yaml").read_text())
     grpc = workspace["load_from"][0]["grpc_server"]
     code_location = services()["code-location"]["command"]
     assert grpc["host"] == "code-location" and str(grpc["port"]) == code_location[code_location.index("-p") + 1]
-    instance_env = {line.split("env:")[1].strip() for line in (PROJECT / "deploy" / "dagster.yaml").read_text().splitlines()
+    instance_env = {line.split("env:")[1].strip() for line in (DEPLOY / "dagster.yaml").read_text().splitlines()
                     if "env:" in line}
-    for name in ("webserver", "daemon", "code-location"):
+    for name in ("webserver", "daemon", "code-location", "celery-worker"):
         assert instance_env <= set(services()[name]["environment"]), name
 
 
@@ -36,3 +72,112 @@ def test_no_secret_is_written_into_the_files():
     text = COMPOSE.read_text()
     assert "DAGSTER_PG_PASSWORD: ${DAGSTER_PG_PASSWORD:?" in text
     assert "deploy/sftp/users.yaml" in (PROJECT / ".gitignore").read_text()
+    # Broker URLs carry credentials, so the workers' file only names environment variables.
+    celery = yaml.safe_load((DEPLOY / "celery.yaml").read_text())["execution"]["config"]
+    assert all(isinstance(value, dict) and set(value) == {"env"} for value in celery.values()), celery
+    assert "postgresqlPassword" not in HELM_VALUES.read_text()
+
+
+def test_the_data_api_is_served_on_its_published_port():
+    data_api = services()["data-api"]
+    command = data_api["command"]
+    assert command[:2] == ["collab-data-api", "serve"]
+    assert f"{command[command.index('--port') + 1]}:{command[command.index('--port') + 1]}" in data_api["ports"]
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    # It reads the same warehouse and instance as the code location.
+    for key in ("COLLAB_WAREHOUSE_URL", "DAGSTER_HOME", "COLLAB_API_TOKENS"):
+        assert key in data_api["environment"], key
+
+
+def test_celery_workers_and_runs_agree_on_the_broker(monkeypatch: pytest.MonkeyPatch):
+    from dagster._config import process_config
+    from dagster_celery.cli import get_validated_config
+
+    from collab_pipelines.executors import collab_executor
+
+    worker = services()["celery-worker"]
+    config_path = worker["command"][worker["command"].index("-y") + 1]
+    assert config_path == "/app/deploy/celery.yaml"
+    assert "./celery.yaml:/app/deploy/celery.yaml:ro" in worker["volumes"]
+    env = worker["environment"]
+    assert env["DAGSTER_CELERY_BROKER_URL"].startswith("redis://redis:")
+    assert "redis" in worker["depends_on"] and worker["profiles"] == ["celery"] == services()["redis"]["profiles"]
+    # A run in the code-location container resolves the same URLs as the workers.
+    assert {k: services()["code-location"]["environment"][k] for k in env if k.startswith("DAGSTER_CELERY")} == {
+        k: v for k, v in env.items() if k.startswith("DAGSTER_CELERY")}
+
+    for key in ("DAGSTER_CELERY_BROKER_URL", "DAGSTER_CELERY_BACKEND_URL"):
+        monkeypatch.setenv(key, env[key])
+    worker_config = get_validated_config(str(DEPLOY / "celery.yaml"))
+    assert worker_config["broker"] == env["DAGSTER_CELERY_BROKER_URL"]
+    # The same block one level deeper is what a run's config gives the project's executor.
+    block = yaml.safe_load((DEPLOY / "celery.yaml").read_text())["execution"]["config"]
+    result = process_config(collab_executor.config_schema.config_type, {"celery": block})
+    assert result.success, result.errors
+    assert result.value["celery"]["broker"] == env["DAGSTER_CELERY_BROKER_URL"]
+
+
+def test_compose_volumes_share_step_outputs_between_containers():
+    for name, service in python_services().items():
+        assert "dagster-storage:/opt/dagster/home/storage" in service["volumes"], name
+
+
+def test_helm_values_point_the_chart_at_the_project_image():
+    values = helm_values()
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    assert values["dagster-user-deployments"]["enabled"] is True
+    assert deployment["image"]["repository"].endswith("/collab-pipelines")
+    assert deployment["image"]["tag"] and deployment["image"]["tag"] != "latest"
+    code_location = services()["code-location"]["command"]
+    assert deployment["codeServerArgs"] == code_location[code_location.index("-m"):code_location.index("-m") + 2]
+    assert str(deployment["port"]) == code_location[code_location.index("-p") + 1]
+    assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True
+    assert values["telemetry"]["enabled"] is False
+
+
+def test_helm_values_run_launcher_and_storage():
+    import dagster_k8s
+
+    values = helm_values()
+    launcher = values["runLauncher"]
+    assert launcher["type"] == "K8sRunLauncher"
+    assert hasattr(dagster_k8s, launcher["type"])
+    assert values["postgresql"]["enabled"] is False and values["postgresql"]["postgresqlHost"]
+    assert values["generatePostgresqlPasswordSecret"] is False
+    secret = values["global"]["postgresqlSecretName"]
+    # The same claim backs $DAGSTER_HOME/storage in run pods and in the Celery workers.
+    k8s = launcher["config"]["k8sRunLauncher"]
+    (claim,) = {v["persistentVolumeClaim"]["claimName"] for v in k8s["volumes"]}
+    pvc, workers = k8s_documents()
+    assert pvc["kind"] == "PersistentVolumeClaim" and pvc["metadata"]["name"] == claim
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    pod = workers["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == services()["celery-worker"]["command"]
+    assert container["image"].rsplit(":", 1)[0] == values["dagster-user-deployments"]["deployments"][0]["image"]["repository"]
+    assert {v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v} == {claim}
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert {m["mountPath"] for m in k8s["volumeMounts"]} <= mounts
+    assert any(e.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == secret for e in container["env"])
+
+
+def test_helm_values_queue_runs_like_the_compose_instance():
+    instance = yaml.safe_load((DEPLOY / "dagster.yaml").read_text())["run_coordinator"]["config"]
+    queued = helm_values()["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    assert queued["maxConcurrentRuns"] == instance["max_concurrent_runs"]
+    assert queued["tagConcurrencyLimits"] == instance["tag_concurrency_limits"]
+
+
+def test_docs_and_readme_describe_these_files():
+    docs = DOCS.read_text()
+    for name in services():
+        assert f"`{name}`" in docs, f"docs/deploy.md does not name the {name} service"
+    deploy_files = [p.relative_to(PROJECT).as_posix() for p in sorted(DEPLOY.rglob("*"))
+                    if p.is_file() and p.name != "users.yaml"]
+    for path in deploy_files:
+        assert path in docs, f"docs/deploy.md does not mention {path}"
+    readme = (PROJECT / "README.md").read_text()
+    production = readme.split("## Production", 1)[1].split("\n## ", 1)[0]
+    assert "docs/deploy.md" in production
+    for name in python_services():
+        assert name in production, f"README's Production section does not name {name}"
