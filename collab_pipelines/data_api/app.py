@@ -21,7 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from collab_pipelines.data_api import query as q
-from collab_pipelines.data_api.auth import TokenStore
+from collab_pipelines.data_api.auth import ReloadingTokens
 from collab_pipelines.data_api.catalog import Catalog, Materialization
 from collab_pipelines.data_api.formats import FORMATS, arrow_schema, encode
 from collab_pipelines.data_api.models import (
@@ -80,7 +80,7 @@ for an export.
 @dataclass
 class ApiConfig:
     catalog: Catalog
-    tokens: TokenStore
+    tokens: ReloadingTokens
     state_dir: FilePath
     chunk_rows: int = 20_000
 
@@ -127,7 +127,9 @@ def create_app(config: ApiConfig) -> FastAPI:
     def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:
         titles = {404: "Not found", 405: "Method not allowed"}
         detail = "no such endpoint; see /docs" if error.status_code == 404 else str(error.detail)
-        return _problem(_request, ApiProblem(error.status_code, titles.get(error.status_code, "Error"), detail))
+        response = _problem(_request, ApiProblem(error.status_code, titles.get(error.status_code, "Error"), detail))
+        response.headers.update(error.headers or {})  # a 405 names the allowed methods in Allow
+        return response
 
     @app.exception_handler(sa.exc.OperationalError)
     def _warehouse_down(_request: Request, error: sa.exc.OperationalError) -> JSONResponse:
@@ -278,7 +280,7 @@ def create_app(config: ApiConfig) -> FastAPI:
              tags=["evaluation"], summary="Every evaluation of a commit, with its metrics",
              responses=problem_responses(400, 401, 404))
     def get_evaluations(commit: Annotated[str, Path(
-        description="A commit SHA or a prefix of at least 4 hex digits.",
+        description="A commit SHA or a prefix of at least 4 hex digits.", pattern=_COMMIT.pattern,
         openapi_examples=_examples(short="1a2b3c4d", full="1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"))],
     ) -> EvaluationsByCommit:
         if not _COMMIT.match(commit):
@@ -323,6 +325,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     def get_report(
         asset_key: Annotated[str, Path(
             description="The report asset's key; a multi-part key is written with slashes.",
+            pattern=_ASSET_KEY.pattern,
             openapi_examples=_examples(daily="daily_delay_report", nested="reports/daily_delay_report"))],
         partition: Annotated[str | None, Query(
             description="The partition of a partitioned report; omit for the latest materialization.",

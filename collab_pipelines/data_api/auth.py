@@ -7,6 +7,7 @@ a line. The server never sees a token in the clear until a client presents one.
 
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from collab_pipelines import settings
 
+log = logging.getLogger(__name__)
 TOKENS_ENV = "COLLAB_API_TOKENS"
 TOKENS_FILE_ENV = "COLLAB_API_TOKENS_FILE"
 _HASH = re.compile(r"^[0-9a-f]{64}$")
@@ -65,6 +67,37 @@ class TokenStore:
             if hmac.compare_digest(stored, digest):
                 found = name
         return found
+
+
+class ReloadingTokens:
+    """The configured tokens, re-read when the tokens file changes.
+
+    A token issued by `collab-data-api token` works at once, and a line deleted from the
+    file revokes its token, without restarting the server.
+    """
+
+    def __init__(self):
+        self._stamp = self._file_stamp()
+        self.store = TokenStore.from_environment()
+
+    @staticmethod
+    def _file_stamp() -> tuple[int, int] | None:
+        try:
+            stat = default_tokens_file().stat()
+        except FileNotFoundError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def name_for(self, token: str) -> str | None:
+        stamp = self._file_stamp()
+        if stamp != self._stamp:
+            try:
+                self.store = TokenStore.from_environment()
+            except TokenConfigError:
+                # A half-edited file must not lock everyone out: keep the last good tokens.
+                log.exception("the tokens file changed but does not parse; the previous tokens stay in force")
+            self._stamp = stamp
+        return self.store.name_for(token)
 
 
 def _add(hashes: dict[str, str], name: str, digest: str, where: str) -> None:

@@ -15,8 +15,8 @@ import dagster as dg
 from collab_pipelines import settings
 from collab_pipelines.data_api.app import ApiConfig, create_app
 from collab_pipelines.data_api.auth import (
+    ReloadingTokens,
     TokenConfigError,
-    TokenStore,
     default_tokens_file,
     issue_token,
 )
@@ -39,8 +39,8 @@ def instance() -> dg.DagsterInstance:
 
 
 def build_app():
-    tokens = TokenStore.from_environment()
-    if not tokens.hashes:
+    tokens = ReloadingTokens()
+    if not tokens.store.hashes:
         raise TokenConfigError(
             f"no API token is configured: run `collab-data-api token <name>` (writes {default_tokens_file()}), "
             "or set $COLLAB_API_TOKENS / $COLLAB_API_TOKENS_FILE"

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from dagster._core.instance.ref import InstanceRef
 
 from collab_pipelines import settings
-from collab_pipelines.data_api.auth import TOKENS_ENV, hash_token
+from collab_pipelines.data_api.auth import TOKENS_ENV, TOKENS_FILE_ENV, hash_token
 from collab_pipelines.exports.assets import build_export_assets
 from collab_pipelines.exports.catalog import load_catalog
 from collab_pipelines.exports.resources import SqlSources
@@ -64,6 +64,7 @@ class Api:
 
 
 def make_deployment(root: Path, source_template: Path, backend: str, warehouse_url: str | None) -> Deployment:
+    """An empty deployment: a state folder with the demo source, an instance, a warehouse URL."""
     state_dir = root / "state"
     home = state_dir / "dagster"
     home.mkdir(parents=True)
@@ -71,15 +72,17 @@ def make_deployment(root: Path, source_template: Path, backend: str, warehouse_u
     shutil.copy(source_template, state_dir / "product.db")
     url = warehouse_url or settings.sqlite_url(state_dir / "warehouse.db")
     instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
-    deployment = Deployment(backend, state_dir, url, home, instance)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(settings.STATE_DIR_ENV, str(state_dir))
-        patch.delenv("COLLAB_SOURCE_URL", raising=False)
-        fill(deployment)
-    return deployment
+    return Deployment(backend, state_dir, url, home, instance)
 
 
 def fill(deployment: Deployment) -> None:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(settings.STATE_DIR_ENV, str(deployment.state_dir))
+        patch.delenv("COLLAB_SOURCE_URL", raising=False)
+        _fill(deployment)
+
+
+def _fill(deployment: Deployment) -> None:
     assets = {a.key.to_user_string(): a for a in build_export_assets(load_catalog())}
     resources = {"warehouse": deployment.warehouse(), "sources": SqlSources()}
     daily = dg.materialize(
@@ -115,7 +118,7 @@ def forget_engines(url: str) -> None:
             _ENGINES.pop(key).dispose()
 
 
-def start_api(deployment: Deployment, log_dir: Path, extra_env: dict | None = None) -> Service:
+def start_api(deployment: Deployment, log_dir: Path, extra_env: dict | None = None, *, wait: bool = True) -> Service:
     port = free_port()
     env = {
         **os.environ,
@@ -123,6 +126,7 @@ def start_api(deployment: Deployment, log_dir: Path, extra_env: dict | None = No
         settings.WAREHOUSE_URL_ENV: deployment.warehouse_url,
         "DAGSTER_HOME": str(deployment.dagster_home),
         TOKENS_ENV: f"tester:{hash_token(TOKEN)}",
+        TOKENS_FILE_ENV: str(deployment.state_dir / "api_tokens"),
         "COLLAB_API_CHUNK_ROWS": str(CHUNK_ROWS),
         **(extra_env or {}),
     }
@@ -130,12 +134,17 @@ def start_api(deployment: Deployment, log_dir: Path, extra_env: dict | None = No
     service = Service(f"data-api-{deployment.backend}-{port}", [str(script), "serve", "--port", str(port)],
                       env, log_dir)
     service.url = f"http://127.0.0.1:{port}"
+    if wait:
+        wait_until_healthy(service)
+    return service
+
+
+def wait_until_healthy(service: Service) -> None:
     try:
-        wait_for("the data API's /health", lambda: _healthy(service.url), timeout=60, interval=0.2, service=service)
+        wait_for("the data API's /health", lambda: _healthy(service.url), timeout=90, interval=0.2, service=service)
     except BaseException:
         service.stop()
         raise
-    return service
 
 
 def _healthy(url: str) -> bool:
@@ -163,8 +172,11 @@ def postgres_warehouse_url(postgres_server_url: str) -> Iterator[str]:
 def _api(tmp_path_factory, source_template, backend: str, url: str | None) -> Iterator[Api]:
     root = tmp_path_factory.mktemp(f"api-{backend}")
     deployment = make_deployment(root, source_template, backend, url)
-    service = start_api(deployment, root)
+    # The server imports the whole project while the warehouse fills: the two overlap.
+    service = start_api(deployment, root, wait=False)
     try:
+        fill(deployment)
+        wait_until_healthy(service)
         yield Api(service.url, deployment, service)
     finally:
         service.stop()
