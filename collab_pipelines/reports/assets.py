@@ -209,7 +209,9 @@ class DiagnoseConfig(dg.Config):
     datasets: dict[str, str] = Field(default_factory=dict)
     """Role to dataset (or file path), overriding the template's own, e.g. {"flights": "weather"}."""
     file: str | None = None
-    """A CSV, Parquet or JSON file (an upload) to read instead of the template's first dataset."""
+    """A CSV, Parquet or JSON file (an upload) to read instead of one of the template's datasets."""
+    file_role: str | None = None
+    """Which role the file replaces; needed only if the template reads several."""
     partition_key: str | None = None
     """A day or an evaluation key. Empty: the newest in the warehouse."""
     start: str | None = None
@@ -251,7 +253,13 @@ def build_diagnostic_asset(specs: Mapping[str, TemplateSpec], problems: Sequence
             )
         datasets = {**spec.datasets, **config.datasets}
         if config.file:
-            datasets[next(iter(spec.datasets))] = str(Path(config.file).resolve())
+            role = config.file_role or (next(iter(spec.datasets)) if len(spec.datasets) == 1 else None)
+            if role not in spec.datasets:
+                raise dg.Failure(
+                    description=f"template {spec.path.name} reads {sorted(spec.datasets)}: set `file_role` "
+                    "to the one the file replaces"
+                )
+            datasets[role] = str(Path(config.file).resolve())
         keys = None
         key = config.partition_key
         if config.start or config.end:

@@ -59,8 +59,10 @@ class ReportInputs(Mapping):
     """The data a report reads: `inputs[role]` is a DataFrame for the bound partitions.
 
     Roles are the keys of `datasets`; each names a warehouse dataset, or a CSV, Parquet or
-    JSON file (an upload to diagnose). Datasets partitioned like the first role are filtered
-    to `partition_keys`; the others are read whole. Frames are read on first use and kept.
+    JSON file (an upload to diagnose). The keys are partitions of `partitioned_by`'s dataset
+    (by default the only partitioned kind among them, else the first role); datasets
+    partitioned the same way are filtered to them, the others are read whole. Frames are read
+    on first use and kept.
     """
 
     def __init__(
@@ -69,6 +71,7 @@ class ReportInputs(Mapping):
         partition_key: str | None = None,
         partition_keys: Sequence[str] | None = None,
         warehouse_url: str | None = None,
+        partitioned_by: str | None = None,
     ):
         if not datasets:
             raise ReportInputError("no datasets: pass a mapping of role to dataset name")
@@ -76,7 +79,9 @@ class ReportInputs(Mapping):
         self.warehouse_url = warehouse_url or settings.warehouse_url()
         self._frames: dict[str, pd.DataFrame] = {}
         self._registry = None
-        primary = next(iter(self.datasets))
+        if partitioned_by is not None and partitioned_by not in self.datasets:
+            raise ReportInputError(f"partitioned_by={partitioned_by!r} is not one of {sorted(self.datasets)}")
+        primary = partitioned_by or self._only_partitioned_role() or next(iter(self.datasets))
         if partition_keys:
             self.partition_keys = [str(k) for k in partition_keys]
         elif partition_key is not None:
@@ -89,6 +94,14 @@ class ReportInputs(Mapping):
             else (self.partition_keys[-1] if self.partition_keys else None)
         )
         self.primary = primary
+
+    def _only_partitioned_role(self) -> str | None:
+        kinds: dict[str, str] = {}
+        for role in self.datasets:
+            kind = self.partitioning(role)
+            if kind is not None:
+                kinds.setdefault(kind, role)
+        return next(iter(kinds.values())) if len(kinds) == 1 else None
 
     # Mapping protocol: inputs["flights"], list(inputs), len(inputs)
     def __getitem__(self, role: str) -> pd.DataFrame:
@@ -244,6 +257,7 @@ def report_inputs(
     partition_key: str | None = None,
     partition_keys: Sequence[str] | None = None,
     warehouse_url: str | None = None,
+    partitioned_by: str | None = None,
 ) -> ReportInputs:
     """The inputs of a report; see ReportInputs. None keys mean the newest partition."""
-    return ReportInputs(datasets, partition_key, partition_keys, warehouse_url)
+    return ReportInputs(datasets, partition_key, partition_keys, warehouse_url, partitioned_by)
