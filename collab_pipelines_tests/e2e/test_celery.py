@@ -14,6 +14,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from collab_pipelines.executors import collab_executor
 from collab_pipelines_tests.conftest import require_service
 from collab_pipelines_tests.e2e.celery_jobs import parameter_sweep
 from collab_pipelines_tests.e2e.processes import PROJECT, Service, wait_for
@@ -140,11 +141,8 @@ def sweep_places(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict]:
     return places
 
 
-def run_sweep(instance: dg.DagsterInstance, execution: dict | None, points: int = POINTS, seconds: float = 1.5):
-    run_config = {
-        "ops": {"sweep_points": {"config": {"points": points}}, "evaluate_point": {"config": {"seconds": seconds}}},
-        **({"execution": {"config": execution}} if execution is not None else {}),
-    }
+def run_sweep(instance: dg.DagsterInstance, execution: dict):
+    run_config = {"ops": {"sweep_points": {"config": {"points": POINTS}}}, "execution": {"config": execution}}
     return dg.execute_job(dg.reconstructable(parameter_sweep), instance=instance, run_config=run_config)
 
 
@@ -174,18 +172,29 @@ def test_a_sweep_fans_out_across_two_celery_workers(workers, dagster_home):
     assert all(delegated[step] == place["worker"] for step, place in places.items())
 
 
-def test_without_executor_config_the_sweep_runs_without_workers(dagster_home):
-    """Runs from `dagster dev` or the daemon carry no executor config and have no workers."""
-    _, instance = dagster_home
-    # Each multiprocess step pays for a fresh interpreter, so a small sweep proves the point.
-    result = run_sweep(instance, None, points=2, seconds=0)
-    assert result.success
-    places = sweep_places(instance, result.run_id)
-    engine_messages = [
-        r.get_dagster_event().message or ""
-        for r in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
-    ]
-    assert len(places) == 2
-    assert {place["worker"] for place in places.values()} == {""}
-    assert not any("celery" in message.lower() for message in engine_messages)
-    assert any("multiprocess" in message.lower() for message in engine_messages), engine_messages
+@pytest.mark.parametrize(
+    ("execution", "expected"),
+    [
+        # Runs from `dagster dev`, the daemon or a schedule carry no executor config and have no workers.
+        (None, "MultiprocessExecutor"),
+        ({"multiprocess": {"max_concurrent": 2}}, "MultiprocessExecutor"),
+        ({"in_process": {}}, "InProcessExecutor"),
+        ({"celery": {"broker": "redis://broker.invalid:6379/0"}}, "CeleryExecutor"),
+    ],
+)
+def test_run_config_selects_the_executor(execution, expected):
+    from dagster._config import process_config
+
+    schema = collab_executor.config_schema.as_field()
+    config = process_config(schema.config_type, schema.default_value if execution is None else execution)
+    assert config.success, config.errors
+    with dg.instance_for_test() as instance:
+        executor = collab_executor.executor_creation_fn(
+            dg.InitExecutorContext(dg.reconstructable(parameter_sweep), collab_executor, config.value, instance)
+        )
+    assert type(executor).__name__ == expected
+    # Creating the Celery executor must not reach for its broker: that happens when steps are sent.
+    if expected == "CeleryExecutor":
+        assert executor.broker == "redis://broker.invalid:6379/0"
+    requirements = collab_executor.get_requirements(config.value)
+    assert bool(requirements) == (expected != "InProcessExecutor")
