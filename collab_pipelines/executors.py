@@ -8,12 +8,11 @@ to dagster-celery's workers, with no code change:
     execution:
       config:
         celery:
-          broker: pyamqp://guest:guest@rabbitmq:5672//
-          backend: rpc://
+          broker: {env: DAGSTER_CELERY_BROKER_URL}
+          backend: {env: DAGSTER_CELERY_BACKEND_URL}
 
-The `celery` block is exactly dagster-celery's executor config, so the same YAML (under
-`execution: config:`) starts matching workers: `dagster-celery worker start -A dagster_celery.app
--y that.yaml`.
+The `celery` block is exactly dagster-celery's executor config, so the same block directly under
+`execution: config:` starts matching workers (deploy/celery.yaml, docs/deploy.md).
 """
 
 import dagster as dg

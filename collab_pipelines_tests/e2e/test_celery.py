@@ -1,6 +1,6 @@
 """The project's executor on two real Celery workers: one run's steps spread across both.
 
-It runs on both brokers this machine has: RabbitMQ (what the Helm chart's Celery setup uses) and
+It runs on both brokers this machine has: RabbitMQ (dagster-celery's default broker) and
 Redis (what deploy/docker-compose.yml uses). Each test run uses its own queue, so concurrent test
 runs on one broker never take each other's tasks.
 """
