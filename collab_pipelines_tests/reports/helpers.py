@@ -14,6 +14,8 @@ def execute(job_fn, instance: dg.DagsterInstance, *, partition=None, first=None,
     tags = {"dagster/partition": partition} if partition else {}
     if first:
         tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+    # In process: a step subprocess would load the definitions once more for nothing.
+    run_config = {**(run_config or {}), "execution": {"config": {"in_process": {}}}}
     return dg.execute_job(
         dg.reconstructable(job_fn), instance=instance, tags=tags, run_config=run_config, raise_on_error=False
     )

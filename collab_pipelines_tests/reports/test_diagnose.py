@@ -30,6 +30,6 @@ def test_diagnose_names_the_templates_when_one_is_unknown(warehouse, instance):
     config = {"template": "no_such_template"}
     result = execute(jobs.test_diagnose_job, instance, run_config={"ops": {"diagnostic_report": {"config": config}}})
     assert not result.success
-    failure = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"][0]
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "no template 'no_such_template'; available: failing_report, probe_report" in str(
         failure.event_specific_data.user_failure_data.description)

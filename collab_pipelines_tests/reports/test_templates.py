@@ -88,8 +88,8 @@ def test_prepare_keeps_the_defaults_before_the_supplied_values():
 
 @pytest.mark.parametrize("noise", [
     "2026-11-24 11:02:50 +0000 - dagster - DEBUG - job - 1234 - RESOURCE_INIT_STARTED - Starting\n",
-    "/venv/lib/python3.11/site-packages/dagstermill/manager.py:395: BetaWarning: Class `Manager` is in beta\n"
-    "  MANAGER_FOR_NOTEBOOK_INSTANCE = Manager()\n",
+    ("/venv/lib/python3.11/site-packages/dagstermill/manager.py:395: BetaWarning: Class `Manager` is in beta\n"
+    "  MANAGER_FOR_NOTEBOOK_INSTANCE = Manager()\n"),
     "/tmp/ipykernel_1/123.py:9: BetaWarning: probe\n  warnings.warn('probe', dg.BetaWarning)\n",
 ])
 def test_scrub_removes_dagster_noise_and_keeps_the_notebooks_own_output(noise):
