@@ -6,6 +6,7 @@ import dagster as dg
 
 from collab_pipelines import evaluation, exports, intake, reports
 from collab_pipelines.demo.definitions import defs as demo_defs
+from collab_pipelines.executors import collab_executor
 from collab_pipelines.exports.resources import SqlSources
 from collab_pipelines.warehouse import Warehouse
 
@@ -22,5 +23,6 @@ defs = dg.Definitions.merge(
     reports.defs,
     intake.defs,
     demo_defs,
-    dg.Definitions(resources=shared_resources()),
+    # Multiprocess unless a run's config picks Celery workers (deploy/celery.yaml).
+    dg.Definitions(resources=shared_resources(), executor=collab_executor),
 )

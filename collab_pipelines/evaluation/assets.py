@@ -71,7 +71,7 @@ def model_evaluation(
     try:
         evaluation = evaluate_key(
             key, model_repositories.suites(), model_repositories.repository, warehouse,
-            data_through=config.data_through, run_id=context.run_id, log=context.log,
+            data_through=config.data_through, run_id=context.run.run_id, log=context.log,
         )
     except EvaluationFailed as failure:
         # The data scientist's own traceback, where the UI shows the failed step.

@@ -56,7 +56,7 @@ class Checkout:
     def where(self, path: str | None = None) -> str:
         repo = self.suite.contract_repository
         location = f"{repo}@{self.commits[repo].short}" if repo in self.commits else str(self.key)
-        return f"{location}:{path}" if path else f"{self.key} ({location})"
+        return f"{self.key} ({location}:{path})" if path else f"{self.key} ({location})"
 
     def contract(self) -> Contract:
         text = self.repositories[self.suite.contract_repository].read_file(self.contract_commit.sha, CONTRACT_FILE)

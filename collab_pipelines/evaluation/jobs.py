@@ -11,7 +11,6 @@ from collab_pipelines.evaluation.suites import EvaluationKey
 evaluate_commits = dg.define_asset_job(
     "evaluate_commits",
     selection=dg.AssetSelection.assets(EVALUATION_ASSET),
-    partitions_def=evaluation_commits,
     tags={"collab/pattern": "evaluation"},
     description="Evaluates commits (partitions of model_evaluation). The commit sensor runs it for "
     "each new commit; a backfill over partitions re-evaluates commits on the latest data.",
@@ -28,7 +27,7 @@ class HistoryConfig(dg.Config):
 
 @dg.op(description="Adds an evaluation partition for each historical commit of a repository, combined "
        "with the other repositories' current heads. Backfill them from the model_evaluation page.")
-def add_commit_history(context: dg.OpExecutionContext, config: HistoryConfig,
+def add_history_partitions(context: dg.OpExecutionContext, config: HistoryConfig,
                        model_repositories: ModelRepositories) -> list[str]:
     suites = model_repositories.suites()
     if config.suite not in suites:
@@ -54,7 +53,7 @@ def add_commit_history(context: dg.OpExecutionContext, config: HistoryConfig,
     return keys
 
 
-@dg.job(description="Adds a repository's historical commits as evaluation partitions, ready for a backfill.",
-        tags={"collab/pattern": "evaluation"})
+@dg.job(name="add_commit_history", tags={"collab/pattern": "evaluation"},
+        description="Adds a repository's historical commits as evaluation partitions, ready for a backfill.")
 def add_commit_history_job():
-    add_commit_history()
+    add_history_partitions()

@@ -1,0 +1,129 @@
+"""The commit sensor on real git repositories: partitions, run requests, cursor, combinations."""
+
+import json
+
+import dagster as dg
+import pytest
+
+from collab_pipelines.evaluation.resources import ModelRepositories
+from collab_pipelines.evaluation.sensors import model_commits_sensor
+
+
+class Ticks:
+    """Runs the sensor tick after tick, carrying its cursor the way the daemon does."""
+
+    def __init__(self, instance: dg.DagsterInstance):
+        self.instance = instance
+        self.cursor: str | None = None
+
+    def __call__(self) -> dg.SensorResult | dg.SkipReason:
+        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor,
+                                          resources={"model_repositories": ModelRepositories()})
+        result = model_commits_sensor(context)
+        if isinstance(result, dg.SensorResult):
+            self.cursor = result.cursor
+            for request in result.dynamic_partitions_requests or []:
+                self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        return result
+
+    def keys(self) -> list[str]:
+        result = self()
+        return [request.partition_key for request in (result.run_requests or [])] if isinstance(
+            result, dg.SensorResult) else []
+
+
+@pytest.fixture
+def ticks(instance, state_dir) -> Ticks:
+    return Ticks(instance)
+
+
+def test_a_new_commit_becomes_a_partition_and_a_run_request(ticks, instance, suites, make_repo):
+    repo = make_repo("model")
+    first = repo.commit("Baseline model", {"model.py": "x = 1\n"})
+    suites.add("delays", {"model": repo})
+
+    result = ticks()
+    [request] = result.run_requests
+    assert request.partition_key == f"delays:model@{first[:10]}"
+    assert request.run_key == request.partition_key
+    assert instance.get_dynamic_partitions("evaluation_commits") == [request.partition_key]
+    assert request.tags["collab/commit.model"] == first
+    assert request.tags["collab/author.model"] == "Ada Scientist"
+    assert request.tags["collab/message.model"] == "Baseline model"
+    assert request.tags["collab/committed_at.model"].startswith("20")
+
+    second = repo.commit("Use the departure hour", {"model.py": "x = 2\n"})
+    assert ticks.keys() == [f"delays:model@{second[:10]}"]
+    assert json.loads(ticks.cursor)["delays"]["model"]["main"] == second
+
+
+def test_the_cursor_prevents_re_evaluation(ticks, suites, make_repo):
+    repo = make_repo("model")
+    repo.commit("one", {"a.py": "1"})
+    suites.add("delays", {"model": repo})
+    assert len(ticks.keys()) == 1
+    cursor = ticks.cursor
+
+    again = ticks()
+    assert isinstance(again, dg.SensorResult) and not again.run_requests
+    assert "No new commit" in again.skip_reason.skip_message
+    assert ticks.cursor == cursor  # re-running a tick from the same cursor requests nothing new
+
+
+def test_the_first_tick_evaluates_only_the_newest_commits(ticks, suites, make_repo):
+    repo = make_repo("model")
+    shas = [repo.commit(f"commit {i}", {"a.py": str(i)}) for i in range(5)]
+    suites.add("delays", {"model": repo}, initial_commits=2)
+    # Oldest first, so each commit's baseline is evaluated before it.
+    assert ticks.keys() == [f"delays:model@{sha[:10]}" for sha in shas[-2:]]
+
+
+def test_a_two_repository_suite_makes_combination_keys(ticks, suites, make_repo):
+    features, model = make_repo("features"), make_repo("model")
+    f1 = features.commit("features v1", {"features.py": "1"})
+    m1 = model.commit("model v1", {"model.py": "1"})
+    suites.add("delays", {"features": features, "model": model}, contract="model")
+    assert ticks.keys() == [f"delays:features@{f1[:10]}+model@{m1[:10]}"]
+
+    f2 = features.commit("features v2", {"features.py": "2"})
+    assert ticks.keys() == [f"delays:features@{f2[:10]}+model@{m1[:10]}"]
+
+    m2 = model.commit("model v2", {"model.py": "2"})
+    f3 = features.commit("features v3", {"features.py": "3"})
+    # Both moved between ticks: each new commit is combined with the latest of the other.
+    assert ticks.keys() == [f"delays:features@{f3[:10]}+model@{m1[:10]}",
+                            f"delays:features@{f3[:10]}+model@{m2[:10]}"]
+    assert ticks.keys() == []
+
+
+def test_several_branches_are_followed(ticks, suites, make_repo):
+    repo = make_repo("model")
+    main = repo.commit("main", {"a.py": "1"})
+    repo.git("checkout", "--quiet", "-b", "experiment")
+    experiment = repo.commit("experiment", {"a.py": "2"})
+    suites.add("delays", {"model": repo}, branches={"model": ["main", "experiment"]})
+    assert set(ticks.keys()) == {f"delays:model@{main[:10]}", f"delays:model@{experiment[:10]}"}
+
+
+def test_an_unreachable_repository_does_not_stop_the_other_suites(ticks, suites, make_repo, tmp_path):
+    good = make_repo("model")
+    sha = good.commit("good", {"a.py": "1"})
+    suites.add("broken", {"model": str(tmp_path / "no-such-repository")})
+    suites.add("delays", {"model": good})
+    assert ticks.keys() == [f"delays:model@{sha[:10]}"]
+    assert "broken" not in json.loads(ticks.cursor)
+
+
+def test_a_repository_is_watched_through_a_git_url(ticks, suites, make_repo):
+    upstream = make_repo("upstream")
+    first = upstream.commit("first", {"a.py": "1"})
+    suites.add("remote", {"model": f"file://{upstream.path}"})
+    assert ticks.keys() == [f"remote:model@{first[:10]}"]
+    second = upstream.commit("second", {"a.py": "2"})
+    assert ticks.keys() == [f"remote:model@{second[:10]}"]  # the mirror was fetched
+
+
+def test_no_suites_file_is_a_skip_with_the_reason(ticks, state_dir):
+    result = ticks()
+    assert isinstance(result, dg.SkipReason)
+    assert "suites.yaml" in result.skip_message
