@@ -26,6 +26,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 
 run: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/collab-demo init
+	$(BIN)/collab-demo model-repo
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 test: install

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from datetime import date
@@ -100,3 +101,30 @@ def product_db(state_dir: Path, source_template: Path) -> Path:
     path = state_dir / "product.db"
     shutil.copy(source_template, path)
     return path
+
+
+# The days exported_warehouse_file holds: every day the demo source has released.
+EXPORTED_FIRST, EXPORTED_LAST = "2013-01-01", "2013-01-07"
+
+
+@pytest.fixture(scope="session")
+def exported_warehouse_file(tmp_path_factory, source_template) -> Path:
+    """A SQLite warehouse holding the flights and weather exports, made once by the real assets."""
+    from collab_pipelines.exports.assets import build_export_assets
+    from collab_pipelines.exports.catalog import load_catalog
+    from collab_pipelines.exports.resources import SqlSources
+    from collab_pipelines.warehouse import Warehouse
+
+    state = tmp_path_factory.mktemp("exported-state")
+    shutil.copy(source_template, state / "product.db")
+    assets = [a for a in build_export_assets(load_catalog()) if a.key.to_user_string() in ("flights", "weather")]
+    with pytest.MonkeyPatch.context() as patch, dg.instance_for_test() as instance:
+        patch.setenv(settings.STATE_DIR_ENV, str(state))
+        patch.delenv(settings.WAREHOUSE_URL_ENV, raising=False)
+        dg.materialize(assets, instance=instance, resources={"warehouse": Warehouse(), "sources": SqlSources()},
+                       tags={"dagster/asset_partition_range_start": EXPORTED_FIRST,
+                             "dagster/asset_partition_range_end": EXPORTED_LAST})
+    # The warehouse runs in WAL mode: fold the log into the file so a copy holds every row.
+    with sqlite3.connect(state / "warehouse.db") as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return state / "warehouse.db"
