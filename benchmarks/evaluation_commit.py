@@ -1,0 +1,153 @@
+"""One commit, from commit to verdict: through the project vs the same work in a plain script.
+
+The project's side is what happens after the sensor's interval: the sensor's tick finds the
+commit, then the evaluation partition is materialized (checkout into a temporary directory,
+training and scoring in a limited subprocess, the paired bootstrap against the baseline,
+predictions and metrics written to the warehouse, gates as asset checks). The plain side is
+a script a data scientist would run by hand: read the same exports with pandas, build the
+same features, fit, predict the same held-out days and compute the same metrics.
+
+Both run on the demo's model repository over the same months of exported flights and
+weather. Prints the median of a few repetitions of each, and their ratio; the target is at
+most 1.5.
+
+    .venv/bin/python benchmarks/evaluation_commit.py [--through 2013-04-01] [--repeat 3]
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import sqlalchemy as sa
+
+from collab_pipelines import settings
+from collab_pipelines.demo.model_repo import HISTORY, create_repository, register_suite
+from collab_pipelines.demo.source import ProductDatabase
+from collab_pipelines.evaluation.assets import model_evaluation
+from collab_pipelines.evaluation.resources import ModelRepositories
+from collab_pipelines.evaluation.sensors import model_commits_sensor
+from collab_pipelines.exports.assets import build_export_assets
+from collab_pipelines.exports.catalog import load_catalog
+from collab_pipelines.exports.resources import SqlSources
+from collab_pipelines.warehouse import Warehouse
+
+PLAIN_SCRIPT = textwrap.dedent('''
+    import sys, time
+    import pandas as pd
+    import sqlalchemy as sa
+    from sklearn import metrics
+
+    started = time.perf_counter()
+    code, warehouse, split_at = sys.argv[1], sys.argv[2], pd.Timestamp(sys.argv[3])
+    sys.path.insert(0, code)
+    import features, model
+
+    engine = sa.create_engine(warehouse)
+    frames = {name: pd.read_sql(f"SELECT * FROM {name}", engine) for name in ("flights", "weather")}
+    for frame in frames.values():
+        for column in ("sched_dep_at", "time_hour", "observed_at"):
+            if column in frame:
+                frame[column] = pd.to_datetime(frame[column])
+    table = features.build(frames)
+    train, test = table[table["sched_dep_at"] < split_at], table[table["sched_dep_at"] >= split_at]
+    drop = ["delayed", "sched_dep_at", "id"]
+    fitted = model.build().fit(train.drop(columns=drop), train["delayed"])
+    scores = fitted.predict_proba(test.drop(columns=drop))[:, 1]
+    labels = fitted.predict(test.drop(columns=drop))
+    print(metrics.roc_auc_score(test["delayed"], scores), metrics.average_precision_score(test["delayed"], scores),
+          metrics.accuracy_score(test["delayed"], labels), time.perf_counter() - started)
+''')
+
+
+def prepare(work: Path, through: date) -> tuple[Path, list[str]]:
+    os.environ[settings.STATE_DIR_ENV] = str(work)
+    os.environ.pop(settings.WAREHOUSE_URL_ENV, None)
+    engine = sa.create_engine(f"sqlite:///{work / 'product.db'}")
+    ProductDatabase(engine).initialize(through)
+    engine.dispose()
+    exports = [a for a in build_export_assets(load_catalog()) if a.key.to_user_string() in ("flights", "weather")]
+    with dg.instance_for_test() as instance:
+        last = date.fromordinal(through.toordinal() - 1).isoformat()
+        dg.materialize(exports, instance=instance, resources={"warehouse": Warehouse(), "sources": SqlSources()},
+                       tags={"dagster/asset_partition_range_start": "2013-01-01",
+                             "dagster/asset_partition_range_end": last})
+    repository = work / "model"
+    shas = create_repository(repository)
+    return repository, shas
+
+
+def through_project(work: Path, repository: Path, shas: list[str]) -> tuple[float, dict]:
+    """Sensor tick + materialization of the newest commit; its baseline was evaluated before."""
+    resources = {"model_repositories": ModelRepositories(), "warehouse": Warehouse()}
+    suites_file = work / f"suites-{time.monotonic_ns()}.yaml"
+    os.environ[settings.SUITES_FILE_ENV] = str(suites_file)
+    register_suite(suites_file, repository)
+    with dg.instance_for_test() as instance:
+        # The baseline (the last passing ancestor) exists already, as it would in practice.
+        baseline = f"delay-model:model@{shas[1][:10]}"
+        instance.add_dynamic_partitions("evaluation_commits", [baseline])
+        dg.materialize([model_evaluation], partition_key=baseline, instance=instance, resources=resources)
+        context = dg.build_sensor_context(instance=instance, resources={"model_repositories": ModelRepositories()},
+                                          cursor='{"delay-model": {"model": {"main": "%s"}}}' % shas[-2])
+        started = time.perf_counter()
+        result = model_commits_sensor(context)
+        [request] = result.run_requests
+        instance.add_dynamic_partitions("evaluation_commits", [request.partition_key])
+        run = dg.materialize([model_evaluation], partition_key=request.partition_key, instance=instance,
+                             resources=resources)
+        elapsed = time.perf_counter() - started
+        [materialization] = run.asset_materializations_for_node("model_evaluation")
+        metadata = {k: v.value for k, v in materialization.metadata.items()}
+        assert metadata["baseline"] == baseline, metadata["baseline"]
+    return elapsed, metadata
+
+
+def plain(work: Path, repository: Path, sha: str, split_at: str) -> tuple[float, str]:
+    code = work / f"plain-{time.monotonic_ns()}"
+    code.mkdir()
+    archive = subprocess.run(["git", "archive", sha], cwd=repository, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(code)], input=archive, check=True)
+    script = work / "plain.py"
+    script.write_text(PLAIN_SCRIPT)
+    started = time.perf_counter()
+    output = subprocess.run([sys.executable, str(script), str(code), settings.warehouse_url(), split_at],
+                            check=True, capture_output=True, text=True).stdout
+    return time.perf_counter() - started, output.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--through", default="2013-04-01", help="export the days before this one")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-evaluation-") as tmp:
+        work = Path(tmp)
+        print(f"preparing: demo source and exports before {args.through}, the demo model repository ...")
+        repository, shas = prepare(work, date.fromisoformat(args.through))
+        project_times, plain_times = [], []
+        for _ in range(args.repeat):
+            seconds, metadata = through_project(work, repository, shas)
+            project_times.append(seconds)
+            seconds, output = plain(work, repository, shas[-1], metadata["split_at"])
+            plain_times.append(seconds)
+        project, baseline = statistics.median(project_times), statistics.median(plain_times)
+        print(f"commit '{HISTORY[-1][0]}' on {metadata['train_rows']} training and {metadata['test_rows']} "
+              f"test rows (data through {metadata['data_through']})")
+        print(f"  project: roc_auc {metadata['metric/roc_auc']:.4f}, verdict {metadata['verdict']} "
+              f"against {metadata['baseline']}")
+        print(f"  plain:   roc_auc {float(output.split()[0]):.4f}")
+        print(f"project, commit to verdict (median of {args.repeat}): {project:7.2f} s")
+        print(f"plain script, same training and scoring:      {baseline:7.2f} s")
+        print(f"ratio: {project / baseline:.2f} (target <= 1.5)")
+
+
+if __name__ == "__main__":
+    main()
