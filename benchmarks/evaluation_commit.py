@@ -15,6 +15,7 @@ most 1.5.
 """
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -96,7 +97,7 @@ def through_project(work: Path, repository: Path, shas: list[str]) -> tuple[floa
         instance.add_dynamic_partitions("evaluation_commits", [baseline])
         dg.materialize([model_evaluation], partition_key=baseline, instance=instance, resources=resources)
         context = dg.build_sensor_context(instance=instance, resources={"model_repositories": ModelRepositories()},
-                                          cursor='{"delay-model": {"model": {"main": "%s"}}}' % shas[-2])
+                                          cursor=json.dumps({"delay-model": {"model": {"main": shas[-2]}}}))
         started = time.perf_counter()
         result = model_commits_sensor(context)
         [request] = result.run_requests
