@@ -39,6 +39,7 @@ DIAGNOSTIC_ASSET = "diagnostic_report"
 # Evaluated in the kernel, so a warehouse URL with a password is never written into a notebook.
 WAREHOUSE_URL_CODE = "context.resources.warehouse.resolved_url()"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
+_WARNED_RUNS: set[str] = set()
 
 
 def reports_dir() -> Path:
@@ -86,6 +87,9 @@ def _warn_if_unviewable(context: dg.AssetExecutionContext, path: Path) -> None:
     try:
         path.resolve().relative_to(Path.cwd().resolve())
     except ValueError:
+        if context.run_id in _WARNED_RUNS:
+            return
+        _WARNED_RUNS.add(context.run_id)
         context.log.warning(
             f"{path} is outside this code location's working directory {Path.cwd()}, so the UI's "
             "View Notebook will refuse it; set COLLAB_STATE_DIR to a folder inside it"
