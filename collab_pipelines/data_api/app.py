@@ -137,6 +137,12 @@ def create_app(config: ApiConfig) -> FastAPI:
         log.error("warehouse query failed: %s", error)
         return _problem(_request, ApiProblem(503, "Warehouse unavailable", "the warehouse did not answer; retry later"))
 
+    @app.exception_handler(Exception)
+    def _unexpected(_request: Request, error: Exception) -> JSONResponse:
+        # A bug, never a detail for the client: the traceback goes to the log only.
+        log.error("unexpected error", exc_info=error)
+        return _problem(_request, ApiProblem(500, "Internal error", "the server failed; the error is logged"))
+
     # -- endpoints -----------------------------------------------------------------------
     @app.get("/health", response_model=Health, tags=["service"], summary="Liveness, without a token")
     def health() -> Health:
