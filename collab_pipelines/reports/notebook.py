@@ -134,18 +134,17 @@ class ReportInputs(Mapping):
             self._registry = all_datasets()
         return self._registry
 
-    def partition_column(self, role: str) -> str | None:
+    def dataset(self, role: str):
+        """The registry entry of a role's dataset; None for files and unregistered tables."""
         source = self.datasets[role]
-        if is_file_source(source):
-            return None
-        dataset = self.registry().get(source)
+        return None if is_file_source(source) else self.registry().get(source)
+
+    def partition_column(self, role: str) -> str | None:
+        dataset = self.dataset(role)
         return dataset.partition_column if dataset is not None else None
 
     def partitioning(self, role: str) -> str | None:
-        source = self.datasets[role]
-        if is_file_source(source):
-            return None
-        dataset = self.registry().get(source)
+        dataset = self.dataset(role)
         return dataset.partitioning if dataset is not None else None
 
     def is_bound(self, role: str) -> bool:
