@@ -5,11 +5,18 @@ import json
 import dagster as dg
 
 from collab_pipelines import settings
+from collab_pipelines.evaluation.contract import (
+    CONTRACT_FILE,
+    ContractError,
+    parse_contract,
+)
 from collab_pipelines.evaluation.jobs import evaluate_commits
 from collab_pipelines.evaluation.partitions import evaluation_commits
 from collab_pipelines.evaluation.repos import GitError
 from collab_pipelines.evaluation.resources import ModelRepositories
+from collab_pipelines.evaluation.suites import Suite
 from collab_pipelines.evaluation.watcher import Candidate, discover
+from collab_pipelines.warehouse.datasets import all_datasets
 
 _MESSAGE_TAG_LENGTH = 120
 
@@ -22,6 +29,22 @@ def commit_tags(candidate: Candidate, suite: str) -> dict[str, str]:
         tags[f"collab/committed_at.{repo}"] = commit.committed_at.isoformat()
         tags[f"collab/message.{repo}"] = commit.message[:_MESSAGE_TAG_LENGTH]
     return tags
+
+
+def unexported_datasets(instance: dg.DagsterInstance, model_repositories: ModelRepositories,
+                        suite: Suite, candidates: list[Candidate]) -> list[str]:
+    """The datasets the newest candidate's contract reads that were never materialized."""
+    if not candidates:
+        return []
+    newest = candidates[-1].commits[suite.contract_repository]
+    repo = model_repositories.repository(suite.repository(suite.contract_repository))
+    try:
+        contract = parse_contract(repo.read_file(newest.sha, CONTRACT_FILE), CONTRACT_FILE)
+    except ContractError:
+        return []  # a broken contract is the evaluation's to explain, not the sensor's
+    datasets = all_datasets()
+    return [name for name in contract.datasets if name in datasets
+            and instance.get_latest_materialization_event(dg.AssetKey(datasets[name].asset_key)) is None]
 
 
 @dg.sensor(
@@ -41,6 +64,7 @@ def model_commits_sensor(context: dg.SensorEvaluationContext, model_repositories
             f"No evaluation suite is configured (suites file: {model_repositories.suites_file or settings.suites_file()})")
     requests, keys, problems = [], [], []
     for suite in suites.values():
+        previous = cursor.get(suite.name, {})
         try:
             candidates, cursor[suite.name] = discover(suite, cursor.get(suite.name, {}),
                                                       model_repositories.repository)
@@ -50,13 +74,20 @@ def model_commits_sensor(context: dg.SensorEvaluationContext, model_repositories
             problems.append(f"suite {suite.name!r}: {error}")
             context.log.warning(f"suite {suite.name!r} skipped this tick: {error}")
             continue
+        waiting = unexported_datasets(context.instance, model_repositories, suite, candidates)
+        if waiting:
+            # Evaluating before the data exists would only fail; the cursor stays, so these
+            # commits are found again once the exports have run.
+            cursor[suite.name] = previous
+            problems.append(f"suite {suite.name!r} waits for its first export of {', '.join(waiting)}.")
+            continue
         for candidate in candidates:
             keys.append(candidate.key)
             requests.append(dg.RunRequest(run_key=candidate.key, partition_key=candidate.key,
                                           tags=commit_tags(candidate, suite.name)))
     if not requests:
         return dg.SensorResult(
-            skip_reason="No new commit. " + " ".join(problems) if problems else "No new commit.",
+            skip_reason=" ".join(["No new commit to evaluate.", *problems]),
             cursor=json.dumps(cursor, sort_keys=True))
     context.log.info(f"{len(keys)} new evaluation(s): {', '.join(keys)}")
     return dg.SensorResult(

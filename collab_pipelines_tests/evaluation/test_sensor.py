@@ -127,3 +127,18 @@ def test_no_suites_file_is_a_skip_with_the_reason(ticks, state_dir):
     result = ticks()
     assert isinstance(result, dg.SkipReason)
     assert "suites.yaml" in result.skip_message
+
+
+def test_commits_wait_for_the_first_export_of_their_data(ticks, instance, suites, make_repo):
+    repo = make_repo("model")
+    sha = repo.commit("Baseline", {"collab.toml": (
+        '[model]\nentry_point = "m:b"\n[data]\ndataset = "flights"\njoin = ["weather"]\n'
+        'target = "y"\ntime_column = "t"\n')})
+    suites.add("delays", {"model": repo})
+    waiting = ticks()
+    assert not waiting.run_requests
+    assert "waits for its first export of flights, weather" in waiting.skip_reason.skip_message
+    instance.report_runless_asset_event(dg.AssetMaterialization("flights"))
+    assert ticks.keys() == []  # still waiting for the weather
+    instance.report_runless_asset_event(dg.AssetMaterialization("weather"))
+    assert ticks.keys() == [f"delays:model@{sha[:10]}"]  # nothing was skipped while it waited
