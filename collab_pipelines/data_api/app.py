@@ -1,6 +1,7 @@
 """The FastAPI application: versioned, documented, token-protected read access to the warehouse."""
 
 import hashlib
+import itertools
 import logging
 import math
 import re
@@ -249,24 +250,44 @@ def create_app(config: ApiConfig) -> FastAPI:
         if after is not None:
             where.append(q.after_clause(table, keys, after))
         order = q.order_clauses(table, keys)
+        # The key columns ride along (and are cut off again) so the page's last row names the
+        # next cursor; one row beyond the page says whether there is a next page at all.
+        extra = [k.column for k in keys if k.column not in selected]
+        key_positions = [(selected + extra).index(k.column) for k in keys]
+        statement = (sa.select(*(table.c[c] for c in selected + extra)).where(*where).order_by(*order)
+                     .limit(limit + 1).execution_options(yield_per=config.chunk_rows))
         connection = catalog.engine.connect()
         try:
             if connection.dialect.name == "postgresql":
-                # Both statements below see one snapshot, so the cursor matches the page.
+                # The page and the probe below see one snapshot, so the cursor matches the page.
                 connection = connection.execution_options(isolation_level="REPEATABLE READ")
-            probe = (sa.select(*(table.c[k.column] for k in keys)).where(*where).order_by(*order)
-                     .offset(limit - 1).limit(2))
-            tail = connection.execute(probe).all()
-            next_cursor = q.encode_cursor(keys, list(tail[0])) if len(tail) == 2 else None
-            statement = sa.select(*(table.c[c] for c in selected)).where(*where).order_by(*order).limit(limit)
-            result = connection.execute(statement.execution_options(yield_per=config.chunk_rows))
+            result = connection.execute(statement)
+            first = result.fetchmany(config.chunk_rows)
+            if len(first) < config.chunk_rows:
+                # The whole page is in hand (the usual case): no second query.
+                last = first[limit - 1] if len(first) > limit else None
+            else:
+                # A page larger than a chunk: one cheap query on the key columns finds its end.
+                probe = (sa.select(*(table.c[k.column] for k in keys)).where(*where).order_by(*order)
+                         .offset(limit - 1).limit(2))
+                tail = connection.execute(probe).all()
+                last = tail[0] if len(tail) == 2 else None
+                key_positions = list(range(len(keys)))
+            next_cursor = q.encode_cursor(keys, [last[i] for i in key_positions]) if last is not None else None
         except Exception:
             connection.close()
             raise
 
         def chunks() -> Iterator:
+            remaining, width = limit, len(selected)
             try:
-                yield from result.partitions()
+                more = result.partitions() if len(first) == config.chunk_rows else ()
+                for rows in itertools.chain((first,), more):
+                    rows = rows[:remaining]
+                    remaining -= len(rows)
+                    yield [row[:width] for row in rows] if extra else rows
+                    if remaining <= 0:
+                        break
             finally:
                 result.close()
                 connection.close()

@@ -79,8 +79,10 @@ def test_typed_filters_on_datetimes_and_json_in_lists(api):
     assert 3 <= len(truth) and as_frame(response)["id"].tolist() == sorted(truth["id"].tolist())
 
 
-def test_keyset_pages_cover_every_row_once_in_order(api):
-    params = {"columns": "id,dep_delay", "sort": "-dep_delay", "limit": 997}
+# A page smaller than a streaming chunk, and one larger (its end is found by a second query).
+@pytest.mark.parametrize("page", [CHUNK_ROWS - 1, 2 * CHUNK_ROWS - 3])
+def test_keyset_pages_cover_every_row_once_in_order(api, page):
+    params = {"columns": "id,dep_delay", "sort": "-dep_delay", "limit": page}
     seen, cursor, pages = [], None, 0
     while True:
         response = api.get("/v1/datasets/flights/rows", params={**params, **({"cursor": cursor} if cursor else {})})
@@ -92,7 +94,7 @@ def test_keyset_pages_cover_every_row_once_in_order(api):
             break
         assert 'rel="next"' in response.headers["Link"]
     truth = expected(api)
-    assert pages == -(-len(truth) // 997)
+    assert pages == -(-len(truth) // page)
     # NULL delays (cancelled flights) sort lowest, so they come last when descending.
     ordered = truth.sort_values(["dep_delay", "id"], ascending=[False, True], na_position="last")
     assert [row["id"] for row in seen] == ordered["id"].tolist()
