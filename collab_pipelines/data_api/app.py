@@ -83,7 +83,7 @@ class ApiConfig:
     catalog: Catalog
     tokens: ReloadingTokens
     state_dir: FilePath
-    chunk_rows: int = 20_000
+    chunk_rows: int = 5_000
 
 
 def _examples(**values) -> dict:

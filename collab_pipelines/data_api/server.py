@@ -46,7 +46,7 @@ def build_app():
             "or set $COLLAB_API_TOKENS / $COLLAB_API_TOKENS_FILE"
         )
     catalog = Catalog(engine_for_url(settings.warehouse_url(), readonly=True), instance(), load_asset_graph())
-    chunk_rows = int(os.environ.get(CHUNK_ROWS_ENV) or 20_000)
+    chunk_rows = int(os.environ.get(CHUNK_ROWS_ENV) or 5_000)
     return create_app(ApiConfig(catalog=catalog, tokens=tokens, state_dir=settings.state_dir(),
                                 chunk_rows=chunk_rows))
 
