@@ -25,8 +25,8 @@ EXPECTED_JOBS = {
 EXPECTED_SCHEDULES = {"daily_exports_schedule", "dimension_exports_schedule", "replay_clock_schedule"}
 EXPECTED_SENSORS = {
     "daily_exports_new_data_sensor", "dimension_exports_missing_sensor", "upload_sensor", "model_commits_sensor",
-    # Dagster's own, because the report assets follow their upstream with AutomationCondition.eager().
-    "default_automation_condition_sensor",
+    # The report assets follow their upstream with AutomationCondition.eager().
+    "reports_automation_sensor",
 }
 
 

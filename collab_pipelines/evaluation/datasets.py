@@ -31,7 +31,8 @@ DATASETS: list[Dataset] = [
     ),
     Dataset(
         name="evaluation_metrics",
-        description="Every metric of every evaluation, with the baseline's value on the same test rows.",
+        description="Every metric of every evaluation, with the baseline's value on the same test rows "
+        "and ci_low/ci_high, the 90% paired-bootstrap interval of value - baseline_value (gated metrics).",
         columns={
             "evaluation_key": "string", "metric": "string", "value": "float",
             "baseline_value": "float", "ci_low": "float", "ci_high": "float",

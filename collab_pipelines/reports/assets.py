@@ -131,6 +131,17 @@ def _failure(errors: list[tuple[str, ReportExecutionError]], rendered: int) -> d
     )
 
 
+# Render a day (or a commit) once its upstream partition is written. Not `eager()`: that looks
+# only at the newest partition of the definition, which for the catalog's fixed 2013 range is
+# a day that a replayed or backfilled source reaches last.
+FOLLOW_UPSTREAM = (
+    dg.AutomationCondition.any_deps_updated()
+    & ~dg.AutomationCondition.any_deps_missing()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("render when upstream is updated")
+
+
 def build_report_asset(
     spec: TemplateSpec, partitions_def: dg.PartitionsDefinition | None
 ) -> dg.AssetsDefinition:
@@ -156,7 +167,7 @@ def _define_report_asset(
         partitions_def=partitions_def,
         # A range of days renders in one run and one kernel instead of one run per day.
         backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
-        automation_condition=dg.AutomationCondition.eager(),
+        automation_condition=FOLLOW_UPSTREAM,
         output_required=False,
         config_schema={
             "parameters": dg.Field(

@@ -59,9 +59,20 @@ def load_project_templates(folder: Path = TEMPLATES_DIR) -> tuple[LoadedTemplate
 def build_defs(folder: Path = TEMPLATES_DIR) -> dg.Definitions:
     loaded, assets = load_project_templates(folder)
     specs: dict[str, TemplateSpec] = loaded.specs
+    # Reports follow their upstream (FOLLOW_UPSTREAM). Dagster's implicit sensor for
+    # that starts stopped; this one runs from the start, so a fresh deployment renders the newest
+    # day and each evaluated commit on its own.
+    automation = dg.AutomationConditionSensorDefinition(
+        "reports_automation_sensor",
+        target=dg.AssetSelection.assets(*assets.values()),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        description="Renders a report when its upstream day or commit is newly materialized.",
+    )
     return dg.Definitions(
         assets=[*assets.values(), build_diagnostic_asset(specs, loaded.problem_lines())],
         jobs=[diagnose_report_job],
+        sensors=[automation] if assets else [],
     )
 
 

@@ -1,0 +1,31 @@
+"""Reports follow their upstream: a newly written day or commit requests exactly its report."""
+
+import dagster as dg
+
+from collab_pipelines import defs
+from collab_pipelines.evaluation.partitions import evaluation_commits
+
+REPORTS = dg.AssetSelection.assets("flights_quality_report", "evaluation_report")
+
+
+def requested(result) -> set[tuple[str, str]]:
+    return {(name, partition) for name in ("flights_quality_report", "evaluation_report")
+            for partition in result.get_requested_partitions(dg.AssetKey(name))}
+
+
+def test_a_new_day_and_a_new_commit_request_their_reports(instance):
+    instance.add_dynamic_partitions(evaluation_commits.name, ["s:model@1a2b3c4d5e", "s:model@5e6f7a8b9c"])
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=REPORTS)
+    assert first.total_requested == 0  # nothing upstream yet
+
+    # A day in the middle of the catalog's range, not its last: what a replayed source writes.
+    instance.report_runless_asset_event(dg.AssetMaterialization("flights", partition="2013-01-05"))
+    instance.report_runless_asset_event(dg.AssetMaterialization("model_evaluation", partition="s:model@5e6f7a8b9c"))
+    second = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=REPORTS,
+                                               cursor=first.cursor)
+    assert requested(second) == {("flights_quality_report", "2013-01-05"),
+                                 ("evaluation_report", "s:model@5e6f7a8b9c")}
+
+    third = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=REPORTS,
+                                              cursor=second.cursor)
+    assert third.total_requested == 0  # requested once, not on every tick
