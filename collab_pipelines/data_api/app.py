@@ -1,6 +1,7 @@
 """The FastAPI application: versioned, documented, token-protected read access to the warehouse."""
 
 import hashlib
+import importlib.resources
 import itertools
 import logging
 import math
@@ -16,9 +17,17 @@ import dagster as dg
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+)
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from collab_pipelines.data_api import query as q
@@ -90,15 +99,35 @@ def _examples(**values) -> dict:
     return {name: {"summary": name.replace("_", " "), "value": value} for name, value in values.items()}
 
 
+DOCS_ASSETS_PATH = "/docs-assets"
+
+
+def docs_assets() -> FilePath:
+    """Swagger UI's files, as the fastapi-offline package ships them."""
+    return FilePath(str(importlib.resources.files("fastapi_offline") / "static"))
+
+
 def create_app(config: ApiConfig) -> FastAPI:
     app = FastAPI(
         title="collab_pipelines data API",
         version="1.0.0",
         description=DESCRIPTION,
-        docs_url="/docs",
+        # /docs is served below from packaged assets: FastAPI's default loads Swagger UI from a
+        # CDN, which a closed network (or a strict proxy) turns into a blank page.
+        docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
     )
+    app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=str(docs_assets())), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title=f"{app.title} - docs",
+            swagger_js_url=f"{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS_PATH}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS_PATH}/favicon.png",
+        )
     catalog = config.catalog
     bearer = HTTPBearer(auto_error=False, description="A token issued by `collab-data-api token <name>`.")
 

@@ -1,5 +1,6 @@
 """The OpenAPI document: complete, served at /docs, and honoured under property-based testing."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,11 @@ def test_every_parameter_has_a_description_and_an_example(sqlite_api):
 def test_docs_are_served_without_a_token(sqlite_api):
     docs = httpx.get(sqlite_api.url + "/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    # Everything the page loads is served here: nothing from a CDN a closed network cannot reach.
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert assets and all(asset.startswith("/docs-assets/") for asset in assets), assets
+    for asset in assets:
+        assert httpx.get(sqlite_api.url + asset).status_code == 200, asset
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(sqlite_api):
