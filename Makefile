@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STATE ?= $(CURDIR)/.state
 PORT ?= 3000
+API_PORT ?= 8020
 export DAGSTER_HOME := $(STATE)/dagster
 export COLLAB_STATE_DIR := $(STATE)
 PYTEST_ARGS ?=
@@ -24,9 +25,15 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
+# The data API runs beside the UI and stops with it (Ctrl-C reaches the whole group). Its
+# first start issues a token for "demo", shown once; only its hash is kept.
 run: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/collab-demo init
 	$(BIN)/collab-demo model-repo
+	@test -s $(STATE)/api_tokens || { echo "data API token for 'demo' (shown once):"; \
+	  $(BIN)/collab-data-api token demo --file $(STATE)/api_tokens; }
+	$(BIN)/collab-data-api serve --host 127.0.0.1 --port $(API_PORT) & api=$$!; \
+	trap 'kill $$api 2> /dev/null' EXIT; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 test: install
