@@ -87,9 +87,9 @@ def _warn_if_unviewable(context: dg.AssetExecutionContext, path: Path) -> None:
     try:
         path.resolve().relative_to(Path.cwd().resolve())
     except ValueError:
-        if context.run_id in _WARNED_RUNS:
+        if context.run.run_id in _WARNED_RUNS:
             return
-        _WARNED_RUNS.add(context.run_id)
+        _WARNED_RUNS.add(context.run.run_id)
         context.log.warning(
             f"{path} is outside this code location's working directory {Path.cwd()}, so the UI's "
             "View Notebook will refuse it; set COLLAB_STATE_DIR to a folder inside it"
@@ -196,9 +196,9 @@ def _define_report_asset(
                 assignments = _assignments(spec.datasets, key, [key] if key else None, parameters)
                 try:
                     rendered = render(
-                        session, spec.path, folder / context.run_id[:8], assignments,
+                        session, spec.path, folder / context.run.run_id[:8], assignments,
                         boilerplate=boilerplate, title=f"{spec.asset} {key or ''}".strip(),
-                        note=f"Parameters supplied by Dagster run {context.run_id}",
+                        note=f"Parameters supplied by Dagster run {context.run.run_id}",
                     )
                 except ReportExecutionError as error:
                     errors.append((key or spec.asset, error))
@@ -285,14 +285,14 @@ def build_diagnostic_asset(specs: Mapping[str, TemplateSpec], problems: Sequence
         assignments = _assignments(datasets, key, keys, config.parameters)
         label = config.file and Path(config.file).name or (
             f"{keys[0]}..{keys[-1]}" if keys else key or "latest")
-        stem = reports_dir() / DIAGNOSTIC_ASSET / f"{context.run_id[:8]}-{spec.name}"
+        stem = reports_dir() / DIAGNOSTIC_ASSET / f"{context.run.run_id[:8]}-{spec.name}"
         with tempfile.TemporaryDirectory(prefix="collab-dagstermill-") as work, KernelSession() as session:
             try:
                 rendered = render(
                     session, spec.path, stem, assignments,
                     boilerplate=_dagstermill_boilerplate(context, work),
                     title=f"{spec.name} on {label}",
-                    note=f"Parameters supplied by Dagster run {context.run_id}",
+                    note=f"Parameters supplied by Dagster run {context.run.run_id}",
                 )
             except ReportExecutionError as error:
                 raise _failure([(spec.name, error)], 0) from None

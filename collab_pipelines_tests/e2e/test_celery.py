@@ -141,6 +141,13 @@ def sweep_places(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict]:
     return places
 
 
+def delegated_steps(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
+    """Step key to worker, as dagster-celery's task reports it from inside the worker."""
+    events = [r.get_dagster_event() for r in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)]
+    return {event.step_key: event.engine_event_data.metadata["Celery worker"].value
+            for event in events if "in celery worker" in (event.message or "")}
+
+
 def run_sweep(instance: dg.DagsterInstance, execution: dict):
     run_config = {"ops": {"sweep_points": {"config": {"points": POINTS}}}, "execution": {"config": execution}}
     return dg.execute_job(dg.reconstructable(parameter_sweep), instance=instance, run_config=run_config)
@@ -152,13 +159,7 @@ def test_a_sweep_fans_out_across_two_celery_workers(workers, dagster_home):
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     run_id = result.run_id
     places = sweep_places(instance, run_id)
-    engine_events = [r.get_dagster_event() for r in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)]
-    # dagster-celery's task reports, from inside the worker, which worker took each step.
-    delegated = {
-        event.step_key: event.engine_event_data.metadata["Celery worker"].value
-        for event in engine_events
-        if "in celery worker" in (event.message or "")
-    }
+    delegated = delegated_steps(instance, run_id)
 
     assert len(places) == POINTS
     # Every step, not only the mapped ones, went through a worker and none ran in this process.
@@ -198,3 +199,36 @@ def test_run_config_selects_the_executor(execution, expected):
         assert executor.broker == "redis://broker.invalid:6379/0"
     requirements = collab_executor.get_requirements(config.value)
     assert bool(requirements) == (expected != "InProcessExecutor")
+
+
+def test_the_tuning_job_fans_its_candidates_out_across_the_workers(
+        state_dir, exported_warehouse_file, tmp_path, workers, dagster_home):
+    """The project's own parameter sweep, `tune_model`, on the real workers and real data."""
+    import shutil
+
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+
+    from collab_pipelines.warehouse import Warehouse
+    from collab_pipelines_tests.evaluation.conftest import Repo, Suites
+    from collab_pipelines_tests.evaluation.test_evaluation import GOOD
+
+    # The workers were started after state_dir set COLLAB_STATE_DIR, so they see this state.
+    shutil.copy(exported_warehouse_file, state_dir / "warehouse.db")
+    repo = Repo(tmp_path / "model")
+    sha = repo.commit("Baseline", GOOD)
+    Suites(state_dir / "suites.yaml").add("delays", {"model": repo})
+    job = ReconstructableRepository.for_module(
+        "collab_pipelines.definitions", "defs", working_directory=str(PROJECT)).get_reconstructable_job("tune_model")
+    grid = {"classifier__C": [0.01, 0.1, 1.0, 10.0]}
+    _, instance = dagster_home
+    result = dg.execute_job(job, instance=instance, run_config={
+        "ops": {"plan_tuning": {"config": {"evaluation_key": f"delays:model@{sha[:10]}", "grid": grid}}},
+        "execution": {"config": {"celery": workers["config"]}},
+    })
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    delegated = delegated_steps(instance, result.run_id)
+    candidates = {step: worker for step, worker in delegated.items() if step.startswith("score_candidate")}
+    assert len(candidates) == len(grid["classifier__C"]), delegated
+    assert set(candidates.values()) == workers["names"], f"the candidates did not use both workers: {candidates}"
+    rows = Warehouse().read("tuning_candidates", where={"tuning_run_id": result.run_id})
+    assert sorted(rows["candidate"].unique()) == [0, 1, 2, 3] and rows["best"].astype(bool).sum() == 2  # 2 metrics
