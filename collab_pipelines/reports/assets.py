@@ -131,28 +131,49 @@ def _failure(errors: list[tuple[str, ReportExecutionError]], rendered: int) -> d
     )
 
 
-# Render a day (or a commit) once its upstream partition is written. Not `eager()`: that looks
-# only at the newest partition of the definition, which for the catalog's fixed 2013 range is
-# a day that a replayed or backfilled source reaches last.
-FOLLOW_UPSTREAM = (
-    dg.AutomationCondition.any_deps_updated()
-    & ~dg.AutomationCondition.any_deps_missing()
-    & ~dg.AutomationCondition.any_deps_in_progress()
-    & ~dg.AutomationCondition.in_progress()
-).with_label("render when upstream is updated")
+def follow_upstream(read_whole: list[str]) -> dg.AutomationCondition:
+    """Render a day (or a commit) once its upstream partition is written.
+
+    Not `eager()`: that looks only at the newest partition of the definition, which for the
+    catalog's fixed 2013 range is a day that a replayed or backfilled source reaches last. Deps
+    read whole (the flights behind a per-commit report) neither trigger nor hold a report.
+    """
+
+    def on(condition: dg.AutomationCondition) -> dg.AutomationCondition:
+        return condition.ignore(dg.AssetSelection.assets(*read_whole)) if read_whole else condition
+
+    return (
+        on(dg.AutomationCondition.any_deps_updated())
+        & ~on(dg.AutomationCondition.any_deps_missing())
+        & ~on(dg.AutomationCondition.any_deps_in_progress())
+        & ~dg.AutomationCondition.in_progress()
+    ).with_label("render when upstream is updated")
+
+
+def report_deps(spec: TemplateSpec, partitions_def, upstream_partitions: dict) -> list[dg.AssetDep]:
+    """A dep partitioned otherwise than the report (the flights days of a per-commit report) is
+    read whole: without this, Dagster maps a commit key onto a day that does not exist, and
+    a backfill of several commits fails."""
+    deps = []
+    for dep in spec.deps:
+        upstream = upstream_partitions.get(dep)
+        whole = upstream is not None and upstream != partitions_def
+        deps.append(dg.AssetDep(dep, partition_mapping=dg.AllPartitionMapping() if whole else None))
+    return deps
 
 
 def build_report_asset(
-    spec: TemplateSpec, partitions_def: dg.PartitionsDefinition | None
+    spec: TemplateSpec, partitions_def: dg.PartitionsDefinition | None,
+    upstream_partitions: dict[str, dg.PartitionsDefinition | None] | None = None,
 ) -> dg.AssetsDefinition:
     with warnings.catch_warnings():
         # single_run backfills are the point of these assets; the Beta notice is known.
         warnings.simplefilter("ignore", dg.BetaWarning)
-        return _define_report_asset(spec, partitions_def)
+        return _define_report_asset(spec, partitions_def, report_deps(spec, partitions_def, upstream_partitions or {}))
 
 
 def _define_report_asset(
-    spec: TemplateSpec, partitions_def: dg.PartitionsDefinition | None
+    spec: TemplateSpec, partitions_def: dg.PartitionsDefinition | None, deps: list[dg.AssetDep]
 ) -> dg.AssetsDefinition:
     defaults_md = "\n".join(f"- `{name} = {value}`" for name, value in spec.defaults.items())
 
@@ -163,11 +184,12 @@ def _define_report_asset(
         owners=list(spec.owners),
         kinds={"jupyter", "dagstermill"},
         tags={"collab/pattern": "reports", **spec.tags},
-        deps=[dg.AssetKey(dep) for dep in spec.deps],
+        deps=deps,
         partitions_def=partitions_def,
         # A range of days renders in one run and one kernel instead of one run per day.
         backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
-        automation_condition=FOLLOW_UPSTREAM,
+        automation_condition=follow_upstream(
+            [dep.asset_key.to_user_string() for dep in deps if isinstance(dep.partition_mapping, dg.AllPartitionMapping)]),
         output_required=False,
         config_schema={
             "parameters": dg.Field(

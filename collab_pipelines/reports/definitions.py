@@ -50,7 +50,9 @@ def load_project_templates(folder: Path = TEMPLATES_DIR) -> tuple[LoadedTemplate
             loaded.problems[str(spec.path)] = str(error)
             del loaded.specs[name]
             continue
-        assets[name] = build_report_asset(spec, partitions_def)
+        upstream_partitions = {dep: upstream[dep].specs_by_key[dg.AssetKey(dep)].partitions_def
+                               for dep in spec.deps if dep in upstream}
+        assets[name] = build_report_asset(spec, partitions_def, upstream_partitions)
     for line in loaded.problem_lines():
         log.warning("report template not loaded: %s", line)
     return loaded, assets
@@ -59,7 +61,7 @@ def load_project_templates(folder: Path = TEMPLATES_DIR) -> tuple[LoadedTemplate
 def build_defs(folder: Path = TEMPLATES_DIR) -> dg.Definitions:
     loaded, assets = load_project_templates(folder)
     specs: dict[str, TemplateSpec] = loaded.specs
-    # Reports follow their upstream (FOLLOW_UPSTREAM). Dagster's implicit sensor for
+    # Reports follow their upstream (assets.follow_upstream). Dagster's implicit sensor for
     # that starts stopped; this one runs from the start, so a fresh deployment renders the newest
     # day and each evaluated commit on its own.
     automation = dg.AutomationConditionSensorDefinition(

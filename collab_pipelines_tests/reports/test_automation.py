@@ -29,3 +29,23 @@ def test_a_new_day_and_a_new_commit_request_their_reports(instance):
     third = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=REPORTS,
                                               cursor=second.cursor)
     assert third.total_requested == 0  # requested once, not on every tick
+
+
+def test_a_per_commit_report_reads_the_daily_exports_whole(instance):
+    graph = defs.get_repository_def().asset_graph
+    # Without it, a run of several commits maps commit keys onto days that do not exist.
+    mapping = graph.get_partition_mapping(dg.AssetKey("evaluation_report"), dg.AssetKey("flights"))
+    assert isinstance(mapping, dg.AllPartitionMapping)
+
+    instance.add_dynamic_partitions(evaluation_commits.name, ["s:model@1a2b3c4d5e"])
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=REPORTS)
+    instance.report_runless_asset_event(dg.AssetMaterialization("model_evaluation", partition="s:model@1a2b3c4d5e"))
+    # Only some days are exported: the commit's report is not held back by the others.
+    second = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=REPORTS,
+                                               cursor=first.cursor)
+    assert requested(second) == {("evaluation_report", "s:model@1a2b3c4d5e")}
+    # A new day re-renders that day's report, not every commit's.
+    instance.report_runless_asset_event(dg.AssetMaterialization("flights", partition="2013-01-06"))
+    third = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=REPORTS,
+                                              cursor=second.cursor)
+    assert requested(third) == {("flights_quality_report", "2013-01-06")}
