@@ -31,6 +31,8 @@ INSTALL_REQUIRES = [
     "openpyxl>=3.1",
     # data API
     "fastapi>=0.110",
+    # Swagger UI's files for /docs, served locally instead of from a CDN.
+    "fastapi-offline>=1.7",
     "uvicorn>=0.29",
     "httpx>=0.27",
     # evaluation harness limits
