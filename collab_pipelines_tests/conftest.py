@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -64,23 +65,30 @@ def postgres_server_url() -> str:
     return url
 
 
+@contextlib.contextmanager
+def new_postgres_database(server_url: str, prefix: str = "collab_test") -> Iterator[str]:
+    """A new, empty PostgreSQL database on the server, dropped afterwards."""
+    from collab_pipelines.warehouse.resources import dispose_engines
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        dispose_engines(url)
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture
 def postgres_url(postgres_server_url: str) -> Iterator[str]:
     """A new, empty PostgreSQL database for one test, dropped afterwards."""
-    name = f"collab_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
-    yield url
-    from collab_pipelines.warehouse.resources import _ENGINES, _ENGINES_LOCK
-
-    with _ENGINES_LOCK:
-        for key in [k for k in _ENGINES if k[0] == url]:
-            _ENGINES.pop(key).dispose()
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with new_postgres_database(postgres_server_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -57,3 +57,11 @@ def test_every_asset_says_what_and_who():
         assert node.owners, f"{node.key} has no owners"
         assert node.group_name != "default", f"{node.key} has no group"
         assert node.kinds, f"{node.key} has no kinds"
+
+
+def test_every_dataset_names_the_asset_that_writes_it():
+    from collab_pipelines.warehouse.datasets import all_datasets
+
+    keys = {key.to_user_string() for key in repository().asset_graph.get_all_asset_keys()}
+    # The data API reads freshness and checks from that asset; a wrong name would show none.
+    assert {name: d.asset_key for name, d in all_datasets().items() if d.asset_key not in keys} == {}

@@ -9,8 +9,17 @@ from collab_pipelines.warehouse.datasets import Dataset
 _OWNERS = ("team:data-science", "team:data-engineering")
 _PARTITIONING = "dynamic:evaluation_commits"
 
+def _per_evaluation(name: str, description: str, columns: dict[str, str], primary_key: tuple[str, ...]) -> Dataset:
+    """A table model_evaluation writes, one slice per evaluation key."""
+    return Dataset(
+        name=name, description=description, columns=columns, primary_key=primary_key,
+        asset_key="model_evaluation", owners=_OWNERS, partition_column="evaluation_key",
+        partitioning=_PARTITIONING, pattern="evaluation",
+    )
+
+
 DATASETS: list[Dataset] = [
-    Dataset(
+    _per_evaluation(
         name="evaluation_results",
         description=(
             "One row per evaluated commit (or combination of commits): its verdict, the baseline it "
@@ -23,13 +32,8 @@ DATASETS: list[Dataset] = [
             "test_rows": "integer", "seconds": "float", "evaluated_at": "datetime", "run_id": "string",
         },
         primary_key=("evaluation_key",),
-        asset_key="model_evaluation",
-        owners=_OWNERS,
-        partition_column="evaluation_key",
-        partitioning=_PARTITIONING,
-        pattern="evaluation",
     ),
-    Dataset(
+    _per_evaluation(
         name="evaluation_metrics",
         description="Every metric of every evaluation, with the baseline's value on the same test rows "
         "and ci_low/ci_high, the 90% paired-bootstrap interval of value - baseline_value (gated metrics).",
@@ -38,13 +42,8 @@ DATASETS: list[Dataset] = [
             "baseline_value": "float", "ci_low": "float", "ci_high": "float",
         },
         primary_key=("evaluation_key", "metric"),
-        asset_key="model_evaluation",
-        owners=_OWNERS,
-        partition_column="evaluation_key",
-        partitioning=_PARTITIONING,
-        pattern="evaluation",
     ),
-    Dataset(
+    _per_evaluation(
         name="evaluation_predictions",
         description=(
             "Every held-out prediction of every evaluation, keyed by evaluation and row, for "
@@ -55,11 +54,6 @@ DATASETS: list[Dataset] = [
             "y_true": "integer", "y_pred": "integer", "y_score": "float",
         },
         primary_key=("evaluation_key", "row_id"),
-        asset_key="model_evaluation",
-        owners=_OWNERS,
-        partition_column="evaluation_key",
-        partitioning=_PARTITIONING,
-        pattern="evaluation",
     ),
     Dataset(
         name="tuning_candidates",
@@ -70,7 +64,7 @@ DATASETS: list[Dataset] = [
             "status": "string", "message": "string",
         },
         primary_key=("tuning_run_id", "candidate", "metric"),
-        asset_key="model_tuning",
+        asset_key="tuning_candidates",  # reported by the tune_model job
         owners=_OWNERS,
         pattern="evaluation",
     ),

@@ -49,14 +49,11 @@ def discover(
             news[spec.name].extend((branch, commit) for commit in commits)
             new_cursor[spec.name][branch] = commits[-1].sha if commits else seen.get(branch) or repo.head(branch)
         primary = spec.branches[0]
-        # What the others are combined with: the primary branch as of the previous poll.
+        # What the others are combined with: the primary branch as of the previous poll, or
+        # its head on first sight.
         previous = seen.get(primary)
         current[spec.name] = repo.commit(previous) if previous and _exists(repo, previous) else \
             repo.commit(repo.head(primary))
-    if not any(cursor.get(name) for name in repos) and len(repos) > 1:
-        # First sight of a multi-repository suite: start from everyone's head.
-        current = {spec.name: repos[spec.name].commit(repos[spec.name].head(spec.branches[0]))
-                   for spec in suite.repositories}
 
     candidates, keys = [], set()
     for spec in suite.repositories:

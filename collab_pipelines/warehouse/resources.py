@@ -76,6 +76,13 @@ def engine_for_url(url: str, *, readonly: bool = False) -> sa.Engine:
         return engine
 
 
+def dispose_engines(url: str) -> None:
+    """Close this process's pools for `url` (both modes), e.g. before its database is dropped."""
+    with _ENGINES_LOCK:
+        for key in [k for k in _ENGINES if k[0] == url]:
+            _ENGINES.pop(key).dispose()
+
+
 class Warehouse(dg.ConfigurableResource):
     """The analytical database every pattern writes to and the data API reads from.
 

@@ -18,7 +18,6 @@ import dagster as dg
 import httpx
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 from dagster._core.instance.ref import InstanceRef
 
 from collab_pipelines import settings
@@ -27,7 +26,8 @@ from collab_pipelines.exports.assets import build_export_assets
 from collab_pipelines.exports.catalog import load_catalog
 from collab_pipelines.exports.resources import SqlSources
 from collab_pipelines.warehouse import Warehouse
-from collab_pipelines.warehouse.resources import _ENGINES, _ENGINES_LOCK
+from collab_pipelines.warehouse.resources import dispose_engines
+from collab_pipelines_tests.conftest import new_postgres_database
 from collab_pipelines_tests.e2e.processes import Service, free_port, wait_for
 
 TOKEN = "tok-" + uuid.uuid4().hex
@@ -112,12 +112,6 @@ def _fill(deployment: Deployment) -> None:
     }))
 
 
-def forget_engines(url: str) -> None:
-    with _ENGINES_LOCK:
-        for key in [k for k in _ENGINES if k[0] == url]:
-            _ENGINES.pop(key).dispose()
-
-
 def start_api(deployment: Deployment, log_dir: Path, extra_env: dict | None = None, *, wait: bool = True) -> Service:
     port = free_port()
     env = {
@@ -157,16 +151,8 @@ def _healthy(url: str) -> bool:
 @pytest.fixture(scope="session")
 def postgres_warehouse_url(postgres_server_url: str) -> Iterator[str]:
     """One PostgreSQL database for the session's tests (filling one per test would cost minutes)."""
-    name = f"collab_api_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(postgres_server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.make_url(postgres_server_url).set(database=name).render_as_string(hide_password=False)
-    yield url
-    forget_engines(url)
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with new_postgres_database(postgres_server_url, "collab_api") as url:
+        yield url
 
 
 def _api(tmp_path_factory, source_template, backend: str, url: str | None) -> Iterator[Api]:
@@ -181,7 +167,7 @@ def _api(tmp_path_factory, source_template, backend: str, url: str | None) -> It
     finally:
         service.stop()
         deployment.instance.dispose()
-        forget_engines(deployment.warehouse_url)
+        dispose_engines(deployment.warehouse_url)
 
 
 @pytest.fixture(scope="session")
