@@ -9,7 +9,7 @@ export DAGSTER_HOME := $(STATE)/dagster
 export COLLAB_STATE_DIR := $(STATE)
 PYTEST_ARGS ?=
 
-.PHONY: install run test bench clean
+.PHONY: install lint run test bench clean
 
 # Re-install only when the dependency list changes.
 $(VENV)/.installed: setup.py
@@ -36,7 +36,12 @@ run: install $(DAGSTER_HOME)/dagster.yaml
 	trap 'kill $$api 2> /dev/null' EXIT; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
-test: install
+# Lint first: a style or import mistake fails in seconds, before the slow suite starts.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 bench: install

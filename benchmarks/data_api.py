@@ -57,13 +57,19 @@ def timed(runs: int, request: Callable[[], int]) -> tuple[list[float], int]:
 def summary(times: list[float], rows: int) -> dict:
     ordered = sorted(times)
     p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
-    return {"p50": statistics.median(ordered), "p99": p99, "rows_per_s": rows / statistics.mean(ordered),
-            "rows": rows}
+    return {
+        "p50": statistics.median(ordered),
+        "p99": p99,
+        "rows_per_s": rows / statistics.mean(ordered),
+        "rows": rows,
+    }
 
 
 def line(label: str, figures: dict, baseline: dict | None = None, baseline_name: str = "") -> str:
-    text = (f"  {label:<34} {figures['rows']:>7} rows  {figures['rows_per_s']:>10,.0f} rows/s  "
-            f"p50 {figures['p50'] * 1000:8.1f} ms  p99 {figures['p99'] * 1000:8.1f} ms")
+    text = (
+        f"  {label:<34} {figures['rows']:>7} rows  {figures['rows_per_s']:>10,.0f} rows/s  "
+        f"p50 {figures['p50'] * 1000:8.1f} ms  p99 {figures['p99'] * 1000:8.1f} ms"
+    )
     if baseline:
         text += f"   ratio to {baseline_name} {figures['p50'] / baseline['p50']:5.2f}"
     return text
@@ -78,10 +84,15 @@ def fill(work: Path) -> str:
     (work / "dagster").mkdir()
     (work / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(work / "dagster")))
-    result = dg.materialize([flights], instance=instance,
-                            resources={"warehouse": Warehouse(url=url), "sources": SqlSources()},
-                            tags={"dagster/asset_partition_range_start": "2013-01-01",
-                                  "dagster/asset_partition_range_end": "2013-12-31"})
+    result = dg.materialize(
+        [flights],
+        instance=instance,
+        resources={"warehouse": Warehouse(url=url), "sources": SqlSources()},
+        tags={
+            "dagster/asset_partition_range_start": "2013-01-01",
+            "dagster/asset_partition_range_end": "2013-12-31",
+        },
+    )
     assert result.success
     instance.dispose()
     return url
@@ -133,22 +144,52 @@ def main() -> int:
             work.mkdir(parents=True, exist_ok=True)
             url = fill(work)
         engine = sa.create_engine(url)
-        env = {**os.environ, "COLLAB_WAREHOUSE_URL": url, "DAGSTER_HOME": str(work / "dagster"),
-               "COLLAB_API_TOKENS": f"bench:{hash_token(TOKEN)}"}
+        env = {
+            **os.environ,
+            "COLLAB_WAREHOUSE_URL": url,
+            "DAGSTER_HOME": str(work / "dagster"),
+            "COLLAB_API_TOKENS": f"bench:{hash_token(TOKEN)}",
+        }
         api_port, datasette_port = free_port(), free_port()
-        api = start("data-api", [str(BIN / "collab-data-api"), "serve", "--port", str(api_port)], env, work,
-                    f"http://127.0.0.1:{api_port}/health")
-        datasette = start("datasette", [
-            str(BIN / "datasette"), "serve", str(work / "warehouse.db"), "-h", "127.0.0.1", "-p", str(datasette_port),
-            # Whole-table JSON in one response, no time limit, no facet suggestions: datasette at its fastest.
-            "--setting", "max_returned_rows", "400000", "--setting", "sql_time_limit_ms", "120000",
-            "--setting", "suggest_facets", "off",
-        ], env, work, f"http://127.0.0.1:{datasette_port}/-/versions.json")
+        api = start(
+            "data-api",
+            [str(BIN / "collab-data-api"), "serve", "--port", str(api_port)],
+            env,
+            work,
+            f"http://127.0.0.1:{api_port}/health",
+        )
+        datasette = start(
+            "datasette",
+            [
+                str(BIN / "datasette"),
+                "serve",
+                str(work / "warehouse.db"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(datasette_port),
+                # Whole-table JSON in one response, no time limit, no facet suggestions: datasette at its fastest.
+                "--setting",
+                "max_returned_rows",
+                "400000",
+                "--setting",
+                "sql_time_limit_ms",
+                "120000",
+                "--setting",
+                "suggest_facets",
+                "off",
+            ],
+            env,
+            work,
+            f"http://127.0.0.1:{datasette_port}/-/versions.json",
+        )
         try:
             report(engine, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{datasette_port}/warehouse")
             # Streaming keeps the server's memory to a few chunks, whatever the size of the answer.
-            print(f"data API server's peak memory (VmHWM) after every request above: {peak_mb(api.pid):.0f} MB; "
-                  f"the year's rows as a DataFrame: {year_frame_mb(engine):.0f} MB")
+            print(
+                f"data API server's peak memory (VmHWM) after every request above: {peak_mb(api.pid):.0f} MB; "
+                f"the year's rows as a DataFrame: {year_frame_mb(engine):.0f} MB"
+            )
         finally:
             stop(api)
             stop(datasette)
@@ -171,12 +212,16 @@ def report(engine: sa.Engine, api_url: str, datasette_url: str) -> None:
 
     def through_api(params: dict, fmt: str) -> Callable[[], int]:
         def request() -> int:
-            with client.stream("GET", f"{api_url}/v1/datasets/flights/rows",
-                               params={**params, "format": fmt, "limit": 1_000_000}) as response:
+            with client.stream(
+                "GET",
+                f"{api_url}/v1/datasets/flights/rows",
+                params={**params, "format": fmt, "limit": 1_000_000},
+            ) as response:
                 assert response.status_code == 200, response.read()
                 size = sum(len(piece) for piece in response.iter_raw())
             assert size > 0
             return expected_rows[params.get("partition", "year")]
+
         return request
 
     def through_pandas(where: str, params: dict) -> Callable[[], int]:
@@ -188,16 +233,21 @@ def report(engine: sa.Engine, api_url: str, datasette_url: str) -> None:
         extra = {"_shape": "array", "_size": "max"} if fmt == "json" else {"_stream": "on", "_size": "max"}
 
         def request() -> int:
-            with client.stream("GET", f"{datasette_url}/flights{suffix}", params={**params, **extra}) as response:
+            with client.stream(
+                "GET", f"{datasette_url}/flights{suffix}", params={**params, **extra}
+            ) as response:
                 assert response.status_code == 200, response.read()
                 size = sum(len(piece) for piece in response.iter_raw())
             assert size > 0
             return expected_rows[params.get("_partition__exact", "year")]
+
         return request
 
     with engine.connect() as connection:
         expected_rows = {
-            DAY: connection.execute(sa.text("SELECT count(*) FROM flights WHERE _partition = :d"), {"d": DAY}).scalar(),
+            DAY: connection.execute(
+                sa.text("SELECT count(*) FROM flights WHERE _partition = :d"), {"d": DAY}
+            ).scalar(),
             "year": connection.execute(sa.text("SELECT count(*) FROM flights")).scalar(),
         }
 
@@ -211,16 +261,19 @@ def report(engine: sa.Engine, api_url: str, datasette_url: str) -> None:
         print(line("SQLAlchemy + pandas (in-process)", pandas_figures), flush=True)
         # datasette reads a leading underscore as its own option, so the filter is spelled out.
         datasette_params = {"_partition__exact": DAY} if params else {}
-        datasette_figures = {fmt: summary(*timed(runs, through_datasette(datasette_params, fmt)))
-                             for fmt in ("json", "csv")}
+        datasette_figures = {
+            fmt: summary(*timed(runs, through_datasette(datasette_params, fmt))) for fmt in ("json", "csv")
+        }
         for fmt in ("json", "csv"):
             print(line(f"datasette {fmt}", datasette_figures[fmt]), flush=True)
         for fmt in FORMATS:
             figures = summary(*timed(runs, through_api(params, fmt)))
             print(line(f"data API {fmt}", figures, pandas_figures, "pandas"), flush=True)
             if fmt in datasette_figures:
-                print(f"  {'':<34} {'':>7}       {'':>10}         {'':>8}        {'':>8}     "
-                      f"   ratio to datasette {figures['p50'] / datasette_figures[fmt]['p50']:5.2f}")
+                print(
+                    f"  {'':<34} {'':>7}       {'':>10}         {'':>8}        {'':>8}     "
+                    f"   ratio to datasette {figures['p50'] / datasette_figures[fmt]['p50']:5.2f}"
+                )
     print("\nratio = the data API's p50 / the baseline's p50 (lower is better; < 1 is faster).")
 
 

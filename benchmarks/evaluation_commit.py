@@ -40,7 +40,7 @@ from collab_pipelines.exports.catalog import load_catalog
 from collab_pipelines.exports.resources import SqlSources
 from collab_pipelines.warehouse import Warehouse
 
-PLAIN_SCRIPT = textwrap.dedent('''
+PLAIN_SCRIPT = textwrap.dedent("""
     import sys, time
     import pandas as pd
     import sqlalchemy as sa
@@ -65,7 +65,7 @@ PLAIN_SCRIPT = textwrap.dedent('''
     labels = fitted.predict(test.drop(columns=drop))
     print(metrics.roc_auc_score(test["delayed"], scores), metrics.average_precision_score(test["delayed"], scores),
           metrics.accuracy_score(test["delayed"], labels), time.perf_counter() - started)
-''')
+""")
 
 
 def prepare(work: Path, through: date) -> tuple[Path, list[str]]:
@@ -74,12 +74,20 @@ def prepare(work: Path, through: date) -> tuple[Path, list[str]]:
     engine = sa.create_engine(f"sqlite:///{work / 'product.db'}")
     ProductDatabase(engine).initialize(through)
     engine.dispose()
-    exports = [a for a in build_export_assets(load_catalog()) if a.key.to_user_string() in ("flights", "weather")]
+    exports = [
+        a for a in build_export_assets(load_catalog()) if a.key.to_user_string() in ("flights", "weather")
+    ]
     with dg.instance_for_test() as instance:
         last = date.fromordinal(through.toordinal() - 1).isoformat()
-        dg.materialize(exports, instance=instance, resources={"warehouse": Warehouse(), "sources": SqlSources()},
-                       tags={"dagster/asset_partition_range_start": "2013-01-01",
-                             "dagster/asset_partition_range_end": last})
+        dg.materialize(
+            exports,
+            instance=instance,
+            resources={"warehouse": Warehouse(), "sources": SqlSources()},
+            tags={
+                "dagster/asset_partition_range_start": "2013-01-01",
+                "dagster/asset_partition_range_end": last,
+            },
+        )
     repository = work / "model"
     shas = create_repository(repository)
     return repository, shas
@@ -98,14 +106,18 @@ def through_project(work: Path, repository: Path, shas: list[str]) -> tuple[floa
         for name in ("flights", "weather"):  # exported by prepare() through another instance
             instance.report_runless_asset_event(dg.AssetMaterialization(name))
         dg.materialize([model_evaluation], partition_key=baseline, instance=instance, resources=resources)
-        context = dg.build_sensor_context(instance=instance, resources={"model_repositories": ModelRepositories()},
-                                          cursor=json.dumps({"delay-model": {"model": {"main": shas[-2]}}}))
+        context = dg.build_sensor_context(
+            instance=instance,
+            resources={"model_repositories": ModelRepositories()},
+            cursor=json.dumps({"delay-model": {"model": {"main": shas[-2]}}}),
+        )
         started = time.perf_counter()
         result = model_commits_sensor(context)
         [request] = result.run_requests
         instance.add_dynamic_partitions("evaluation_commits", [request.partition_key])
-        run = dg.materialize([model_evaluation], partition_key=request.partition_key, instance=instance,
-                             resources=resources)
+        run = dg.materialize(
+            [model_evaluation], partition_key=request.partition_key, instance=instance, resources=resources
+        )
         elapsed = time.perf_counter() - started
         [materialization] = run.asset_materializations_for_node("model_evaluation")
         metadata = {k: v.value for k, v in materialization.metadata.items()}
@@ -121,8 +133,12 @@ def plain(work: Path, repository: Path, sha: str, split_at: str) -> tuple[float,
     script = work / "plain.py"
     script.write_text(PLAIN_SCRIPT)
     started = time.perf_counter()
-    output = subprocess.run([sys.executable, str(script), str(code), settings.warehouse_url(), split_at],
-                            check=True, capture_output=True, text=True).stdout
+    output = subprocess.run(
+        [sys.executable, str(script), str(code), settings.warehouse_url(), split_at],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return time.perf_counter() - started, output.strip()
 
 
@@ -142,10 +158,14 @@ def main() -> None:
             seconds, output = plain(work, repository, shas[-1], metadata["split_at"])
             plain_times.append(seconds)
         project, baseline = statistics.median(project_times), statistics.median(plain_times)
-        print(f"commit '{HISTORY[-1][0]}' on {metadata['train_rows']} training and {metadata['test_rows']} "
-              f"test rows (data through {metadata['data_through']})")
-        print(f"  project: roc_auc {metadata['metric/roc_auc']:.4f}, verdict {metadata['verdict']} "
-              f"against {metadata['baseline']}")
+        print(
+            f"commit '{HISTORY[-1][0]}' on {metadata['train_rows']} training and {metadata['test_rows']} "
+            f"test rows (data through {metadata['data_through']})"
+        )
+        print(
+            f"  project: roc_auc {metadata['metric/roc_auc']:.4f}, verdict {metadata['verdict']} "
+            f"against {metadata['baseline']}"
+        )
         print(f"  plain:   roc_auc {float(output.split()[0]):.4f}")
         print(f"project, commit to verdict (median of {args.repeat}): {project:7.2f} s")
         print(f"plain script, same training and scoring:      {baseline:7.2f} s")

@@ -61,7 +61,8 @@ def dagster_floor() -> float:
     with dg.instance_for_test() as instance:
         started = time.perf_counter()
         dg.materialize(
-            [empty(name) for name in EXPORTS], instance=instance,
+            [empty(name) for name in EXPORTS],
+            instance=instance,
             tags={"dagster/asset_partition_range_start": FIRST, "dagster/asset_partition_range_end": LAST},
         )
         return time.perf_counter() - started
@@ -75,9 +76,12 @@ def plain_script(work: Path, source_url: str) -> float:
     for name in EXPORTS:
         spec = catalog.exports[name]
         frame = pd.read_sql(
-            sa.text(spec.sql), source,
-            params={"partition_start": pd.Timestamp(FIRST).to_pydatetime(),
-                    "partition_end": pd.Timestamp("2014-01-01").to_pydatetime()},
+            sa.text(spec.sql),
+            source,
+            params={
+                "partition_start": pd.Timestamp(FIRST).to_pydatetime(),
+                "partition_end": pd.Timestamp("2014-01-01").to_pydatetime(),
+            },
         )
         with target.begin() as connection:
             frame.to_sql(name, connection, if_exists="replace", index=False, chunksize=20_000)
@@ -92,7 +96,9 @@ def main() -> int:
         ProductDatabase(sa.create_engine(source_url)).initialize(date(2014, 1, 1))
         plain = plain_script(work, source_url)
         dagster = through_dagster(work)
-        rows = sum(Warehouse(url=f"sqlite:///{work / 'dagster_warehouse_sqlite.db'}").count(n) for n in EXPORTS)
+        rows = sum(
+            Warehouse(url=f"sqlite:///{work / 'dagster_warehouse_sqlite.db'}").count(n) for n in EXPORTS
+        )
         floor = dagster_floor()
         on_postgres = None
         instance_db = postgres_instance_database()
@@ -102,15 +108,23 @@ def main() -> int:
             drop_database(instance_db)
     print(f"year backfill of {', '.join(EXPORTS)} ({rows} rows, 365 days, one run)")
     print(f"  plain pandas + SQLAlchemy script:                       {plain:8.2f} s")
-    print(f"  through Dagster, embedded SQLite instance:              {dagster:8.2f} s"
-          f"   ratio {dagster / plain:5.2f}")
+    print(
+        f"  through Dagster, embedded SQLite instance:              {dagster:8.2f} s"
+        f"   ratio {dagster / plain:5.2f}"
+    )
     if on_postgres is not None:
-        print(f"  through Dagster, PostgreSQL instance (production):      {on_postgres:8.2f} s"
-              f"   ratio {on_postgres / plain:5.2f}")
-    print(f"  Dagster's floor: the same run with assets that do nothing:  {floor:8.2f} s"
-          f"   ratio {floor / plain:5.2f}")
-    print(f"  the project's own work (Dagster run minus the floor):       {dagster - floor:8.2f} s"
-          f"   ratio {(dagster - floor) / plain:5.2f}")
+        print(
+            f"  through Dagster, PostgreSQL instance (production):      {on_postgres:8.2f} s"
+            f"   ratio {on_postgres / plain:5.2f}"
+        )
+    print(
+        f"  Dagster's floor: the same run with assets that do nothing:  {floor:8.2f} s"
+        f"   ratio {floor / plain:5.2f}"
+    )
+    print(
+        f"  the project's own work (Dagster run minus the floor):       {dagster - floor:8.2f} s"
+        f"   ratio {(dagster - floor) / plain:5.2f}"
+    )
     print("  target: ratio <= 1.5. Dagster records a planned event and a materialization for each")
     print("  of the 730 asset partitions (365 days x 2 exports); that bookkeeping is the floor above.")
     return 0

@@ -39,13 +39,22 @@ from collab_pipelines.warehouse import Warehouse
 
 def observations(rows: int) -> bytes:
     hours = pd.date_range("2000-01-01", periods=rows // 3 + 1, freq="h")
-    frame = pd.DataFrame({
-        "origin": np.tile(["EWR", "JFK", "LGA"], len(hours))[:rows],
-        "observed_at": np.repeat(hours, 3)[:rows].strftime("%Y-%m-%d %H:%M"),
-    })
+    frame = pd.DataFrame(
+        {
+            "origin": np.tile(["EWR", "JFK", "LGA"], len(hours))[:rows],
+            "observed_at": np.repeat(hours, 3)[:rows].strftime("%Y-%m-%d %H:%M"),
+        }
+    )
     generator = np.random.default_rng(13)
-    for column, low, high in (("temp", 10, 90), ("dewp", 0, 70), ("humid", 20, 100), ("wind_speed", 0, 30),
-                              ("precip", 0, 1), ("pressure", 990, 1040), ("visib", 0, 10)):
+    for column, low, high in (
+        ("temp", 10, 90),
+        ("dewp", 0, 70),
+        ("humid", 20, 100),
+        ("wind_speed", 0, 30),
+        ("precip", 0, 1),
+        ("pressure", 990, 1040),
+        ("visib", 0, 10),
+    ):
         frame[column] = generator.uniform(low, high, rows).round(2)
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
@@ -58,20 +67,29 @@ def main() -> int:
     # The instance is made before the clock starts: a deployment has one already.
     with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test() as instance:
         work = Path(tmp)
-        (work / "users.yaml").write_text(yaml.safe_dump({"users": {"meteo": {"password_hash": password_hash("pw")}}}))
+        (work / "users.yaml").write_text(
+            yaml.safe_dump({"users": {"meteo": {"password_hash": password_hash("pw")}}})
+        )
         loop = asyncio.new_event_loop()
         threading.Thread(target=loop.run_forever, daemon=True).start()
         config = ServerConfig(root=work / "landing", accounts=load_accounts(work / "users.yaml"))
         acceptor = asyncio.run_coroutine_threadsafe(
-            start_server(config, work / "host_key", "127.0.0.1", 0), loop).result(30)
+            start_server(config, work / "host_key", "127.0.0.1", 0), loop
+        ).result(30)
         host_key = asyncssh.read_private_key(str(work / "host_key")).export_public_key().decode().strip()
         (work / "known_hosts").write_text(f"[127.0.0.1]:{acceptor.get_port()} {host_key}\n")
 
         client = paramiko.SSHClient()
         client.load_host_keys(str(work / "known_hosts"))
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        client.connect("127.0.0.1", port=acceptor.get_port(), username="meteo", password="pw",
-                       allow_agent=False, look_for_keys=False)
+        client.connect(
+            "127.0.0.1",
+            port=acceptor.get_port(),
+            username="meteo",
+            password="pw",
+            allow_agent=False,
+            look_for_keys=False,
+        )
         sftp = client.open_sftp()
         started = time.perf_counter()
         with sftp.open("inbox/observations.csv", "wb") as handle:
@@ -84,13 +102,18 @@ def main() -> int:
         landing = LocalLandingZone(root=str(work / "landing"))
         warehouse = Warehouse(url=f"sqlite:///{work / 'warehouse.db'}")
         asset = build_uploads_asset(WEATHER_OBSERVATIONS)
-        result = build_upload_sensor()(dg.build_sensor_context(
-            instance=instance, resources={"landing_zone": landing}))
+        result = build_upload_sensor()(
+            dg.build_sensor_context(instance=instance, resources={"landing_zone": landing})
+        )
         for request in result.dynamic_partitions_requests:
             instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
         ingest_started = time.perf_counter()
-        dg.materialize([asset], partition_key=result.run_requests[0].partition_key, instance=instance,
-                       resources={"landing_zone": landing, "warehouse": warehouse})
+        dg.materialize(
+            [asset],
+            partition_key=result.run_requests[0].partition_key,
+            instance=instance,
+            resources={"landing_zone": landing, "warehouse": warehouse},
+        )
         ingested = time.perf_counter()
         assert warehouse.count("weather_observations_uploads") == rows
         queryable = time.perf_counter()
@@ -107,7 +130,9 @@ def main() -> int:
     print(f"intake of one CSV upload, {rows:,} rows, {len(data) / 1e6:.1f} MB")
     print(f"  SFTP upload (paramiko -> asyncssh):       {uploaded - started:7.2f} s")
     print(f"  upload complete -> rows queryable:         {queryable - uploaded:7.2f} s")
-    print(f"  ingestion step (validate + load + move):   {ingestion:7.2f} s   {rows / ingestion:10,.0f} rows/s")
+    print(
+        f"  ingestion step (validate + load + move):   {ingestion:7.2f} s   {rows / ingestion:10,.0f} rows/s"
+    )
     print(f"  plain pandas read_csv + to_sql:            {plain:7.2f} s   {rows / plain:10,.0f} rows/s")
     print(f"  ratio (ingestion / plain pandas):          {ingestion / plain:7.2f}")
     print(f"  ratio (upload complete -> queryable / plain pandas): {(queryable - uploaded) / plain:5.2f}")

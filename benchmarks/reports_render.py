@@ -49,7 +49,8 @@ def bench_job() -> dg.JobDefinition:
     defs = dg.Definitions.merge(
         build_defs(),
         dg.Definitions(
-            jobs=[dg.define_asset_job("bench_reports", selection=[ASSET])], resources={"warehouse": Warehouse()}
+            jobs=[dg.define_asset_job("bench_reports", selection=[ASSET])],
+            resources={"warehouse": Warehouse()},
         ),
     )
     return defs.resolve_job_def("bench_reports")
@@ -69,8 +70,12 @@ def prepare_state(state: Path, days: list[str]) -> None:
     flights = [a for a in build_export_assets(load_catalog()) if a.key.path[0] == "flights"]
     with dg.instance_for_test() as instance:
         dg.materialize(
-            flights, instance=instance,
-            tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": days[-1]},
+            flights,
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": first,
+                "dagster/asset_partition_range_end": days[-1],
+            },
             resources={"warehouse": Warehouse(), "sources": SqlSources()},
         )
 
@@ -79,8 +84,12 @@ def through_project(days: list[str]) -> float:
     with dg.instance_for_test() as instance:
         started = time.perf_counter()
         result = dg.execute_job(
-            dg.reconstructable(bench_job), instance=instance,
-            tags={"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]},
+            dg.reconstructable(bench_job),
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": days[0],
+                "dagster/asset_partition_range_end": days[-1],
+            },
         )
         elapsed = time.perf_counter() - started
         assert result.success
@@ -92,8 +101,17 @@ def through_project(days: list[str]) -> float:
 def plain_papermill(days: list[str], out_dir: Path) -> float:
     # A separate interpreter: importing dagstermill re-registers papermill's Python translator.
     output = subprocess.run(
-        [sys.executable, "-c", PAPERMILL_LOOP, str(TEMPLATES_DIR / f"{ASSET}.ipynb"), str(out_dir), json.dumps(days)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-c",
+            PAPERMILL_LOOP,
+            str(TEMPLATES_DIR / f"{ASSET}.ipynb"),
+            str(out_dir),
+            json.dumps(days),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return float(output.stdout.strip().splitlines()[-1])
 

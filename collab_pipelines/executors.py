@@ -29,7 +29,7 @@ DEFAULT_MODE = "multiprocess"
 
 
 def _mode(executor_config) -> tuple[str, dict]:
-    (name, config), = executor_config.items()
+    ((name, config),) = executor_config.items()
     return name, config or {}
 
 

@@ -125,13 +125,21 @@ def exported_warehouse_file(tmp_path_factory, source_template) -> Path:
 
     state = tmp_path_factory.mktemp("exported-state")
     shutil.copy(source_template, state / "product.db")
-    assets = [a for a in build_export_assets(load_catalog()) if a.key.to_user_string() in ("flights", "weather")]
+    assets = [
+        a for a in build_export_assets(load_catalog()) if a.key.to_user_string() in ("flights", "weather")
+    ]
     with pytest.MonkeyPatch.context() as patch, dg.instance_for_test() as instance:
         patch.setenv(settings.STATE_DIR_ENV, str(state))
         patch.delenv(settings.WAREHOUSE_URL_ENV, raising=False)
-        dg.materialize(assets, instance=instance, resources={"warehouse": Warehouse(), "sources": SqlSources()},
-                       tags={"dagster/asset_partition_range_start": EXPORTED_FIRST,
-                             "dagster/asset_partition_range_end": EXPORTED_LAST})
+        dg.materialize(
+            assets,
+            instance=instance,
+            resources={"warehouse": Warehouse(), "sources": SqlSources()},
+            tags={
+                "dagster/asset_partition_range_start": EXPORTED_FIRST,
+                "dagster/asset_partition_range_end": EXPORTED_LAST,
+            },
+        )
     # The warehouse runs in WAL mode: fold the log into the file so a copy holds every row.
     with sqlite3.connect(state / "warehouse.db") as connection:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")

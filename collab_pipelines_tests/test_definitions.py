@@ -7,24 +7,44 @@ from collab_pipelines import defs
 EXPORT_CHECKS = {"schema_matches_catalog", "non_empty", "primary_key_unique", "null_rates_within_limits"}
 
 EXPECTED_ASSETS = {
-    "flights", "weather", "airlines", "airports", "planes",
-    "weather_observations_uploads", "weather_observations",
-    "model_evaluation", "tuning_candidates",
-    "flights_quality_report", "evaluation_report", "diagnostic_report",
+    "flights",
+    "weather",
+    "airlines",
+    "airports",
+    "planes",
+    "weather_observations_uploads",
+    "weather_observations",
+    "model_evaluation",
+    "tuning_candidates",
+    "flights_quality_report",
+    "evaluation_report",
+    "diagnostic_report",
 }
 EXPECTED_CHECKS = (
     {(table, check) for table in ("flights", "weather", "airlines") for check in EXPORT_CHECKS}
     # airports and planes declare no null-rate limits.
-    | {(table, check) for table in ("airports", "planes") for check in EXPORT_CHECKS - {"null_rates_within_limits"}}
+    | {
+        (table, check)
+        for table in ("airports", "planes")
+        for check in EXPORT_CHECKS - {"null_rates_within_limits"}
+    }
     | {("model_evaluation", "metric_gates"), ("model_evaluation", "prediction_diff")}
 )
 EXPECTED_JOBS = {
-    "daily_exports", "dimension_exports", "advance_replay_clock",
-    "evaluate_commits", "add_commit_history", "tune_model", "diagnose_report",
+    "daily_exports",
+    "dimension_exports",
+    "advance_replay_clock",
+    "evaluate_commits",
+    "add_commit_history",
+    "tune_model",
+    "diagnose_report",
 }
 EXPECTED_SCHEDULES = {"daily_exports_schedule", "dimension_exports_schedule", "replay_clock_schedule"}
 EXPECTED_SENSORS = {
-    "daily_exports_new_data_sensor", "dimension_exports_missing_sensor", "upload_sensor", "model_commits_sensor",
+    "daily_exports_new_data_sensor",
+    "dimension_exports_missing_sensor",
+    "upload_sensor",
+    "model_commits_sensor",
     # The report assets follow their upstream with AutomationCondition.eager().
     "reports_automation_sensor",
 }

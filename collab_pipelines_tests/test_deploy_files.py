@@ -36,7 +36,14 @@ def k8s_documents() -> list[dict]:
 
 
 def test_every_python_service_uses_the_one_image():
-    assert set(python_services()) == {"code-location", "webserver", "daemon", "sftp", "data-api", "celery-worker"}
+    assert set(python_services()) == {
+        "code-location",
+        "webserver",
+        "daemon",
+        "sftp",
+        "data-api",
+        "celery-worker",
+    }
     images = {s["image"] for s in python_services().values()}
     builds = {(s["build"]["context"], s["build"]["dockerfile"]) for s in python_services().values()}
     assert images == {IMAGE}
@@ -53,7 +60,9 @@ def test_every_service_command_is_a_program_the_install_provides():
 
 
 def test_the_code_location_command_matches_the_dockerfile():
-    dockerfile_cmd = next(line for line in (PROJECT / "Dockerfile").read_text().splitlines() if line.startswith("CMD"))
+    dockerfile_cmd = next(
+        line for line in (PROJECT / "Dockerfile").read_text().splitlines() if line.startswith("CMD")
+    )
     assert yaml.safe_load(dockerfile_cmd.removeprefix("CMD")) == services()["code-location"]["command"]
 
 
@@ -61,9 +70,14 @@ def test_services_reach_each_other_as_configured():
     workspace = yaml.safe_load((DEPLOY / "workspace.yaml").read_text())
     grpc = workspace["load_from"][0]["grpc_server"]
     code_location = services()["code-location"]["command"]
-    assert grpc["host"] == "code-location" and str(grpc["port"]) == code_location[code_location.index("-p") + 1]
-    instance_env = {line.split("env:")[1].strip() for line in (DEPLOY / "dagster.yaml").read_text().splitlines()
-                    if "env:" in line}
+    assert (
+        grpc["host"] == "code-location" and str(grpc["port"]) == code_location[code_location.index("-p") + 1]
+    )
+    instance_env = {
+        line.split("env:")[1].strip()
+        for line in (DEPLOY / "dagster.yaml").read_text().splitlines()
+        if "env:" in line
+    }
     for name in ("webserver", "daemon", "code-location", "celery-worker"):
         assert instance_env <= set(services()[name]["environment"]), name
 
@@ -82,7 +96,9 @@ def test_the_data_api_is_served_on_its_published_port():
     data_api = services()["data-api"]
     command = data_api["command"]
     assert command[:2] == ["collab-data-api", "serve"]
-    assert f"{command[command.index('--port') + 1]}:{command[command.index('--port') + 1]}" in data_api["ports"]
+    assert (
+        f"{command[command.index('--port') + 1]}:{command[command.index('--port') + 1]}" in data_api["ports"]
+    )
     assert command[command.index("--host") + 1] == "0.0.0.0"
     # It reads the same warehouse and instance as the code location.
     for key in ("COLLAB_WAREHOUSE_URL", "DAGSTER_HOME", "COLLAB_API_TOKENS"):
@@ -101,10 +117,14 @@ def test_celery_workers_and_runs_agree_on_the_broker(monkeypatch: pytest.MonkeyP
     assert "./celery.yaml:/app/deploy/celery.yaml:ro" in worker["volumes"]
     env = worker["environment"]
     assert env["DAGSTER_CELERY_BROKER_URL"].startswith("redis://redis:")
-    assert "redis" in worker["depends_on"] and worker["profiles"] == ["celery"] == services()["redis"]["profiles"]
+    assert (
+        "redis" in worker["depends_on"]
+        and worker["profiles"] == ["celery"] == services()["redis"]["profiles"]
+    )
     # A run in the code-location container resolves the same URLs as the workers.
-    assert {k: services()["code-location"]["environment"][k] for k in env if k.startswith("DAGSTER_CELERY")} == {
-        k: v for k, v in env.items() if k.startswith("DAGSTER_CELERY")}
+    assert {
+        k: services()["code-location"]["environment"][k] for k in env if k.startswith("DAGSTER_CELERY")
+    } == {k: v for k, v in env.items() if k.startswith("DAGSTER_CELERY")}
 
     for key in ("DAGSTER_CELERY_BROKER_URL", "DAGSTER_CELERY_BACKEND_URL"):
         monkeypatch.setenv(key, env[key])
@@ -129,7 +149,10 @@ def test_helm_values_point_the_chart_at_the_project_image():
     assert deployment["image"]["repository"].endswith("/collab-pipelines")
     assert deployment["image"]["tag"] and deployment["image"]["tag"] != "latest"
     code_location = services()["code-location"]["command"]
-    assert deployment["codeServerArgs"] == code_location[code_location.index("-m"):code_location.index("-m") + 2]
+    assert (
+        deployment["codeServerArgs"]
+        == code_location[code_location.index("-m") : code_location.index("-m") + 2]
+    )
     assert str(deployment["port"]) == code_location[code_location.index("-p") + 1]
     assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True
     assert values["telemetry"]["enabled"] is False
@@ -154,8 +177,13 @@ def test_helm_values_run_launcher_and_storage():
     pod = workers["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     assert container["command"] == services()["celery-worker"]["command"]
-    assert container["image"].rsplit(":", 1)[0] == values["dagster-user-deployments"]["deployments"][0]["image"]["repository"]
-    assert {v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v} == {claim}
+    assert (
+        container["image"].rsplit(":", 1)[0]
+        == values["dagster-user-deployments"]["deployments"][0]["image"]["repository"]
+    )
+    assert {
+        v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v
+    } == {claim}
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert {m["mountPath"] for m in k8s["volumeMounts"]} <= mounts
     assert any(e.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == secret for e in container["env"])
@@ -172,8 +200,11 @@ def test_docs_and_readme_describe_these_files():
     docs = DOCS.read_text()
     for name in services():
         assert f"`{name}`" in docs, f"docs/deploy.md does not name the {name} service"
-    deploy_files = [p.relative_to(PROJECT).as_posix() for p in sorted(DEPLOY.rglob("*"))
-                    if p.is_file() and p.name != "users.yaml"]
+    deploy_files = [
+        p.relative_to(PROJECT).as_posix()
+        for p in sorted(DEPLOY.rglob("*"))
+        if p.is_file() and p.name != "users.yaml"
+    ]
     for path in deploy_files:
         assert path in docs, f"docs/deploy.md does not mention {path}"
     readme = (PROJECT / "README.md").read_text()

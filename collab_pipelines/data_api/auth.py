@@ -44,7 +44,9 @@ class TokenStore:
     @classmethod
     def from_environment(cls) -> "TokenStore":
         hashes: dict[str, str] = {}
-        for index, entry in enumerate(filter(None, (e.strip() for e in os.environ.get(TOKENS_ENV, "").split(",")))):
+        for index, entry in enumerate(
+            filter(None, (e.strip() for e in os.environ.get(TOKENS_ENV, "").split(",")))
+        ):
             name, _, digest = entry.rpartition(":")
             _add(hashes, name or f"env-{index + 1}", digest, f"${TOKENS_ENV} entry {index + 1}")
         path = default_tokens_file()
@@ -55,7 +57,9 @@ class TokenStore:
                     continue
                 parts = line.split()
                 if len(parts) != 2:
-                    raise TokenConfigError(f"{path}:{number}: expected 'name sha256hex', found {len(parts)} fields")
+                    raise TokenConfigError(
+                        f"{path}:{number}: expected 'name sha256hex', found {len(parts)} fields"
+                    )
                 _add(hashes, parts[0], parts[1], f"{path}:{number}")
         return cls(hashes)
 

@@ -19,8 +19,12 @@ from collab_pipelines.warehouse.datasets import Dataset, all_datasets
 
 log = logging.getLogger(__name__)
 _SA_TYPES = {
-    "integer": sa.BigInteger, "float": sa.Float, "string": sa.String,
-    "boolean": sa.Boolean, "date": sa.Date, "datetime": sa.DateTime,
+    "integer": sa.BigInteger,
+    "float": sa.Float,
+    "string": sa.String,
+    "boolean": sa.Boolean,
+    "date": sa.Date,
+    "datetime": sa.DateTime,
 }
 # Table columns are re-read at most this often: a new column appears without a restart,
 # yet a busy server does not reflect the table on every request.
@@ -43,8 +47,13 @@ class Materialization:
 class Catalog:
     """Datasets by name, with the warehouse tables and the instance behind them."""
 
-    def __init__(self, engine: sa.Engine, instance: dg.DagsterInstance, asset_graph=None,
-                 datasets: dict[str, Dataset] | None = None):
+    def __init__(
+        self,
+        engine: sa.Engine,
+        instance: dg.DagsterInstance,
+        asset_graph=None,
+        datasets: dict[str, Dataset] | None = None,
+    ):
         self.engine = engine
         self.instance = instance
         self.asset_graph = asset_graph
@@ -73,7 +82,8 @@ class Catalog:
     def table(self, dataset: Dataset, columns: Iterable[str]) -> sa.Table:
         """A typed table for query building; only declared names reach this point."""
         return sa.Table(
-            dataset.name, sa.MetaData(),
+            dataset.name,
+            sa.MetaData(),
             *(sa.Column(c, _SA_TYPES[dataset.columns[c]]()) for c in columns),
         )
 
@@ -82,11 +92,16 @@ class Catalog:
         if columns is None:
             return None
         with self.engine.connect() as connection:
-            return int(connection.execute(
-                sa.select(sa.func.count()).select_from(self.table(dataset, columns[:1]))).scalar_one())
+            return int(
+                connection.execute(
+                    sa.select(sa.func.count()).select_from(self.table(dataset, columns[:1]))
+                ).scalar_one()
+            )
 
     # -- the instance --------------------------------------------------------------------
-    def latest_materialization(self, dataset: Dataset, partition: str | None = None) -> Materialization | None:
+    def latest_materialization(
+        self, dataset: Dataset, partition: str | None = None
+    ) -> Materialization | None:
         records_filter = dg.AssetRecordsFilter(
             asset_key=dg.AssetKey.from_user_string(dataset.asset_key),
             asset_partitions=[partition] if partition is not None else None,
@@ -122,8 +137,15 @@ class Catalog:
         results = []
         for check_key in check_keys:
             record = latest.get(check_key)
-            result = {"name": check_key.name, "status": "never_run", "passed": None, "severity": None,
-                      "description": None, "partition": None, "timestamp": None}
+            result = {
+                "name": check_key.name,
+                "status": "never_run",
+                "passed": None,
+                "severity": None,
+                "description": None,
+                "partition": None,
+                "timestamp": None,
+            }
             if record is not None:
                 result["status"] = record.status.value.lower()
                 result["partition"] = record.partition

@@ -23,8 +23,22 @@ import pyarrow.parquet as pq
 URL_ENV = "COLLAB_API_URL"
 TOKEN_ENV = "COLLAB_API_TOKEN"
 DEFAULT_URL = "http://127.0.0.1:8020"
-_OPERATORS = {"==": "eq", "=": "eq", "!=": "ne", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte",
-              "eq": "eq", "ne": "ne", "lt": "lt", "lte": "lte", "gt": "gt", "gte": "gte", "in": "in"}
+_OPERATORS = {
+    "==": "eq",
+    "=": "eq",
+    "!=": "ne",
+    "<": "lt",
+    "<=": "lte",
+    ">": "gt",
+    ">=": "gte",
+    "eq": "eq",
+    "ne": "ne",
+    "lt": "lt",
+    "lte": "lte",
+    "gt": "gt",
+    "gte": "gte",
+    "in": "in",
+}
 _PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 
 Filters = Mapping[str, Any] | Sequence[tuple[str, str, Any]]
@@ -40,15 +54,22 @@ class DataApiError(RuntimeError):
 
 
 class Client:
-    def __init__(self, url: str | None = None, token: str | None = None, *, page_size: int = 100_000,
-                 timeout: float = 120.0):
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        page_size: int = 100_000,
+        timeout: float = 120.0,
+    ):
         self.url = (url or os.environ.get(URL_ENV) or DEFAULT_URL).rstrip("/")
         token = token or os.environ.get(TOKEN_ENV)
         if not token:
             raise DataApiError(401, f"no token: pass token=... or set ${TOKEN_ENV}")
         self.page_size = page_size
-        self._http = httpx.Client(base_url=self.url, timeout=timeout,
-                                  headers={"Authorization": f"Bearer {token}"})
+        self._http = httpx.Client(
+            base_url=self.url, timeout=timeout, headers={"Authorization": f"Bearer {token}"}
+        )
         self._cache: dict[tuple, tuple[str, pd.DataFrame]] = {}
 
     def close(self) -> None:
@@ -67,16 +88,20 @@ class Client:
         for item in self._json("/v1/datasets")["datasets"]:
             last = item["last_materialization"] or {}
             checks = [c for c in item["checks"] if c["passed"] is not None]
-            rows.append({
-                "name": item["name"], "description": item["description"], "pattern": item["pattern"],
-                "owners": ", ".join(item["owners"]),
-                "partitioning": (item["partitioning"] or {}).get("kind"),
-                "latest_partition": (item["partitioning"] or {}).get("latest"),
-                "last_materialized": pd.to_datetime(last.get("timestamp")),
-                "row_count": item["row_count"],
-                "checks_passed": f"{sum(c['passed'] for c in checks)}/{len(checks)}" if checks else None,
-                "columns": ", ".join(c["name"] for c in item["columns"]),
-            })
+            rows.append(
+                {
+                    "name": item["name"],
+                    "description": item["description"],
+                    "pattern": item["pattern"],
+                    "owners": ", ".join(item["owners"]),
+                    "partitioning": (item["partitioning"] or {}).get("kind"),
+                    "latest_partition": (item["partitioning"] or {}).get("latest"),
+                    "last_materialized": pd.to_datetime(last.get("timestamp")),
+                    "row_count": item["row_count"],
+                    "checks_passed": f"{sum(c['passed'] for c in checks)}/{len(checks)}" if checks else None,
+                    "columns": ", ".join(c["name"] for c in item["columns"]),
+                }
+            )
         return pd.DataFrame(rows)
 
     def dataset(self, name: str) -> dict:
@@ -84,10 +109,18 @@ class Client:
         return self._json(f"/v1/datasets/{name}")
 
     # -- rows ----------------------------------------------------------------------------
-    def rows(self, name: str, *, partition: str | None = None, partition_from: str | date | None = None,
-             partition_to: str | date | None = None, columns: Sequence[str] | None = None,
-             filters: Filters | None = None, sort: Sequence[str] | str | None = None,
-             limit: int | None = None) -> pd.DataFrame:
+    def rows(
+        self,
+        name: str,
+        *,
+        partition: str | None = None,
+        partition_from: str | date | None = None,
+        partition_to: str | date | None = None,
+        columns: Sequence[str] | None = None,
+        filters: Filters | None = None,
+        sort: Sequence[str] | str | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
         """A dataset's rows as a DataFrame, every page fetched.
 
         `filters` is a dict (`{"origin": "JFK", "carrier": ["AA", "UA"]}` for equality and
@@ -110,9 +143,14 @@ class Client:
     def iter_rows(self, name: str, **query) -> Iterator[pd.DataFrame]:
         """The same as `rows`, one DataFrame a page, for results larger than memory."""
         limit = query.pop("limit", None)
-        params = self._row_params(query.pop("partition", None), query.pop("partition_from", None),
-                                  query.pop("partition_to", None), query.pop("columns", None),
-                                  query.pop("filters", None), query.pop("sort", None))
+        params = self._row_params(
+            query.pop("partition", None),
+            query.pop("partition_from", None),
+            query.pop("partition_to", None),
+            query.pop("columns", None),
+            query.pop("filters", None),
+            query.pop("sort", None),
+        )
         if query:
             raise TypeError(f"unknown arguments: {', '.join(query)}")
         for _etag, frame in self._pages(name, params, limit, None):
@@ -141,8 +179,11 @@ class Client:
     @staticmethod
     def _row_params(partition, partition_from, partition_to, columns, filters, sort) -> list[tuple[str, str]]:
         params: list[tuple[str, str]] = []
-        for name, value in (("partition", partition), ("partition_from", partition_from),
-                            ("partition_to", partition_to)):
+        for name, value in (
+            ("partition", partition),
+            ("partition_from", partition_from),
+            ("partition_to", partition_to),
+        ):
             if value is not None:
                 params.append((name, _text(value)))
         if columns:
@@ -167,8 +208,9 @@ class Client:
 
     def report(self, asset_key: str, partition: str | None = None) -> str:
         """The rendered HTML of a report asset's latest materialization (of one partition)."""
-        response = self._http.get(f"/v1/reports/{asset_key}",
-                                  params={"partition": partition} if partition is not None else None)
+        response = self._http.get(
+            f"/v1/reports/{asset_key}", params={"partition": partition} if partition is not None else None
+        )
         _raise_for_problem(response)
         return response.text
 
@@ -181,12 +223,17 @@ class Client:
 def _filter_triples(filters: Filters | None) -> list[tuple[str, str, str]]:
     if not filters:
         return []
-    items = [(c, "in" if isinstance(v, (list, tuple, set)) else "eq", v) for c, v in filters.items()] \
-        if isinstance(filters, Mapping) else list(filters)
+    items = (
+        [(c, "in" if isinstance(v, (list, tuple, set)) else "eq", v) for c, v in filters.items()]
+        if isinstance(filters, Mapping)
+        else list(filters)
+    )
     triples = []
     for column, operator, value in items:
         if operator not in _OPERATORS:
-            raise ValueError(f"filter on {column!r}: unknown operator {operator!r}; use one of {', '.join(_OPERATORS)}")
+            raise ValueError(
+                f"filter on {column!r}: unknown operator {operator!r}; use one of {', '.join(_OPERATORS)}"
+            )
         operator = _OPERATORS[operator]
         text = json.dumps([_json_value(v) for v in value]) if operator == "in" else _text(value)
         triples.append((column, operator, text))

@@ -19,8 +19,12 @@ FORMATS = {
     "parquet": "application/vnd.apache.parquet",
 }
 ARROW_TYPES = {
-    "integer": pa.int64(), "float": pa.float64(), "string": pa.string(),
-    "boolean": pa.bool_(), "date": pa.date32(), "datetime": pa.timestamp("us"),
+    "integer": pa.int64(),
+    "float": pa.float64(),
+    "string": pa.string(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "datetime": pa.timestamp("us"),
 }
 
 
@@ -31,10 +35,14 @@ def arrow_schema(columns: Sequence[str], types: Sequence[str]) -> pa.Schema:
 def to_arrow(rows: Sequence[Sequence], schema: pa.Schema) -> pa.Table:
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
     return pa.Table.from_arrays(
-        [pa.array(values, type=field.type) for values, field in zip(columns, schema, strict=True)], schema=schema)
+        [pa.array(values, type=field.type) for values, field in zip(columns, schema, strict=True)],
+        schema=schema,
+    )
 
 
-def encode(fmt: str, chunks: Iterable[Sequence[Sequence]], schema: pa.Schema, header: dict) -> Iterator[bytes]:
+def encode(
+    fmt: str, chunks: Iterable[Sequence[Sequence]], schema: pa.Schema, header: dict
+) -> Iterator[bytes]:
     """The bytes of a response body, one piece per chunk of rows."""
     tables = (to_arrow(rows, schema) for rows in chunks)
     if fmt == "parquet":

@@ -14,10 +14,14 @@ class Column(BaseModel):
 class Partitioning(BaseModel):
     kind: Literal["daily", "dynamic"]
     column: str = Field(description="The column holding each row's partition key.")
-    dynamic_name: str | None = Field(None, description="The dynamic partitions' name, for dynamic partitioning.")
+    dynamic_name: str | None = Field(
+        None, description="The dynamic partitions' name, for dynamic partitioning."
+    )
     first: str | None = Field(None, description="The first partition a daily dataset can have.")
     materialized: int = Field(description="How many partitions have been materialized.")
-    latest: str | None = Field(None, description="The newest materialized partition (what partition=latest reads).")
+    latest: str | None = Field(
+        None, description="The newest materialized partition (what partition=latest reads)."
+    )
 
 
 class LastMaterialization(BaseModel):
@@ -52,14 +56,18 @@ class Lineage(BaseModel):
 class DatasetSummary(BaseModel):
     name: str
     description: str
-    pattern: str = Field(description="The collaboration pattern that writes it: exports, intake, evaluation, ...")
+    pattern: str = Field(
+        description="The collaboration pattern that writes it: exports, intake, evaluation, ..."
+    )
     asset_key: str
     owners: list[str]
     columns: list[Column]
     primary_key: list[str]
     partitioning: Partitioning | None
     last_materialization: LastMaterialization | None
-    row_count: int | None = Field(description="Rows in the warehouse now; null if the table does not exist yet.")
+    row_count: int | None = Field(
+        description="Rows in the warehouse now; null if the table does not exist yet."
+    )
     checks: list[CheckResult]
     links: dict[str, str]
 

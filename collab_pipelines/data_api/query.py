@@ -111,11 +111,14 @@ def parse_filters(dataset: Dataset, available: Sequence[str], texts: Sequence[st
         check_column(dataset, available, column, "filter")
         if operator not in OPERATORS:
             raise bad_request(
-                f"filter: {operator[:20]!r} in {text[:80]!r} is not one of {', '.join(OPERATORS)}", "filter")
+                f"filter: {operator[:20]!r} in {text[:80]!r} is not one of {', '.join(OPERATORS)}", "filter"
+            )
         if operator == "in":
             items = _in_list(raw)
             if not items or len(items) > MAX_IN_VALUES:
-                raise bad_request(f"filter: the in-list for {column} needs 1 to {MAX_IN_VALUES} values", "filter")
+                raise bad_request(
+                    f"filter: the in-list for {column} needs 1 to {MAX_IN_VALUES} values", "filter"
+                )
             value = [parse_value(dataset, column, item, "filter") for item in items]
         else:
             if operator in ("lt", "lte", "gt", "gte") and dataset.columns[column] == "boolean":
@@ -168,16 +171,22 @@ def filter_clause(table: sa.Table, flt: Filter):
 
 def order_clauses(table: sa.Table, keys: Sequence[SortKey]) -> list:
     # One NULL placement on every database: NULL sorts lowest, like SQLite's default.
-    return [table.c[k.column].desc().nulls_last() if k.descending else table.c[k.column].asc().nulls_first()
-            for k in keys]
+    return [
+        table.c[k.column].desc().nulls_last() if k.descending else table.c[k.column].asc().nulls_first()
+        for k in keys
+    ]
 
 
 def after_clause(table: sa.Table, keys: Sequence[SortKey], values: Sequence) -> sa.ColumnElement:
     """Rows strictly after `values` in the order of `keys` (NULL lowest), as bound SQL."""
     alternatives = []
     for index, key in enumerate(keys):
-        equal_before = [_equal(table.c[k.column], v) for k, v in zip(keys[:index], values[:index], strict=True)]
-        alternatives.append(sa.and_(*equal_before, _beyond(table.c[key.column], values[index], key.descending)))
+        equal_before = [
+            _equal(table.c[k.column], v) for k, v in zip(keys[:index], values[:index], strict=True)
+        ]
+        alternatives.append(
+            sa.and_(*equal_before, _beyond(table.c[key.column], values[index], key.descending))
+        )
     return sa.or_(*alternatives)
 
 
@@ -205,8 +214,9 @@ def decode_cursor(dataset: Dataset, keys: Sequence[SortKey], cursor: str) -> lis
         payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         stored, values = payload["s"], payload["v"]
     except (ValueError, KeyError, TypeError, binascii.Error):
-        raise bad_request("cursor: not a cursor this API issued; use next_cursor from the previous page",
-                          "cursor") from None
+        raise bad_request(
+            "cursor: not a cursor this API issued; use next_cursor from the previous page", "cursor"
+        ) from None
     if stored != signature or not isinstance(values, list) or len(values) != len(keys):
         raise bad_request("cursor: it belongs to a request with another sort order", "cursor")
     parsed = []

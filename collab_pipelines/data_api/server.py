@@ -1,7 +1,7 @@
 """`collab-data-api`: serve the data API, or issue a token.
 
-    collab-data-api serve --host 127.0.0.1 --port 8020
-    collab-data-api token alice        # prints a new token once; stores only its hash
+collab-data-api serve --host 127.0.0.1 --port 8020
+collab-data-api token alice        # prints a new token once; stores only its hash
 """
 
 import argparse
@@ -47,8 +47,9 @@ def build_app():
         )
     catalog = Catalog(engine_for_url(settings.warehouse_url(), readonly=True), instance(), load_asset_graph())
     chunk_rows = int(os.environ.get(CHUNK_ROWS_ENV) or 5_000)
-    return create_app(ApiConfig(catalog=catalog, tokens=tokens, state_dir=settings.state_dir(),
-                                chunk_rows=chunk_rows))
+    return create_app(
+        ApiConfig(catalog=catalog, tokens=tokens, state_dir=settings.state_dir(), chunk_rows=chunk_rows)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     token = commands.add_parser("token", help="issue a new token for a person or script")
     token.add_argument("name")
-    token.add_argument("--file", type=Path, help="tokens file (default $COLLAB_API_TOKENS_FILE or .state/api_tokens)")
+    token.add_argument(
+        "--file", type=Path, help="tokens file (default $COLLAB_API_TOKENS_FILE or .state/api_tokens)"
+    )
     args = parser.parse_args(argv)
 
     if args.command == "token":

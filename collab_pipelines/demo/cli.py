@@ -38,8 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     init = commands.add_parser("init", help="create the product database and release the first days")
     default_through = date.fromordinal(FIRST_DAY.toordinal() + DEFAULT_INITIAL_DAYS).isoformat()
-    init.add_argument("--through", default=default_through,
-                      help="release the days before this date (default: %(default)s)")
+    init.add_argument(
+        "--through", default=default_through, help="release the days before this date (default: %(default)s)"
+    )
     init.add_argument("--reset", action="store_true", help="drop and reload an existing database")
     init.set_defaults(func=_init)
 

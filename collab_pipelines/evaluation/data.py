@@ -29,13 +29,15 @@ class EvaluationData:
     rows: dict[str, int]
 
 
-def load_evaluation_data(contract: Contract, warehouse: Warehouse, where: str,
-                         data_through: str | None = None) -> EvaluationData:
+def load_evaluation_data(
+    contract: Contract, warehouse: Warehouse, where: str, data_through: str | None = None
+) -> EvaluationData:
     datasets = all_datasets()
     for name in contract.datasets:
         if name not in datasets:
             raise EvaluationDataError(
-                f"{where}: data.dataset/join names {name!r}, which is not a dataset; known: {sorted(datasets)}")
+                f"{where}: data.dataset/join names {name!r}, which is not a dataset; known: {sorted(datasets)}"
+            )
         if not warehouse.has_table(name):
             raise EvaluationDataError(f"{where}: dataset {name!r} has never been exported to the warehouse")
     main = datasets[contract.dataset]
@@ -44,7 +46,8 @@ def load_evaluation_data(contract: Contract, warehouse: Warehouse, where: str,
     engine = warehouse.engine(readonly=True)
     with engine.connect() as connection:
         latest = connection.execute(
-            sa.text(f'SELECT MAX("{main.partition_column}") FROM "{main.name}"')).scalar()
+            sa.text(f'SELECT MAX("{main.partition_column}") FROM "{main.name}"')
+        ).scalar()
     if latest is None:
         raise EvaluationDataError(f"{where}: dataset {contract.dataset!r} is empty")
     through = data_through or latest
@@ -59,8 +62,9 @@ def load_evaluation_data(contract: Contract, warehouse: Warehouse, where: str,
         # A stable row order makes the data version depend on the rows only.
         order = ", ".join(f'"{column}"' for column in dataset.primary_key)
         if dataset.partitioning == "daily":
-            query = sa.text(f'SELECT * FROM "{name}" WHERE "{dataset.partition_column}" <= :through '
-                            f"ORDER BY {order}")
+            query = sa.text(
+                f'SELECT * FROM "{name}" WHERE "{dataset.partition_column}" <= :through ORDER BY {order}'
+            )
             params = {"through": through}
         else:
             query, params = sa.text(f'SELECT * FROM "{name}" ORDER BY {order}'), {}
@@ -78,5 +82,10 @@ def load_evaluation_data(contract: Contract, warehouse: Warehouse, where: str,
         frame = frames[name]
         digest.update(name.encode())
         digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return EvaluationData(frames, through, split_at, digest.hexdigest()[:16],
-                          {name: len(frame) for name, frame in frames.items()})
+    return EvaluationData(
+        frames,
+        through,
+        split_at,
+        digest.hexdigest()[:16],
+        {name: len(frame) for name, frame in frames.items()},
+    )

@@ -9,12 +9,21 @@ from collab_pipelines.warehouse.datasets import Dataset
 _OWNERS = ("team:data-science", "team:data-engineering")
 _PARTITIONING = "dynamic:evaluation_commits"
 
-def _per_evaluation(name: str, description: str, columns: dict[str, str], primary_key: tuple[str, ...]) -> Dataset:
+
+def _per_evaluation(
+    name: str, description: str, columns: dict[str, str], primary_key: tuple[str, ...]
+) -> Dataset:
     """A table model_evaluation writes, one slice per evaluation key."""
     return Dataset(
-        name=name, description=description, columns=columns, primary_key=primary_key,
-        asset_key="model_evaluation", owners=_OWNERS, partition_column="evaluation_key",
-        partitioning=_PARTITIONING, pattern="evaluation",
+        name=name,
+        description=description,
+        columns=columns,
+        primary_key=primary_key,
+        asset_key="model_evaluation",
+        owners=_OWNERS,
+        partition_column="evaluation_key",
+        partitioning=_PARTITIONING,
+        pattern="evaluation",
     )
 
 
@@ -26,10 +35,20 @@ DATASETS: list[Dataset] = [
             "was compared with, and the data it was trained and scored on, so it can be reproduced."
         ),
         columns={
-            "evaluation_key": "string", "suite": "string", "commits": "string", "status": "string",
-            "message": "string", "baseline_key": "string", "split_at": "datetime",
-            "data_through": "string", "data_version": "string", "train_rows": "integer",
-            "test_rows": "integer", "seconds": "float", "evaluated_at": "datetime", "run_id": "string",
+            "evaluation_key": "string",
+            "suite": "string",
+            "commits": "string",
+            "status": "string",
+            "message": "string",
+            "baseline_key": "string",
+            "split_at": "datetime",
+            "data_through": "string",
+            "data_version": "string",
+            "train_rows": "integer",
+            "test_rows": "integer",
+            "seconds": "float",
+            "evaluated_at": "datetime",
+            "run_id": "string",
         },
         primary_key=("evaluation_key",),
     ),
@@ -38,8 +57,12 @@ DATASETS: list[Dataset] = [
         description="Every metric of every evaluation, with the baseline's value on the same test rows "
         "and ci_low/ci_high, the 90% paired-bootstrap interval of value - baseline_value (gated metrics).",
         columns={
-            "evaluation_key": "string", "metric": "string", "value": "float",
-            "baseline_value": "float", "ci_low": "float", "ci_high": "float",
+            "evaluation_key": "string",
+            "metric": "string",
+            "value": "float",
+            "baseline_value": "float",
+            "ci_low": "float",
+            "ci_high": "float",
         },
         primary_key=("evaluation_key", "metric"),
     ),
@@ -50,8 +73,12 @@ DATASETS: list[Dataset] = [
             "regression tests between commits. row_id is the contract's row identifier."
         ),
         columns={
-            "evaluation_key": "string", "row_id": "string", "time": "datetime",
-            "y_true": "integer", "y_pred": "integer", "y_score": "float",
+            "evaluation_key": "string",
+            "row_id": "string",
+            "time": "datetime",
+            "y_true": "integer",
+            "y_pred": "integer",
+            "y_score": "float",
         },
         primary_key=("evaluation_key", "row_id"),
     ),
@@ -59,9 +86,15 @@ DATASETS: list[Dataset] = [
         name="tuning_candidates",
         description="Every hyperparameter candidate the tuning job scored, and which one was best.",
         columns={
-            "tuning_run_id": "string", "evaluation_key": "string", "candidate": "integer",
-            "params": "string", "metric": "string", "value": "float", "best": "boolean",
-            "status": "string", "message": "string",
+            "tuning_run_id": "string",
+            "evaluation_key": "string",
+            "candidate": "integer",
+            "params": "string",
+            "metric": "string",
+            "value": "float",
+            "best": "boolean",
+            "status": "string",
+            "message": "string",
         },
         primary_key=("tuning_run_id", "candidate", "metric"),
         asset_key="tuning_candidates",  # reported by the tune_model job

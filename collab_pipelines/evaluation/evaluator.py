@@ -59,13 +59,16 @@ class Checkout:
         return f"{self.key} ({location}:{path})" if path else f"{self.key} ({location})"
 
     def contract(self) -> Contract:
-        text = self.repositories[self.suite.contract_repository].read_file(self.contract_commit.sha, CONTRACT_FILE)
+        text = self.repositories[self.suite.contract_repository].read_file(
+            self.contract_commit.sha, CONTRACT_FILE
+        )
         return parse_contract(text, self.where(CONTRACT_FILE))
 
     def export(self, directory: Path) -> list[Path]:
         """Each repository's files at its commit, the contract's repository first."""
         order = [self.suite.contract_repository] + [
-            name for name in self.repositories if name != self.suite.contract_repository]
+            name for name in self.repositories if name != self.suite.contract_repository
+        ]
         return [self.repositories[name].export(self.commits[name].sha, directory / name) for name in order]
 
 
@@ -85,19 +88,25 @@ class Evaluation:
         return PASSED if self.verdict.passed else REGRESSED
 
 
-def check_out(key_text: str, suites: dict[str, Suite], repository: Callable[[object], GitRepository]) -> Checkout:
+def check_out(
+    key_text: str, suites: dict[str, Suite], repository: Callable[[object], GitRepository]
+) -> Checkout:
     try:
         key = EvaluationKey.parse(key_text)
     except EvaluationKeyError as error:
         raise EvaluationFailed(str(error), "checkout") from error
     suite = suites.get(key.suite)
     if suite is None:
-        raise EvaluationFailed(f"{key_text}: suite {key.suite!r} is not in the suites file "
-                               f"(known: {sorted(suites)})", "checkout")
+        raise EvaluationFailed(
+            f"{key_text}: suite {key.suite!r} is not in the suites file (known: {sorted(suites)})", "checkout"
+        )
     if [name for name, _ in key.commits] != [spec.name for spec in suite.repositories]:
-        raise EvaluationFailed(f"{key_text}: suite {suite.name!r} combines "
-                               f"{[spec.name for spec in suite.repositories]}, the key names "
-                               f"{[name for name, _ in key.commits]}", "checkout")
+        raise EvaluationFailed(
+            f"{key_text}: suite {suite.name!r} combines "
+            f"{[spec.name for spec in suite.repositories]}, the key names "
+            f"{[name for name, _ in key.commits]}",
+            "checkout",
+        )
     repositories, commits = {}, {}
     for name, short in key.commits:
         repo = repository(suite.repository(name))
@@ -105,21 +114,30 @@ def check_out(key_text: str, suites: dict[str, Suite], repository: Callable[[obj
             repo.sync()
             commits[name] = repo.commit(repo.resolve(short))
         except GitError as error:
-            raise EvaluationFailed(f"{key_text}: commit {name}@{short} cannot be read: {error}", "checkout") from error
+            raise EvaluationFailed(
+                f"{key_text}: commit {name}@{short} cannot be read: {error}", "checkout"
+            ) from error
         repositories[name] = repo
     return Checkout(key, suite, repositories, commits)
 
 
-def run_commit(checkout: Checkout, contract: Contract, data: EvaluationData, limits: Limits,
-               params: dict | None = None) -> Outcome:
+def run_commit(
+    checkout: Checkout, contract: Contract, data: EvaluationData, limits: Limits, params: dict | None = None
+) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="collab-checkout-") as tmp:
         sources = checkout.export(Path(tmp))
         return evaluate(sources, contract, data.frames, data.split_at, checkout.where(), limits, params)
 
 
 def evaluate_key(
-    key_text: str, suites: dict[str, Suite], repository: Callable[[object], GitRepository],
-    warehouse: Warehouse, *, data_through: str | None = None, run_id: str = "", log=None,
+    key_text: str,
+    suites: dict[str, Suite],
+    repository: Callable[[object], GitRepository],
+    warehouse: Warehouse,
+    *,
+    data_through: str | None = None,
+    run_id: str = "",
+    log=None,
 ) -> Evaluation:
     """Evaluate one key and record it. Raises EvaluationFailed (also recorded) for a bad commit."""
     checkout = None
@@ -132,11 +150,19 @@ def evaluate_key(
             raise EvaluationFailed(str(error), "contract") from error
         outcome = run_commit(checkout, contract, data, checkout.suite.limits)
         baseline_key, baseline_predictions, notes = _baseline(
-            checkout, data, suites, repository, warehouse, log)
-        comparisons = compare(contract.metrics, outcome.predictions, baseline_predictions, outcome.metrics,
-                              gated=tuple(contract.gates))
+            checkout, data, suites, repository, warehouse, log
+        )
+        comparisons = compare(
+            contract.metrics,
+            outcome.predictions,
+            baseline_predictions,
+            outcome.metrics,
+            gated=tuple(contract.gates),
+        )
         verdict = judge(contract, comparisons, baseline_key)
-        changed = None if baseline_predictions is None else changed_share(outcome.predictions, baseline_predictions)
+        changed = (
+            None if baseline_predictions is None else changed_share(outcome.predictions, baseline_predictions)
+        )
         evaluation = Evaluation(checkout, contract, data, outcome, baseline_key, verdict, changed, notes)
     except EvaluationFailed as failure:
         _record_failure(key_text, checkout, failure, warehouse, run_id)
@@ -151,8 +177,11 @@ def _baseline(checkout: Checkout, data: EvaluationData, suites, repository, ware
     if baseline_key is None:
         return None, None, ["no baseline yet: this is the suite's first passing candidate"]
     results = warehouse.read(RESULTS, where={"evaluation_key": baseline_key})
-    same_data = (not results.empty and results.iloc[0]["data_version"] == data.data_version
-                 and pd.Timestamp(results.iloc[0]["split_at"]) == data.split_at)
+    same_data = (
+        not results.empty
+        and results.iloc[0]["data_version"] == data.data_version
+        and pd.Timestamp(results.iloc[0]["split_at"]) == data.split_at
+    )
     if same_data:
         predictions = warehouse.read(PREDICTIONS, where={"evaluation_key": baseline_key})
         return baseline_key, predictions, [f"baseline {baseline_key} was scored on the same data"]
@@ -175,12 +204,14 @@ def find_baseline(checkout: Checkout, warehouse: Warehouse) -> str | None:
         return None if suite.champion == key else suite.champion
     if not warehouse.has_table(RESULTS):
         return None
-    passed = warehouse.read(RESULTS, where={"suite": suite.name, "status": PASSED},
-                            columns=["evaluation_key", "commits"])
+    passed = warehouse.read(
+        RESULTS, where={"suite": suite.name, "status": PASSED}, columns=["evaluation_key", "commits"]
+    )
     if passed.empty:
         return None
-    history = {name: checkout.repositories[name].ancestors(commit.sha)
-               for name, commit in checkout.commits.items()}
+    history = {
+        name: checkout.repositories[name].ancestors(commit.sha) for name, commit in checkout.commits.items()
+    }
     positions = {name: {sha: index for index, sha in enumerate(shas)} for name, shas in history.items()}
     best, best_distance = None, None
     for candidate, commits_json in zip(passed["evaluation_key"], passed["commits"], strict=True):
@@ -200,10 +231,20 @@ def _results_row(key_text: str, checkout: Checkout | None, run_id: str, **values
     suite = checkout.suite.name if checkout else key_text.partition(":")[0]
     commits = {name: commit.sha for name, commit in checkout.commits.items()} if checkout else {}
     row = {
-        "evaluation_key": key_text, "suite": suite, "commits": json.dumps(commits, sort_keys=True),
-        "status": None, "message": None, "baseline_key": None, "split_at": None, "data_through": None,
-        "data_version": None, "train_rows": None, "test_rows": None, "seconds": None,
-        "evaluated_at": datetime.now(UTC).replace(tzinfo=None), "run_id": run_id,
+        "evaluation_key": key_text,
+        "suite": suite,
+        "commits": json.dumps(commits, sort_keys=True),
+        "status": None,
+        "message": None,
+        "baseline_key": None,
+        "split_at": None,
+        "data_through": None,
+        "data_version": None,
+        "train_rows": None,
+        "test_rows": None,
+        "seconds": None,
+        "evaluated_at": datetime.now(UTC).replace(tzinfo=None),
+        "run_id": run_id,
     }
     row.update(values)
     frame = pd.DataFrame([row])
@@ -214,13 +255,17 @@ def _results_row(key_text: str, checkout: Checkout | None, run_id: str, **values
     return frame
 
 
-def _record_failure(key_text: str, checkout: Checkout | None, failure: EvaluationFailed,
-                    warehouse: Warehouse, run_id: str) -> None:
+def _record_failure(
+    key_text: str, checkout: Checkout | None, failure: EvaluationFailed, warehouse: Warehouse, run_id: str
+) -> None:
     where = {"evaluation_key": key_text}
     warehouse.replace(PREDICTIONS, _empty_predictions(), where=where)
     warehouse.replace(METRICS, _metrics_frame(key_text, {}), where=where)
-    warehouse.replace(RESULTS, _results_row(key_text, checkout, run_id, status=FAILED,
-                                            message=str(failure)[:4000]), where=where)
+    warehouse.replace(
+        RESULTS,
+        _results_row(key_text, checkout, run_id, status=FAILED, message=str(failure)[:4000]),
+        where=where,
+    )
 
 
 def record(evaluation: Evaluation, warehouse: Warehouse, run_id: str) -> None:
@@ -228,39 +273,74 @@ def record(evaluation: Evaluation, warehouse: Warehouse, run_id: str) -> None:
     where = {"evaluation_key": key}
     predictions = evaluation.outcome.predictions.copy()
     times = evaluation.data.frames[evaluation.contract.dataset]
-    time_by_row = dict(zip(times[evaluation.contract.row_id].astype(str),
-                           pd.to_datetime(times[evaluation.contract.time_column]), strict=False))
-    frame = pd.DataFrame({
-        "evaluation_key": key,
-        "row_id": predictions["row_id"].astype(str),
-        "time": pd.to_datetime(predictions["row_id"].astype(str).map(time_by_row)),
-        "y_true": predictions["y_true"].round().astype("Int64"),
-        "y_pred": predictions["y_pred"].round().astype("Int64"),
-        "y_score": predictions["y_score"].astype(float),
-    })
+    time_by_row = dict(
+        zip(
+            times[evaluation.contract.row_id].astype(str),
+            pd.to_datetime(times[evaluation.contract.time_column]),
+            strict=False,
+        )
+    )
+    frame = pd.DataFrame(
+        {
+            "evaluation_key": key,
+            "row_id": predictions["row_id"].astype(str),
+            "time": pd.to_datetime(predictions["row_id"].astype(str).map(time_by_row)),
+            "y_true": predictions["y_true"].round().astype("Int64"),
+            "y_pred": predictions["y_pred"].round().astype("Int64"),
+            "y_score": predictions["y_score"].astype(float),
+        }
+    )
     warehouse.replace(PREDICTIONS, frame, where=where)
     warehouse.replace(METRICS, _metrics_frame(key, evaluation.verdict.comparisons), where=where)
     data, outcome = evaluation.data, evaluation.outcome
-    warehouse.replace(RESULTS, _results_row(
-        key, evaluation.checkout, run_id, status=evaluation.status,
-        message="; ".join(evaluation.verdict.reasons)[:4000], baseline_key=evaluation.baseline_key,
-        split_at=data.split_at, data_through=data.data_through, data_version=data.data_version,
-        train_rows=outcome.train_rows, test_rows=outcome.test_rows, seconds=outcome.seconds,
-    ), where=where)
+    warehouse.replace(
+        RESULTS,
+        _results_row(
+            key,
+            evaluation.checkout,
+            run_id,
+            status=evaluation.status,
+            message="; ".join(evaluation.verdict.reasons)[:4000],
+            baseline_key=evaluation.baseline_key,
+            split_at=data.split_at,
+            data_through=data.data_through,
+            data_version=data.data_version,
+            train_rows=outcome.train_rows,
+            test_rows=outcome.test_rows,
+            seconds=outcome.seconds,
+        ),
+        where=where,
+    )
 
 
 def _empty_predictions() -> pd.DataFrame:
-    return pd.DataFrame({
-        "evaluation_key": pd.Series(dtype=str), "row_id": pd.Series(dtype=str),
-        "time": pd.Series(dtype="datetime64[ns]"), "y_true": pd.Series(dtype="Int64"),
-        "y_pred": pd.Series(dtype="Int64"), "y_score": pd.Series(dtype=float),
-    })
+    return pd.DataFrame(
+        {
+            "evaluation_key": pd.Series(dtype=str),
+            "row_id": pd.Series(dtype=str),
+            "time": pd.Series(dtype="datetime64[ns]"),
+            "y_true": pd.Series(dtype="Int64"),
+            "y_pred": pd.Series(dtype="Int64"),
+            "y_score": pd.Series(dtype=float),
+        }
+    )
 
 
 def _metrics_frame(key: str, comparisons: dict) -> pd.DataFrame:
-    rows = [{"evaluation_key": key, "metric": c.metric, "value": c.value, "baseline_value": c.baseline_value,
-             "ci_low": c.ci_low, "ci_high": c.ci_high} for c in comparisons.values()]
-    frame = pd.DataFrame(rows, columns=["evaluation_key", "metric", "value", "baseline_value", "ci_low", "ci_high"])
+    rows = [
+        {
+            "evaluation_key": key,
+            "metric": c.metric,
+            "value": c.value,
+            "baseline_value": c.baseline_value,
+            "ci_low": c.ci_low,
+            "ci_high": c.ci_high,
+        }
+        for c in comparisons.values()
+    ]
+    frame = pd.DataFrame(
+        rows, columns=["evaluation_key", "metric", "value", "baseline_value", "ci_low", "ci_high"]
+    )
     for column in ("value", "baseline_value", "ci_low", "ci_high"):
         frame[column] = frame[column].astype(float)
     return frame

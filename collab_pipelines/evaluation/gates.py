@@ -46,12 +46,19 @@ def paired_rows(current: pd.DataFrame, baseline: pd.DataFrame) -> tuple[pd.DataF
     baseline = baseline.assign(row_id=baseline["row_id"].astype(str))
     shared = current.merge(baseline[["row_id", "y_pred", "y_score"]], on="row_id", suffixes=("", "_base"))
     base = shared[["row_id", "y_true", "y_pred_base", "y_score_base"]].rename(
-        columns={"y_pred_base": "y_pred", "y_score_base": "y_score"})
+        columns={"y_pred_base": "y_pred", "y_score_base": "y_score"}
+    )
     return shared[["row_id", "y_true", "y_pred", "y_score"]], base
 
 
-def compare(metrics: tuple[str, ...], current: pd.DataFrame, baseline: pd.DataFrame | None,
-            values: dict[str, float], gated: tuple[str, ...] = (), seed: int = 0) -> dict[str, Comparison]:
+def compare(
+    metrics: tuple[str, ...],
+    current: pd.DataFrame,
+    baseline: pd.DataFrame | None,
+    values: dict[str, float],
+    gated: tuple[str, ...] = (),
+    seed: int = 0,
+) -> dict[str, Comparison]:
     """Each metric against the baseline on the shared rows; bootstrap intervals for `gated` ones."""
     if baseline is None:
         return {m: Comparison(m, values[m]) for m in metrics}
@@ -60,8 +67,10 @@ def compare(metrics: tuple[str, ...], current: pd.DataFrame, baseline: pd.DataFr
         return {m: Comparison(m, values[m]) for m in metrics}
     point_mine, point_theirs = compute_metrics(metrics, mine), compute_metrics(metrics, theirs)
     y = mine["y_true"].to_numpy(dtype=float)
-    arrays = {"mine": (mine["y_pred"].to_numpy(dtype=float), mine["y_score"].to_numpy(dtype=float)),
-              "theirs": (theirs["y_pred"].to_numpy(dtype=float), theirs["y_score"].to_numpy(dtype=float))}
+    arrays = {
+        "mine": (mine["y_pred"].to_numpy(dtype=float), mine["y_score"].to_numpy(dtype=float)),
+        "theirs": (theirs["y_pred"].to_numpy(dtype=float), theirs["y_score"].to_numpy(dtype=float)),
+    }
     samples = np.random.default_rng(seed).integers(0, len(y), (BOOTSTRAP_SAMPLES, len(y)))
     tail = (1 - CONFIDENCE) / 2 * 100
     comparisons = {}
@@ -70,10 +79,13 @@ def compare(metrics: tuple[str, ...], current: pd.DataFrame, baseline: pd.DataFr
         if metric in gated:
             # Both commits are scored on the same resampled rows: the noise of the test set
             # cancels out of the difference, which is what makes the interval narrow enough.
-            differences = np.array([
-                _fast_metric(metric, y[rows], *[a[rows] for a in arrays["mine"]])
-                - _fast_metric(metric, y[rows], *[a[rows] for a in arrays["theirs"]])
-                for rows in samples])
+            differences = np.array(
+                [
+                    _fast_metric(metric, y[rows], *[a[rows] for a in arrays["mine"]])
+                    - _fast_metric(metric, y[rows], *[a[rows] for a in arrays["theirs"]])
+                    for rows in samples
+                ]
+            )
             differences = differences[~np.isnan(differences)]
             if len(differences):
                 low, high = (float(v) for v in np.percentile(differences, [tail, 100 - tail]))
@@ -140,24 +152,34 @@ def judge(contract: Contract, comparisons: dict[str, Comparison], baseline_key: 
         if gate.max_drop is not None and -c.difference > gate.max_drop:
             if real:
                 passed = False
-                reasons.append(f"{metric} dropped by {-c.difference:.4f} against {baseline_key} "
-                               f"(allowed {gate.max_drop:g}); {interval} is below zero")
+                reasons.append(
+                    f"{metric} dropped by {-c.difference:.4f} against {baseline_key} "
+                    f"(allowed {gate.max_drop:g}); {interval} is below zero"
+                )
             else:
-                reasons.append(f"{metric} dropped by {-c.difference:.4f} against {baseline_key}, beyond "
-                               f"{gate.max_drop:g}, but within noise: {interval} includes zero")
+                reasons.append(
+                    f"{metric} dropped by {-c.difference:.4f} against {baseline_key}, beyond "
+                    f"{gate.max_drop:g}, but within noise: {interval} includes zero"
+                )
         if gate.max_relative_drop is not None and c.baseline_value:
             relative = -c.difference / abs(c.baseline_value)
             if relative > gate.max_relative_drop:
                 if real:
                     passed = False
-                    reasons.append(f"{metric} dropped by {relative:.1%} against {baseline_key} "
-                                   f"(allowed {gate.max_relative_drop:.1%}); {interval} is below zero")
+                    reasons.append(
+                        f"{metric} dropped by {relative:.1%} against {baseline_key} "
+                        f"(allowed {gate.max_relative_drop:.1%}); {interval} is below zero"
+                    )
                 else:
-                    reasons.append(f"{metric} dropped by {relative:.1%} against {baseline_key}, "
-                                   f"but within noise: {interval} includes zero")
+                    reasons.append(
+                        f"{metric} dropped by {relative:.1%} against {baseline_key}, "
+                        f"but within noise: {interval} includes zero"
+                    )
     if passed and not reasons:
-        reasons.append("every gate passed" + (f" against {baseline_key}" if baseline_key else
-                                              " (no baseline yet: floors only)"))
+        reasons.append(
+            "every gate passed"
+            + (f" against {baseline_key}" if baseline_key else " (no baseline yet: floors only)")
+        )
     return GateVerdict(passed, reasons, comparisons)
 
 

@@ -56,17 +56,25 @@ def compute_metrics(names, predictions: pd.DataFrame) -> dict[str, float]:
     results = {}
     for name in names:
         if name == "roc_auc":
-            results[name] = float(sk_metrics.roc_auc_score(y_true, y_score)) if y_true.nunique() > 1 else float("nan")
+            results[name] = (
+                float(sk_metrics.roc_auc_score(y_true, y_score)) if y_true.nunique() > 1 else float("nan")
+            )
         elif name == "average_precision":
             results[name] = float(sk_metrics.average_precision_score(y_true, y_score))
         elif name == "neg_log_loss":
-            results[name] = -float(sk_metrics.log_loss(y_true, np.clip(y_score, 1e-15, 1 - 1e-15), labels=[0, 1]))
+            results[name] = -float(
+                sk_metrics.log_loss(y_true, np.clip(y_score, 1e-15, 1 - 1e-15), labels=[0, 1])
+            )
         elif name == "neg_brier_score":
             results[name] = -float(sk_metrics.brier_score_loss(y_true, y_score))
         else:
-            scorer = {"accuracy": sk_metrics.accuracy_score, "balanced_accuracy": sk_metrics.balanced_accuracy_score,
-                      "f1": sk_metrics.f1_score, "precision": sk_metrics.precision_score,
-                      "recall": sk_metrics.recall_score}[name]
+            scorer = {
+                "accuracy": sk_metrics.accuracy_score,
+                "balanced_accuracy": sk_metrics.balanced_accuracy_score,
+                "f1": sk_metrics.f1_score,
+                "precision": sk_metrics.precision_score,
+                "recall": sk_metrics.recall_score,
+            }[name]
             kwargs = {"zero_division": 0} if name in ("f1", "precision", "recall") else {}
             results[name] = float(scorer(y_true, y_pred, **kwargs))
     assert set(results) <= set(SUPPORTED_METRICS)
@@ -83,8 +91,13 @@ def write_frames(frames: Mapping[str, pd.DataFrame], directory: Path) -> dict[st
 
 
 def evaluate(
-    sources: Path | Sequence[Path], contract: Contract, frames: Mapping[str, pd.DataFrame | Path],
-    split_at: pd.Timestamp, where: str, limits: Limits = Limits(), params: Mapping[str, Any] | None = None,
+    sources: Path | Sequence[Path],
+    contract: Contract,
+    frames: Mapping[str, pd.DataFrame | Path],
+    split_at: pd.Timestamp,
+    where: str,
+    limits: Limits = Limits(),
+    params: Mapping[str, Any] | None = None,
 ) -> Outcome:
     """Run the commit(s) exported at `sources`; `where` names them in every message.
 
@@ -96,12 +109,16 @@ def evaluate(
     with tempfile.TemporaryDirectory(prefix="collab-eval-") as tmp:
         work = Path(tmp)
         in_memory = {name: frame for name, frame in frames.items() if isinstance(frame, pd.DataFrame)}
-        frame_paths = {**{name: path for name, path in frames.items() if isinstance(path, Path)},
-                       **write_frames(in_memory, work)}
+        frame_paths = {
+            **{name: path for name, path in frames.items() if isinstance(path, Path)},
+            **write_frames(in_memory, work),
+        }
         job = {
-            "sources": [str(source) for source in sources], "output": str(work),
+            "sources": [str(source) for source in sources],
+            "output": str(work),
             "frames": {name: str(path) for name, path in frame_paths.items()},
-            "split_at": split_at.isoformat(), "contract": dataclasses.asdict(contract),
+            "split_at": split_at.isoformat(),
+            "contract": dataclasses.asdict(contract),
             "params": dict(params or {}),
         }
         (work / "job.json").write_text(json.dumps(job, default=str))
@@ -114,23 +131,36 @@ def evaluate(
             if error["type"] == "MemoryError":
                 raise EvaluationFailed(
                     f"{where}: memory limit of {limits.memory_mb} MB exceeded during {error['stage']}",
-                    "limits", error["traceback"])
+                    "limits",
+                    error["traceback"],
+                )
             raise EvaluationFailed(
                 f"{where}: {error['stage']} failed: {error['type']}: {error['message']}",
-                error["stage"], error["traceback"])
+                error["stage"],
+                error["traceback"],
+            )
         if returncode != 0:
             raise EvaluationFailed(
                 f"{where}: the model process died (exit code {returncode}); "
-                f"the memory limit is {limits.memory_mb} MB", "limits")
+                f"the memory limit is {limits.memory_mb} MB",
+                "limits",
+            )
         predictions = pd.read_parquet(work / "predictions.parquet")
         sizes = json.loads((work / "sizes.json").read_text())
     missing = predictions[["y_pred", "y_score"]].isna().any(axis=1)
     if missing.any():
         sample = predictions.loc[missing, "row_id"].head(5).tolist()
         raise EvaluationFailed(
-            f"{where}: {int(missing.sum())} of {len(predictions)} predictions are NaN (rows {sample} ...)", "output")
-    return Outcome(predictions, compute_metrics(contract.metrics, predictions),
-                   sizes["train_rows"], sizes["test_rows"], seconds)
+            f"{where}: {int(missing.sum())} of {len(predictions)} predictions are NaN (rows {sample} ...)",
+            "output",
+        )
+    return Outcome(
+        predictions,
+        compute_metrics(contract.metrics, predictions),
+        sizes["train_rows"],
+        sizes["test_rows"],
+        seconds,
+    )
 
 
 def _run(job: Path, source: Path, limits: Limits, where: str) -> int:
@@ -138,8 +168,10 @@ def _run(job: Path, source: Path, limits: Limits, where: str) -> int:
         # By path and isolated (-I): `-m` would import the whole package (and Dagster) first,
         # seconds per evaluation; the runner needs only pandas and the candidate's code.
         [sys.executable, "-I", "-B", str(RUNNER), str(job), str(limits.memory_mb)],
-        cwd=source, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=source,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     try:
@@ -147,10 +179,12 @@ def _run(job: Path, source: Path, limits: Limits, where: str) -> int:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         process.communicate()
-        raise EvaluationFailed(f"{where}: time limit of {limits.seconds:g} s exceeded; the run was stopped",
-                               "limits") from None
+        raise EvaluationFailed(
+            f"{where}: time limit of {limits.seconds:g} s exceeded; the run was stopped", "limits"
+        ) from None
     if process.returncode not in (0, 2):
         tail = stderr.decode(errors="replace")[-2000:]
-        raise EvaluationFailed(f"{where}: the model process died (exit code {process.returncode}): {tail}",
-                               "limits", tail)
+        raise EvaluationFailed(
+            f"{where}: the model process died (exit code {process.returncode}): {tail}", "limits", tail
+        )
     return process.returncode

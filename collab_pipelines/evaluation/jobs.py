@@ -20,15 +20,20 @@ evaluate_commits = dg.define_asset_job(
 class HistoryConfig(dg.Config):
     suite: str = Field(description="The suite, as named in the suites file.")
     repository: str | None = Field(
-        default=None, description="The repository whose history to add; default: the suite's contract repository.")
+        default=None,
+        description="The repository whose history to add; default: the suite's contract repository.",
+    )
     branch: str | None = Field(default=None, description="The branch to walk; default: its first branch.")
     limit: int = Field(default=50, description="How many of the newest commits to add.")
 
 
-@dg.op(description="Adds an evaluation partition for each historical commit of a repository, combined "
-       "with the other repositories' current heads. Backfill them from the model_evaluation page.")
-def add_history_partitions(context: dg.OpExecutionContext, config: HistoryConfig,
-                       model_repositories: ModelRepositories) -> list[str]:
+@dg.op(
+    description="Adds an evaluation partition for each historical commit of a repository, combined "
+    "with the other repositories' current heads. Backfill them from the model_evaluation page."
+)
+def add_history_partitions(
+    context: dg.OpExecutionContext, config: HistoryConfig, model_repositories: ModelRepositories
+) -> list[str]:
     suites = model_repositories.suites()
     if config.suite not in suites:
         raise dg.Failure(f"suite {config.suite!r} is not in the suites file; known: {sorted(suites)}")
@@ -41,19 +46,31 @@ def add_history_partitions(context: dg.OpExecutionContext, config: HistoryConfig
         repo.sync()
     heads = {other.name: repos[other.name].head(other.branches[0]) for other in suite.repositories}
     keys = [
-        str(EvaluationKey(suite.name, tuple(
-            (other.name, commit.sha if other.name == name else heads[other.name]) for other in suite.repositories)))
+        str(
+            EvaluationKey(
+                suite.name,
+                tuple(
+                    (other.name, commit.sha if other.name == name else heads[other.name])
+                    for other in suite.repositories
+                ),
+            )
+        )
         for commit in repos[name].commits_since(branch, None, limit=config.limit)
     ]
     existing = set(context.instance.get_dynamic_partitions(evaluation_commits.name))
     new = [key for key in keys if key not in existing]
     context.instance.add_dynamic_partitions(evaluation_commits.name, new)
-    context.log.info(f"{len(new)} new partition(s) of {len(keys)} historical commit(s) on {name}/{branch}; "
-                     "backfill them from the model_evaluation asset page.")
+    context.log.info(
+        f"{len(new)} new partition(s) of {len(keys)} historical commit(s) on {name}/{branch}; "
+        "backfill them from the model_evaluation asset page."
+    )
     return keys
 
 
-@dg.job(name="add_commit_history", tags={"collab/pattern": "evaluation"},
-        description="Adds a repository's historical commits as evaluation partitions, ready for a backfill.")
+@dg.job(
+    name="add_commit_history",
+    tags={"collab/pattern": "evaluation"},
+    description="Adds a repository's historical commits as evaluation partitions, ready for a backfill.",
+)
 def add_commit_history_job():
     add_history_partitions()

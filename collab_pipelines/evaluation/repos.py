@@ -66,11 +66,17 @@ class GitRepository:
             return
         if not self.git_dir.exists():
             self.git_dir.parent.mkdir(parents=True, exist_ok=True)
-            completed = subprocess.run(["git", "clone", "--mirror", "--quiet", self.location, str(self.git_dir)],
-                                       capture_output=True, timeout=600, check=False)
+            completed = subprocess.run(
+                ["git", "clone", "--mirror", "--quiet", self.location, str(self.git_dir)],
+                capture_output=True,
+                timeout=600,
+                check=False,
+            )
             if completed.returncode != 0:
-                raise GitError(f"repository {self.name!r}: cloning {self.location} failed: "
-                               f"{completed.stderr.decode(errors='replace').strip()}")
+                raise GitError(
+                    f"repository {self.name!r}: cloning {self.location} failed: "
+                    f"{completed.stderr.decode(errors='replace').strip()}"
+                )
         else:
             self._git("fetch", "--prune", "--quiet", "origin")
 
@@ -101,7 +107,9 @@ class GitRepository:
     def read_file(self, sha: str, path: str) -> str | None:
         completed = subprocess.run(
             ["git", "--git-dir", str(self._resolved_git_dir()), "show", f"{sha}:{path}"],
-            capture_output=True, timeout=60, check=False,
+            capture_output=True,
+            timeout=60,
+            check=False,
         )
         if completed.returncode != 0:
             return None

@@ -73,19 +73,27 @@ def main(job_path: str) -> int:
             scores = labels = raw
         if len(scores) != len(test) or len(labels) != len(test):
             raise ValueError(f"predict returned {len(scores)} predictions for {len(test)} test rows")
-        pd.DataFrame({
-            "row_id": test[contract["row_id"]].to_numpy(),
-            "y_true": test[contract["target"]].astype(float).to_numpy(),
-            "y_pred": pd.Series(labels).astype(float).to_numpy(),
-            "y_score": pd.Series(scores).astype(float).to_numpy(),
-        }).to_parquet(output / "predictions.parquet")
+        pd.DataFrame(
+            {
+                "row_id": test[contract["row_id"]].to_numpy(),
+                "y_true": test[contract["target"]].astype(float).to_numpy(),
+                "y_pred": pd.Series(labels).astype(float).to_numpy(),
+                "y_score": pd.Series(scores).astype(float).to_numpy(),
+            }
+        ).to_parquet(output / "predictions.parquet")
         (output / "sizes.json").write_text(json.dumps({"train_rows": len(train), "test_rows": len(test)}))
         return 0
     except BaseException as error:  # noqa: BLE001 -- everything the candidate does wrong is reported
-        (output / "error.json").write_text(json.dumps({
-            "stage": stage, "type": type(error).__name__, "message": str(error)[:2000],
-            "traceback": traceback.format_exc()[-8000:],
-        }))
+        (output / "error.json").write_text(
+            json.dumps(
+                {
+                    "stage": stage,
+                    "type": type(error).__name__,
+                    "message": str(error)[:2000],
+                    "traceback": traceback.format_exc()[-8000:],
+                }
+            )
+        )
         return 2
 
 

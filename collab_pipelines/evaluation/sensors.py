@@ -31,8 +31,12 @@ def commit_tags(candidate: Candidate, suite: str) -> dict[str, str]:
     return tags
 
 
-def unexported_datasets(instance: dg.DagsterInstance, model_repositories: ModelRepositories,
-                        suite: Suite, candidates: list[Candidate]) -> list[str]:
+def unexported_datasets(
+    instance: dg.DagsterInstance,
+    model_repositories: ModelRepositories,
+    suite: Suite,
+    candidates: list[Candidate],
+) -> list[str]:
     """The datasets the newest candidate's contract reads that were never materialized."""
     if not candidates:
         return []
@@ -43,8 +47,12 @@ def unexported_datasets(instance: dg.DagsterInstance, model_repositories: ModelR
     except ContractError:
         return []  # a broken contract is the evaluation's to explain, not the sensor's
     datasets = all_datasets()
-    return [name for name in contract.datasets if name in datasets
-            and instance.get_latest_materialization_event(dg.AssetKey(datasets[name].asset_key)) is None]
+    return [
+        name
+        for name in contract.datasets
+        if name in datasets
+        and instance.get_latest_materialization_event(dg.AssetKey(datasets[name].asset_key)) is None
+    ]
 
 
 @dg.sensor(
@@ -61,13 +69,15 @@ def model_commits_sensor(context: dg.SensorEvaluationContext, model_repositories
     suites = model_repositories.suites()
     if not suites:
         return dg.SkipReason(
-            f"No evaluation suite is configured (suites file: {model_repositories.suites_file or settings.suites_file()})")
+            f"No evaluation suite is configured (suites file: {model_repositories.suites_file or settings.suites_file()})"
+        )
     requests, keys, problems = [], [], []
     for suite in suites.values():
         previous = cursor.get(suite.name, {})
         try:
-            candidates, cursor[suite.name] = discover(suite, cursor.get(suite.name, {}),
-                                                      model_repositories.repository)
+            candidates, cursor[suite.name] = discover(
+                suite, cursor.get(suite.name, {}), model_repositories.repository
+            )
         except GitError as error:
             # One unreachable repository must not stop the other suites; its cursor stays,
             # so its commits are found on a later tick.
@@ -83,12 +93,18 @@ def model_commits_sensor(context: dg.SensorEvaluationContext, model_repositories
             continue
         for candidate in candidates:
             keys.append(candidate.key)
-            requests.append(dg.RunRequest(run_key=candidate.key, partition_key=candidate.key,
-                                          tags=commit_tags(candidate, suite.name)))
+            requests.append(
+                dg.RunRequest(
+                    run_key=candidate.key,
+                    partition_key=candidate.key,
+                    tags=commit_tags(candidate, suite.name),
+                )
+            )
     if not requests:
         return dg.SensorResult(
             skip_reason=" ".join(["No new commit to evaluate.", *problems]),
-            cursor=json.dumps(cursor, sort_keys=True))
+            cursor=json.dumps(cursor, sort_keys=True),
+        )
     context.log.info(f"{len(keys)} new evaluation(s): {', '.join(keys)}")
     return dg.SensorResult(
         run_requests=requests,

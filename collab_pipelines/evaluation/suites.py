@@ -122,7 +122,11 @@ def parse_suites(raw: object, where: str) -> dict[str, Suite]:
             if not isinstance(repo, dict) or not isinstance(repo.get("location"), str):
                 raise fail(f"{repo_prefix}.location", "missing: a local path or a git URL")
             branches = repo.get("branches", [repo.get("branch", "main")])
-            if not isinstance(branches, list) or not branches or not all(isinstance(b, str) for b in branches):
+            if (
+                not isinstance(branches, list)
+                or not branches
+                or not all(isinstance(b, str) for b in branches)
+            ):
                 raise fail(f"{repo_prefix}.branches", "must be a non-empty list of branch names")
             repositories.append(RepositorySpec(repo_name, repo["location"], tuple(branches)))
         if not repositories:
@@ -135,7 +139,9 @@ def parse_suites(raw: object, where: str) -> dict[str, Suite]:
         if isinstance(baseline, dict) and set(baseline) == {"champion"}:
             champion = str(baseline["champion"])
             if EvaluationKey.parse(champion).suite != name:
-                raise fail(f"{prefix}.baseline.champion", f"{champion!r} is not an evaluation of suite {name!r}")
+                raise fail(
+                    f"{prefix}.baseline.champion", f"{champion!r} is not an evaluation of suite {name!r}"
+                )
         elif baseline != "last_passing":
             raise fail(f"{prefix}.baseline", "use 'last_passing' or {champion: <evaluation key>}")
         initial = body.get("initial_commits", 10)

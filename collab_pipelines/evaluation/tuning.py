@@ -39,44 +39,72 @@ tuning_candidates = dg.AssetSpec(
 
 class TuningConfig(dg.Config):
     evaluation_key: str = Field(
-        description="The commit to tune: a partition key of model_evaluation, e.g. 'delay-model:model@1a2b3c4d5e'.")
+        description="The commit to tune: a partition key of model_evaluation, e.g. 'delay-model:model@1a2b3c4d5e'."
+    )
     grid: dict[str, list[Any]] = Field(
         description="Hyperparameter name to the values to try; every combination is a candidate. "
         "Names are the estimator's set_params names (e.g. 'classifier__max_depth'), or keyword "
-        "arguments of the contract's fit function.")
-    metric: str | None = Field(default=None, description="The metric that picks the best; default: the contract's first.")
-    data_through: str | None = Field(default=None, description="Tune on the exports through this day; default: the latest.")
+        "arguments of the contract's fit function."
+    )
+    metric: str | None = Field(
+        default=None, description="The metric that picks the best; default: the contract's first."
+    )
+    data_through: str | None = Field(
+        default=None, description="Tune on the exports through this day; default: the latest."
+    )
 
 
-@dg.op(out=dg.DynamicOut(dict), description="Checks out the commit, prepares the data once, and "
-       "emits one candidate per combination of the grid.")
-def plan_tuning(context: dg.OpExecutionContext, config: TuningConfig,
-                model_repositories: ModelRepositories, warehouse: Warehouse):
+@dg.op(
+    out=dg.DynamicOut(dict),
+    description="Checks out the commit, prepares the data once, and "
+    "emits one candidate per combination of the grid.",
+)
+def plan_tuning(
+    context: dg.OpExecutionContext,
+    config: TuningConfig,
+    model_repositories: ModelRepositories,
+    warehouse: Warehouse,
+):
     names = sorted(config.grid)
     if not names or any(not config.grid[name] for name in names):
         raise dg.Failure("grid: give every hyperparameter at least one value")
     try:
-        checkout = check_out(config.evaluation_key, model_repositories.suites(), model_repositories.repository)
+        checkout = check_out(
+            config.evaluation_key, model_repositories.suites(), model_repositories.repository
+        )
         contract = checkout.contract()
         data = load_evaluation_data(contract, warehouse, checkout.where(), config.data_through)
     except (EvaluationFailed, ContractError, EvaluationDataError) as error:
         raise dg.Failure(str(error)) from None
     metric = config.metric or contract.metrics[0]
     if metric not in contract.metrics:
-        raise dg.Failure(f"metric {metric!r} is not computed by the contract; it computes {list(contract.metrics)}")
+        raise dg.Failure(
+            f"metric {metric!r} is not computed by the contract; it computes {list(contract.metrics)}"
+        )
     work = settings.state_dir() / "tuning" / context.run_id
     work.mkdir(parents=True, exist_ok=True)
     sources = checkout.export(work / "code")
     frames = write_frames(data.frames, work)
-    candidates = [dict(zip(names, values, strict=True))
-                  for values in itertools.product(*(config.grid[name] for name in names))]
+    candidates = [
+        dict(zip(names, values, strict=True))
+        for values in itertools.product(*(config.grid[name] for name in names))
+    ]
     context.log.info(f"{len(candidates)} candidate(s) for {checkout.key} on data through {data.data_through}")
     for index, params in enumerate(candidates):
         yield dg.DynamicOutput(
-            {"index": index, "params": params, "sources": sources, "frames": frames, "work": str(work),
-             "contract": contract, "split_at": data.split_at, "limits": checkout.suite.limits,
-             "where": f"{checkout.where()} candidate {index} {params}", "metric": metric,
-             "key": str(checkout.key)},
+            {
+                "index": index,
+                "params": params,
+                "sources": sources,
+                "frames": frames,
+                "work": str(work),
+                "contract": contract,
+                "split_at": data.split_at,
+                "limits": checkout.suite.limits,
+                "where": f"{checkout.where()} candidate {index} {params}",
+                "metric": metric,
+                "key": str(checkout.key),
+            },
             mapping_key=f"candidate_{index}",
         )
 
@@ -85,8 +113,15 @@ def plan_tuning(context: dg.OpExecutionContext, config: TuningConfig,
 def score_candidate(context: dg.OpExecutionContext, candidate: dict) -> dict:
     result = {key: candidate[key] for key in ("index", "params", "metric", "key", "work")}
     try:
-        outcome = evaluate(candidate["sources"], candidate["contract"], candidate["frames"],
-                           candidate["split_at"], candidate["where"], candidate["limits"], candidate["params"])
+        outcome = evaluate(
+            candidate["sources"],
+            candidate["contract"],
+            candidate["frames"],
+            candidate["split_at"],
+            candidate["where"],
+            candidate["limits"],
+            candidate["params"],
+        )
     except EvaluationFailed as failure:
         # One bad candidate (say, an invalid value) is recorded and the others go on.
         context.log.warning(str(failure))
@@ -104,20 +139,33 @@ def record_tuning(context: dg.OpExecutionContext, scores: list[dict], warehouse:
     rows = []
     for score in scores:
         for name, value in (score["metrics"] or {"": None}).items():
-            rows.append({
-                "tuning_run_id": context.run_id, "evaluation_key": score["key"], "candidate": score["index"],
-                "params": json.dumps(score["params"], sort_keys=True), "metric": name or metric,
-                "value": value, "best": best is not None and score["index"] == best["index"],
-                "status": score["status"], "message": score["message"],
-            })
+            rows.append(
+                {
+                    "tuning_run_id": context.run_id,
+                    "evaluation_key": score["key"],
+                    "candidate": score["index"],
+                    "params": json.dumps(score["params"], sort_keys=True),
+                    "metric": name or metric,
+                    "value": value,
+                    "best": best is not None and score["index"] == best["index"],
+                    "status": score["status"],
+                    "message": score["message"],
+                }
+            )
     frame = pd.DataFrame(rows)
     frame["value"] = frame["value"].astype(float)
     warehouse.replace("tuning_candidates", frame, where={"tuning_run_id": context.run_id})
     shutil.rmtree(scores[0]["work"], ignore_errors=True)
-    table = pd.DataFrame([{"candidate": s["index"], **s["params"], metric: s["metrics"].get(metric),
-                           "status": s["status"]} for s in scores])
+    table = pd.DataFrame(
+        [
+            {"candidate": s["index"], **s["params"], metric: s["metrics"].get(metric), "status": s["status"]}
+            for s in scores
+        ]
+    )
     metadata = {
-        "evaluation_key": scores[0]["key"], "metric": metric, "candidates": len(scores),
+        "evaluation_key": scores[0]["key"],
+        "metric": metric,
+        "candidates": len(scores),
         "failed": sum(s["status"] == "failed" for s in scores),
         "candidates_table": dg.MetadataValue.md(table.to_markdown(index=False)),
     }

@@ -47,13 +47,16 @@ def discover(
         for branch in spec.branches:
             commits = _new_commits(repo, branch, seen.get(branch), suite.initial_commits)
             news[spec.name].extend((branch, commit) for commit in commits)
-            new_cursor[spec.name][branch] = commits[-1].sha if commits else seen.get(branch) or repo.head(branch)
+            new_cursor[spec.name][branch] = (
+                commits[-1].sha if commits else seen.get(branch) or repo.head(branch)
+            )
         primary = spec.branches[0]
         # What the others are combined with: the primary branch as of the previous poll, or
         # its head on first sight.
         previous = seen.get(primary)
-        current[spec.name] = repo.commit(previous) if previous and _exists(repo, previous) else \
-            repo.commit(repo.head(primary))
+        current[spec.name] = (
+            repo.commit(previous) if previous and _exists(repo, previous) else repo.commit(repo.head(primary))
+        )
 
     candidates, keys = [], set()
     for spec in suite.repositories:
@@ -61,8 +64,12 @@ def discover(
             combination = {**current, spec.name: commit}
             if branch == spec.branches[0]:
                 current[spec.name] = commit
-            key = str(EvaluationKey(suite.name, tuple(
-                (other.name, combination[other.name].sha) for other in suite.repositories)))
+            key = str(
+                EvaluationKey(
+                    suite.name,
+                    tuple((other.name, combination[other.name].sha) for other in suite.repositories),
+                )
+            )
             if key not in keys:
                 keys.add(key)
                 candidates.append(Candidate(key, combination, f"{spec.name}/{branch}"))

@@ -1,6 +1,5 @@
 """Export assets, built from the catalog: one asset per entry, no Python per table."""
 
-
 import hashlib
 import warnings
 from datetime import UTC, datetime
@@ -28,8 +27,12 @@ from collab_pipelines.warehouse import Warehouse
 
 EXPORTS_GROUP = "exports"
 _SCHEMA_TYPES = {
-    "integer": "int", "float": "float", "string": "string",
-    "boolean": "bool", "date": "date", "datetime": "datetime",
+    "integer": "int",
+    "float": "float",
+    "string": "string",
+    "boolean": "bool",
+    "date": "date",
+    "datetime": "datetime",
 }
 
 
@@ -37,9 +40,11 @@ def column_schema(spec: ExportSpec) -> dg.TableSchema:
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
-                name, _SCHEMA_TYPES[column_type],
+                name,
+                _SCHEMA_TYPES[column_type],
                 constraints=dg.TableColumnConstraints(
-                    nullable=name not in spec.primary_key, unique=spec.primary_key == (name,)),
+                    nullable=name not in spec.primary_key, unique=spec.primary_key == (name,)
+                ),
             )
             for name, column_type in spec.columns.items()
         ]
@@ -148,7 +153,9 @@ def materialization_metadata(spec: ExportSpec, frame: pd.DataFrame, days: list[s
     metadata: dict = {
         "dagster/row_count": len(frame),
         "dagster/column_schema": column_schema(spec),
-        "preview": dg.MetadataValue.md(_markdown_preview(data.drop(columns=[PARTITION_COLUMN], errors="ignore"))),
+        "preview": dg.MetadataValue.md(
+            _markdown_preview(data.drop(columns=[PARTITION_COLUMN], errors="ignore"))
+        ),
     }
     if days:
         metadata["days"] = len(days)

@@ -22,8 +22,18 @@ PARTITION_START_PARAM = "partition_start"
 PARTITION_END_PARAM = "partition_end"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _ENTRY_FIELDS = {
-    "name", "connection", "description", "owners", "sql", "columns", "primary_key",
-    "partition", "checks", "figures", "watermark_sql", "tags",
+    "name",
+    "connection",
+    "description",
+    "owners",
+    "sql",
+    "columns",
+    "primary_key",
+    "partition",
+    "checks",
+    "figures",
+    "watermark_sql",
+    "tags",
 }
 _PARTITION_FIELDS = {"column", "start", "end"}
 _CHECK_FIELDS = {"non_empty", "primary_key_unique", "schema", "max_null_rates"}
@@ -199,7 +209,9 @@ def _parse_entry(entry: Any, index: int, path: Path, connections: Mapping[str, C
         if column.startswith("_"):
             raise fail("columns", f"{column!r}: names starting with '_' are reserved for the warehouse")
         if column_type not in COLUMN_TYPES:
-            raise fail("columns", f"column {column!r} has unknown type {column_type!r}; use one of {COLUMN_TYPES}")
+            raise fail(
+                "columns", f"column {column!r} has unknown type {column_type!r}; use one of {COLUMN_TYPES}"
+            )
         columns[column] = column_type
 
     def known_column(field_name: str, column: Any) -> str:

@@ -35,9 +35,13 @@ def check_specs(spec: ExportSpec, asset_key: dg.AssetKey) -> list[dg.AssetCheckS
         if level != "off"
     ]
     if spec.checks.max_null_rates:
-        specs.append(dg.AssetCheckSpec(
-            NULL_RATES_CHECK, asset=asset_key,
-            description="The share of missing values stays under the catalog's limit per column."))
+        specs.append(
+            dg.AssetCheckSpec(
+                NULL_RATES_CHECK,
+                asset=asset_key,
+                description="The share of missing values stays under the catalog's limit per column.",
+            )
+        )
     return specs
 
 
@@ -56,7 +60,9 @@ def run_checks(
     if levels[PRIMARY_KEY_CHECK] != "off":
         results.append(_primary_key(spec, frame))
     results = [
-        result._replace(severity=dg.AssetCheckSeverity.WARN) if levels[result.check_name] == "warn" else result
+        result._replace(severity=dg.AssetCheckSeverity.WARN)
+        if levels[result.check_name] == "warn"
+        else result
         for result in results
     ]
     if spec.checks.max_null_rates:
@@ -87,7 +93,9 @@ def _schema(spec: ExportSpec, warehouse: Warehouse) -> dg.AssetCheckResult:
             f"not in the catalog {extra or 'none'}. Drop or migrate the table."
         )
     return dg.AssetCheckResult(
-        check_name=SCHEMA_CHECK, passed=passed, description=description,
+        check_name=SCHEMA_CHECK,
+        passed=passed,
+        description=description,
         metadata={"missing": missing, "unexpected": extra},
     )
 
@@ -96,8 +104,9 @@ def _non_empty(frame: pd.DataFrame, days: Sequence[str] | None) -> dg.AssetCheck
     if days is None:
         passed = len(frame) > 0
         description = f"The table has {len(frame)} rows." if passed else "The export wrote no rows."
-        return dg.AssetCheckResult(check_name=NON_EMPTY_CHECK, passed=passed, description=description,
-                                   metadata={"rows": len(frame)})
+        return dg.AssetCheckResult(
+            check_name=NON_EMPTY_CHECK, passed=passed, description=description, metadata={"rows": len(frame)}
+        )
     counts = frame[PARTITION_COLUMN].value_counts() if len(frame) else pd.Series(dtype=int)
     empty = [day for day in days if counts.get(day, 0) == 0]
     if not empty:
@@ -106,7 +115,9 @@ def _non_empty(frame: pd.DataFrame, days: Sequence[str] | None) -> dg.AssetCheck
         shown = ", ".join(empty[:10]) + (" …" if len(empty) > 10 else "")
         description = f"{len(empty)} of {len(days)} day(s) have no rows: {shown}."
     return dg.AssetCheckResult(
-        check_name=NON_EMPTY_CHECK, passed=not empty, description=description,
+        check_name=NON_EMPTY_CHECK,
+        passed=not empty,
+        description=description,
         metadata={"empty_days": len(empty), "days": len(days)},
     )
 
@@ -121,7 +132,9 @@ def _primary_key(spec: ExportSpec, frame: pd.DataFrame) -> dg.AssetCheckResult:
         sample = duplicated[key].drop_duplicates().head(5).to_dict("records")
         description = f"{count} row(s) repeat a primary key ({', '.join(key)}); for example {sample}."
     return dg.AssetCheckResult(
-        check_name=PRIMARY_KEY_CHECK, passed=count == 0, description=description,
+        check_name=PRIMARY_KEY_CHECK,
+        passed=count == 0,
+        description=description,
         metadata={"duplicate_rows": count},
     )
 
@@ -132,12 +145,16 @@ def _null_rates(spec: ExportSpec, frame: pd.DataFrame) -> dg.AssetCheckResult:
     over = {c: r for c, r in rates.items() if r > limits[c]}
     if not over:
         description = "Null rates within limits: " + ", ".join(
-            f"{c} {rates[c]:.1%} (max {limits[c]:.1%})" for c in limits)
+            f"{c} {rates[c]:.1%} (max {limits[c]:.1%})" for c in limits
+        )
     else:
         description = "Null rates over the limit: " + ", ".join(
-            f"{c} {r:.1%} (max {limits[c]:.1%})" for c, r in over.items())
+            f"{c} {r:.1%} (max {limits[c]:.1%})" for c, r in over.items()
+        )
     return dg.AssetCheckResult(
-        check_name=NULL_RATES_CHECK, passed=not over, description=description,
+        check_name=NULL_RATES_CHECK,
+        passed=not over,
+        description=description,
         severity=dg.AssetCheckSeverity.WARN,
         metadata={f"null_rate/{c}": dg.MetadataValue.float(r) for c, r in rates.items()},
     )

@@ -1,6 +1,5 @@
 """Connections to the source databases named in the export catalog."""
 
-
 import os
 from typing import Any
 
@@ -34,9 +33,7 @@ class SqlSources(dg.ConfigurableResource):
         if not url and connection.default_url:
             url = connection.default_url.format(state_dir=settings.state_dir())
         if not url:
-            raise SourceConnectionError(
-                f"connection {connection.name!r}: no URL; set ${connection.url_env}"
-            )
+            raise SourceConnectionError(f"connection {connection.name!r}: no URL; set ${connection.url_env}")
         return url
 
     def engine(self, connection: Connection) -> sa.Engine:

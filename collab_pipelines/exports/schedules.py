@@ -1,6 +1,5 @@
 """The daily schedule: export the newest complete day, and refresh the dimension tables."""
 
-
 import dagster as dg
 
 from collab_pipelines.exports.catalog import Catalog, ExportSpec
@@ -9,9 +8,7 @@ from collab_pipelines.exports.jobs import AssetJob
 from collab_pipelines.exports.resources import SqlSources
 
 
-def build_daily_schedule(
-    job: AssetJob, specs: list[ExportSpec], catalog: Catalog
-) -> dg.ScheduleDefinition:
+def build_daily_schedule(job: AssetJob, specs: list[ExportSpec], catalog: Catalog) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=f"{job.name}_schedule",
         job=job,

@@ -1,6 +1,5 @@
 """The new-data sensor: request exactly the complete days that are not exported yet."""
 
-
 import json
 
 import dagster as dg
@@ -22,9 +21,7 @@ def range_run_request(job_name: str, first: str, last: str) -> dg.RunRequest:
     return dg.RunRequest(run_key=run_key, tags={RANGE_START_TAG: first, RANGE_END_TAG: last})
 
 
-def build_new_days_sensor(
-    job: AssetJob, specs: list[ExportSpec], catalog: Catalog
-) -> dg.SensorDefinition:
+def build_new_days_sensor(job: AssetJob, specs: list[ExportSpec], catalog: Catalog) -> dg.SensorDefinition:
     asset_keys = [dg.AssetKey(spec.name) for spec in specs]
 
     @dg.sensor(
@@ -75,8 +72,11 @@ def build_missing_tables_sensor(job: AssetJob, specs: list[ExportSpec]) -> dg.Se
         description="Requests the tables without a date once, when any of them was never exported.",
     )
     def _sensor(context: dg.SensorEvaluationContext):
-        missing = [key.to_user_string() for key in asset_keys
-                   if context.instance.get_latest_materialization_event(key) is None]
+        missing = [
+            key.to_user_string()
+            for key in asset_keys
+            if context.instance.get_latest_materialization_event(key) is None
+        ]
         if not missing:
             return dg.SkipReason("Every table without a date has been exported.")
         # The run key makes Dagster launch this once, however many ticks see the same gap.

@@ -70,15 +70,17 @@ def build_uploads_asset(upload_type: UploadType) -> dg.AssetsDefinition:
         for landed in staged:
             landing_zone.move(user, "staging", landed.name, "processed")
         context.log.info(f"ingested {len(frame)} rows of {original!r} from {user}")
-        return dg.MaterializeResult(metadata={
-            "uploader": user,
-            "file_name": original,
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "bytes": len(data),
-            "dagster/row_count": len(frame),
-            "landing_zone": landing_zone.describe(),
-            "preview": dg.MetadataValue.md(frame.head(10).astype(str).to_markdown(index=False)),
-        })
+        return dg.MaterializeResult(
+            metadata={
+                "uploader": user,
+                "file_name": original,
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "bytes": len(data),
+                "dagster/row_count": len(frame),
+                "landing_zone": landing_zone.describe(),
+                "preview": dg.MetadataValue.md(frame.head(10).astype(str).to_markdown(index=False)),
+            }
+        )
 
     return _uploads
 
@@ -112,10 +114,12 @@ def weather_observations(context: dg.AssetExecutionContext, warehouse: Warehouse
     combined["observed_at"] = pd.to_datetime(combined["observed_at"])
     combined = combined.drop_duplicates(["origin", "observed_at"], keep="last")
     warehouse.replace("weather_observations", combined)
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(combined),
-        "rows_from_uploads": int((combined["source"] == "upload").sum()),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(combined),
+            "rows_from_uploads": int((combined["source"] == "upload").sum()),
+        }
+    )
 
 
 def build_intake_assets() -> list[dg.AssetsDefinition]:

@@ -9,7 +9,9 @@ DATASETS: list[Dataset] = [
             name=f"{upload_type.name}_uploads",
             description=upload_type.description,
             columns={
-                "upload_id": "string", "uploader": "string", "file_name": "string",
+                "upload_id": "string",
+                "uploader": "string",
+                "file_name": "string",
                 **{c.name: _TYPES[c.type] for c in upload_type.columns},
                 "_loaded_at": "datetime",
             },
@@ -25,8 +27,10 @@ DATASETS: list[Dataset] = [
     Dataset(
         name="weather_observations",
         description="Exported and uploaded hourly weather observations, uploads taking precedence.",
-        columns={**{c.name: _TYPES[c.type] for c in UPLOAD_TYPES["weather_observations"].columns},
-                 "source": "string"},
+        columns={
+            **{c.name: _TYPES[c.type] for c in UPLOAD_TYPES["weather_observations"].columns},
+            "source": "string",
+        },
         primary_key=("origin", "observed_at"),
         asset_key="weather_observations",
         owners=("team:meteorology", "team:data-engineering"),

@@ -44,8 +44,9 @@ def _check(user: str, folder: str, name: str | None = None) -> None:
 class LandingZone(dg.ConfigurableResource):
     """Where uploads arrive. `LocalLandingZone` and `SftpLandingZone` implement it."""
 
-    default_upload_type: str = Field(default="weather_observations",
-                                     description="What an uploader's files are, unless upload_types says.")
+    default_upload_type: str = Field(
+        default="weather_observations", description="What an uploader's files are, unless upload_types says."
+    )
     upload_types: dict[str, str] = Field(default_factory=dict, description="Upload type by uploader.")
 
     def upload_type_for(self, user: str) -> str:
@@ -155,9 +156,14 @@ class SftpLandingZone(LandingZone):
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
             try:
                 client.connect(
-                    self.host, port=self.port, username=self.username, password=self.password,
-                    key_filename=self.private_key_path, timeout=self.timeout_seconds,
-                    allow_agent=False, look_for_keys=False,
+                    self.host,
+                    port=self.port,
+                    username=self.username,
+                    password=self.password,
+                    key_filename=self.private_key_path,
+                    timeout=self.timeout_seconds,
+                    allow_agent=False,
+                    look_for_keys=False,
                 )
             except paramiko.SSHException as error:
                 client.close()
@@ -186,15 +192,21 @@ class SftpLandingZone(LandingZone):
 
     def users(self) -> list[str]:
         sftp = self._connection()
-        return sorted(a.filename for a in sftp.listdir_attr(self.root)
-                      if stat.S_ISDIR(a.st_mode or 0) and not a.filename.startswith("."))
+        return sorted(
+            a.filename
+            for a in sftp.listdir_attr(self.root)
+            if stat.S_ISDIR(a.st_mode or 0) and not a.filename.startswith(".")
+        )
 
     def list(self, user: str, folder: str) -> list[LandedFile]:
         path = self._remote(user, folder)
         self._ensure(path)
         return sorted(
-            (LandedFile(user, folder, a.filename, a.st_size or 0, float(a.st_mtime or 0))
-             for a in self._connection().listdir_attr(path) if stat.S_ISREG(a.st_mode or 0)),
+            (
+                LandedFile(user, folder, a.filename, a.st_size or 0, float(a.st_mtime or 0))
+                for a in self._connection().listdir_attr(path)
+                if stat.S_ISREG(a.st_mode or 0)
+            ),
             key=lambda f: f.name,
         )
 

@@ -3,9 +3,7 @@ import dagster as dg
 from collab_pipelines.intake.schemas import UPLOAD_TYPES
 
 # One dynamic partition per upload, keyed "<uploader>-<first 16 hex digits of its SHA-256>".
-upload_partitions = {
-    name: dg.DynamicPartitionsDefinition(name=f"{name}_uploads") for name in UPLOAD_TYPES
-}
+upload_partitions = {name: dg.DynamicPartitionsDefinition(name=f"{name}_uploads") for name in UPLOAD_TYPES}
 
 
 def upload_key(user: str, digest: str) -> str:

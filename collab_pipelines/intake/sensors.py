@@ -53,10 +53,14 @@ class _Tick:
         )
 
     def request(self, upload_type: str, key: str, user: str, original: str, run_key: str) -> None:
-        self.requests.append(dg.RunRequest(
-            run_key=run_key, partition_key=key, asset_selection=[uploads_asset_key(upload_type)],
-            tags={"collab/uploader": user, "collab/file": original[:200]},
-        ))
+        self.requests.append(
+            dg.RunRequest(
+                run_key=run_key,
+                partition_key=key,
+                asset_selection=[uploads_asset_key(upload_type)],
+                tags={"collab/uploader": user, "collab/file": original[:200]},
+            )
+        )
 
     def recover_staged(self, user: str, upload_type: str) -> None:
         """Files left in staging by a crash: request them again, or finish a finished one."""
@@ -68,8 +72,9 @@ class _Tick:
                 self.request(upload_type, key, user, original, run_key=key)
                 self.notes.append(f"recovered {user}/staging/{landed.name}")
                 continue
-            runs = self.context.instance.get_runs(filters=dg.RunsFilter(
-                tags={"dagster/partition": key}, job_name=None))
+            runs = self.context.instance.get_runs(
+                filters=dg.RunsFilter(tags={"dagster/partition": key}, job_name=None)
+            )
             if any(not run.is_finished for run in runs):
                 continue  # its ingestion is queued or running
             failed = [run for run in runs if run.status != dg.DagsterRunStatus.SUCCESS]
@@ -107,8 +112,11 @@ class _Tick:
                 if self.pending.get(marker) != [landed.size, landed.mtime]:
                     self.still_pending[marker] = [landed.size, landed.mtime]  # maybe still uploading
                     return
-                self.reject(landed, sidecars, f"its SHA-256 is {digest}, but {checksum} says "
-                                              f"{expected[0] if expected else '(empty)'}")
+                self.reject(
+                    landed,
+                    sidecars,
+                    f"its SHA-256 is {digest}, but {checksum} says {expected[0] if expected else '(empty)'}",
+                )
                 return
         key = upload_key(user, digest)
         if self.known(upload_type, key):
@@ -124,16 +132,25 @@ class _Tick:
         """Same content as an earlier upload: it goes where that one went, and is not ingested."""
         user = landed.user
         # Only on a duplicate, so listing quarantine does not add to an ordinary tick's cost.
-        earlier_report = next((f.name for f in self.landing.list(user, "quarantine")
-                               if f.name.startswith(f"{key}__") and f.name.endswith(".error.txt")), None)
+        earlier_report = next(
+            (
+                f.name
+                for f in self.landing.list(user, "quarantine")
+                if f.name.startswith(f"{key}__") and f.name.endswith(".error.txt")
+            ),
+            None,
+        )
         target = "quarantine" if earlier_report else "processed"
         # A token per set-aside file: the same content may arrive any number of times.
         prefix = f"duplicate-{uuid.uuid4().hex[:8]}-of-{key}"
         if earlier_report:
             self.landing.write_text(
-                user, "quarantine", f"{prefix}__{landed.name}.error.txt",
+                user,
+                "quarantine",
+                f"{prefix}__{landed.name}.error.txt",
                 f"Upload {landed.name!r} was not ingested: it has the same content as an earlier upload "
-                f"that was refused; see quarantine/{earlier_report} for why.\n")
+                f"that was refused; see quarantine/{earlier_report} for why.\n",
+            )
         for name in [*sidecars, landed.name]:
             self.landing.move(user, "inbox", name, target, f"{prefix}__{name}")
         self.notes.append(f"{user}/inbox/{landed.name} repeats upload {key}; not ingested again ({target})")
@@ -141,8 +158,12 @@ class _Tick:
     def reject(self, landed: LandedFile, sidecars: list[str], reason: str) -> None:
         user = landed.user
         stamp = f"rejected-{uuid.uuid4().hex[:8]}"
-        self.landing.write_text(user, "quarantine", f"{stamp}__{landed.name}.error.txt",
-                                f"Upload {landed.name!r} was not ingested: {reason}.\n")
+        self.landing.write_text(
+            user,
+            "quarantine",
+            f"{stamp}__{landed.name}.error.txt",
+            f"Upload {landed.name!r} was not ingested: {reason}.\n",
+        )
         for name in [*sidecars, landed.name]:
             self.landing.move(user, "inbox", name, "quarantine", f"{stamp}__{name}")
         self.notes.append(f"quarantined {user}/inbox/{landed.name}: {reason}")
@@ -163,8 +184,9 @@ def build_upload_sensor() -> dg.SensorDefinition:
         for user in landing_zone.users():
             upload_type = landing_zone.upload_type_for(user)
             if upload_type not in UPLOAD_TYPES:
-                raise ValueError(f"uploader {user!r}: unknown upload type {upload_type!r}; "
-                                 f"known: {sorted(UPLOAD_TYPES)}")
+                raise ValueError(
+                    f"uploader {user!r}: unknown upload type {upload_type!r}; known: {sorted(UPLOAD_TYPES)}"
+                )
             tick.recover_staged(user, upload_type)
             tick.take_inbox(user, upload_type)
         for note in tick.notes:
@@ -175,7 +197,8 @@ def build_upload_sensor() -> dg.SensorDefinition:
             run_requests=tick.requests,
             dynamic_partitions_requests=[
                 upload_partitions[name].build_add_request(keys)
-                for name, keys in tick.new_partitions.items() if keys
+                for name, keys in tick.new_partitions.items()
+                if keys
             ],
             cursor=json.dumps({"pending": tick.still_pending}),
         )

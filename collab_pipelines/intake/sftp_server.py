@@ -47,11 +47,14 @@ def load_accounts(path: Path) -> dict[str, Account]:
         if not settings.get("password_hash") and not settings.get("authorized_keys"):
             raise ValueError(f"{path}: user {name!r} has neither password_hash nor authorized_keys")
         if settings.get("password_hash") and not str(settings["password_hash"]).startswith("scrypt$"):
-            raise ValueError(f"{path}: user {name!r}: password_hash must come from "
-                             "`collab-demo sftp-password` (scrypt$...)")
+            raise ValueError(
+                f"{path}: user {name!r}: password_hash must come from "
+                "`collab-demo sftp-password` (scrypt$...)"
+            )
         home = str(settings.get("home", name))
         accounts[name] = Account(
-            name=name, home=home,
+            name=name,
+            home=home,
             password_hash=settings.get("password_hash"),
             authorized_keys=tuple(settings.get("authorized_keys") or ()),
             collector=home == ".",
@@ -72,7 +75,9 @@ def password_hash(password: str) -> str:
 def verify_password(password: str, stored: str) -> bool:
     try:
         _, n, r, p, salt, digest = stored.split("$")
-        offered = hashlib.scrypt(password.encode("utf-8"), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p))
+        offered = hashlib.scrypt(
+            password.encode("utf-8"), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p)
+        )
     except ValueError:
         return False
     return hmac.compare_digest(offered.hex(), digest)
@@ -187,7 +192,8 @@ async def start_server(config: ServerConfig, host_key_path: Path, host: str = "1
     """Start listening; returns the asyncssh acceptor (`.close()` stops it)."""
     config.root.mkdir(parents=True, exist_ok=True)
     return await asyncssh.listen(
-        host, port,
+        host,
+        port,
         server_host_keys=[host_key(host_key_path)],
         server_factory=lambda: _Server(config),
         sftp_factory=lambda chan: ConfinedSFTPServer(chan, config),

@@ -39,7 +39,9 @@ class ValidationReport:
         return "\n".join(lines) + "\n"
 
 
-def validate_upload(data: bytes, file_name: str, upload_type: UploadType) -> tuple[pd.DataFrame, ValidationReport]:
+def validate_upload(
+    data: bytes, file_name: str, upload_type: UploadType
+) -> tuple[pd.DataFrame, ValidationReport]:
     """Parse and check an upload. Returns the typed rows and the report; rows only if ok."""
     report = ValidationReport(file_name=file_name, upload_type=upload_type.name)
     suffix = PurePath(file_name).suffix.lower()
@@ -52,7 +54,9 @@ def validate_upload(data: bytes, file_name: str, upload_type: UploadType) -> tup
         )
         return pd.DataFrame(), report
     if suffix not in upload_type.formats:
-        report.problems.append(f"unsupported file type {suffix or '(none)'}; use one of {', '.join(upload_type.formats)}")
+        report.problems.append(
+            f"unsupported file type {suffix or '(none)'}; use one of {', '.join(upload_type.formats)}"
+        )
         return pd.DataFrame(), report
 
     raw = _read(data, suffix, report)
@@ -136,10 +140,14 @@ def _check_column(values: pd.Series, column, report: ValidationReport) -> pd.Ser
         kind = "a number" if column.type == "float" else "a whole number"
     unparsed = converted.isna() & ~blank
     for index in values.index[unparsed]:
-        report.problems.append(f"row {_row_number(index)}, column {column.name}: {values[index]!r} is not {kind}")
+        report.problems.append(
+            f"row {_row_number(index)}, column {column.name}: {values[index]!r} is not {kind}"
+        )
     if column.type != "datetime":
-        for bound, outside in ((column.minimum, converted < (column.minimum if column.minimum is not None else 0)),
-                               (column.maximum, converted > (column.maximum if column.maximum is not None else 0))):
+        for bound, outside in (
+            (column.minimum, converted < (column.minimum if column.minimum is not None else 0)),
+            (column.maximum, converted > (column.maximum if column.maximum is not None else 0)),
+        ):
             if bound is None:
                 continue
             for index in values.index[outside.fillna(False)]:

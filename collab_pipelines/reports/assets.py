@@ -68,7 +68,9 @@ def _check_parameters(spec: TemplateSpec, supplied: Mapping[str, Any]) -> None:
 
 
 def _assignments(
-    datasets: Mapping[str, str], partition_key: str | None, partition_keys: Sequence[str] | None,
+    datasets: Mapping[str, str],
+    partition_key: str | None,
+    partition_keys: Sequence[str] | None,
     parameters: Mapping[str, Any],
 ) -> str:
     values = {
@@ -97,7 +99,10 @@ def _warn_if_unviewable(context: dg.AssetExecutionContext, path: Path) -> None:
 
 
 def _materialization(
-    context: dg.AssetExecutionContext, spec: TemplateSpec, rendered, partition_key: str | None,
+    context: dg.AssetExecutionContext,
+    spec: TemplateSpec,
+    rendered,
+    partition_key: str | None,
     extra: Mapping[str, Any] | None = None,
 ) -> dg.AssetMaterialization:
     _warn_if_unviewable(context, rendered.notebook_path)
@@ -163,13 +168,16 @@ def report_deps(spec: TemplateSpec, partitions_def, upstream_partitions: dict) -
 
 
 def build_report_asset(
-    spec: TemplateSpec, partitions_def: dg.PartitionsDefinition | None,
+    spec: TemplateSpec,
+    partitions_def: dg.PartitionsDefinition | None,
     upstream_partitions: dict[str, dg.PartitionsDefinition | None] | None = None,
 ) -> dg.AssetsDefinition:
     with warnings.catch_warnings():
         # single_run backfills are the point of these assets; the Beta notice is known.
         warnings.simplefilter("ignore", dg.BetaWarning)
-        return _define_report_asset(spec, partitions_def, report_deps(spec, partitions_def, upstream_partitions or {}))
+        return _define_report_asset(
+            spec, partitions_def, report_deps(spec, partitions_def, upstream_partitions or {})
+        )
 
 
 def _define_report_asset(
@@ -189,11 +197,17 @@ def _define_report_asset(
         # A range of days renders in one run and one kernel instead of one run per day.
         backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
         automation_condition=follow_upstream(
-            [dep.asset_key.to_user_string() for dep in deps if isinstance(dep.partition_mapping, dg.AllPartitionMapping)]),
+            [
+                dep.asset_key.to_user_string()
+                for dep in deps
+                if isinstance(dep.partition_mapping, dg.AllPartitionMapping)
+            ]
+        ),
         output_required=False,
         config_schema={
             "parameters": dg.Field(
-                dg.Permissive(), default_value={},
+                dg.Permissive(),
+                default_value={},
                 description="Values for the template's parameters cell; any left out keep its defaults.",
             )
         },
@@ -218,8 +232,12 @@ def _define_report_asset(
                 assignments = _assignments(spec.datasets, key, [key] if key else None, parameters)
                 try:
                     rendered = render(
-                        session, spec.path, folder / context.run.run_id[:8], assignments,
-                        boilerplate=boilerplate, title=f"{spec.asset} {key or ''}".strip(),
+                        session,
+                        spec.path,
+                        folder / context.run.run_id[:8],
+                        assignments,
+                        boilerplate=boilerplate,
+                        title=f"{spec.asset} {key or ''}".strip(),
                         note=f"Parameters supplied by Dagster run {context.run.run_id}",
                     )
                 except ReportExecutionError as error:
@@ -261,14 +279,15 @@ class DiagnoseConfig(dg.Config):
 
 def build_diagnostic_asset(specs: Mapping[str, TemplateSpec], problems: Sequence[str]) -> dg.AssetsDefinition:
     available = ", ".join(sorted(specs)) or "none"
-    problem_note = ("\n\nTemplates that did not load:\n" + "\n".join(f"- {p}" for p in problems)) if problems else ""
+    problem_note = (
+        ("\n\nTemplates that did not load:\n" + "\n".join(f"- {p}" for p in problems)) if problems else ""
+    )
 
     @dg.asset(
         name=DIAGNOSTIC_ASSET,
         description=(
             "An ad-hoc report: any template applied to any dataset, partition, date range or "
-            f"uploaded file, chosen in the launchpad's run config. Templates: {available}."
-            + problem_note
+            f"uploaded file, chosen in the launchpad's run config. Templates: {available}." + problem_note
         ),
         group_name=REPORTS_GROUP,
         owners=["team:data-science"],
@@ -305,13 +324,17 @@ def build_diagnostic_asset(specs: Mapping[str, TemplateSpec], problems: Sequence
             keys = days_in_range(config.start, config.end)
             key = keys[-1]
         assignments = _assignments(datasets, key, keys, config.parameters)
-        label = config.file and Path(config.file).name or (
-            f"{keys[0]}..{keys[-1]}" if keys else key or "latest")
+        label = (
+            config.file and Path(config.file).name or (f"{keys[0]}..{keys[-1]}" if keys else key or "latest")
+        )
         stem = reports_dir() / DIAGNOSTIC_ASSET / f"{context.run.run_id[:8]}-{spec.name}"
         with tempfile.TemporaryDirectory(prefix="collab-dagstermill-") as work, KernelSession() as session:
             try:
                 rendered = render(
-                    session, spec.path, stem, assignments,
+                    session,
+                    spec.path,
+                    stem,
+                    assignments,
                     boilerplate=_dagstermill_boilerplate(context, work),
                     title=f"{spec.name} on {label}",
                     note=f"Parameters supplied by Dagster run {context.run.run_id}",
@@ -319,9 +342,11 @@ def build_diagnostic_asset(specs: Mapping[str, TemplateSpec], problems: Sequence
             except ReportExecutionError as error:
                 raise _failure([(spec.name, error)], 0) from None
         yield _materialization(
-            context, spec, rendered, None,
-            extra={"template_name": spec.name, "datasets": dg.MetadataValue.json(datasets),
-                   "subject": label},
+            context,
+            spec,
+            rendered,
+            None,
+            extra={"template_name": spec.name, "datasets": dg.MetadataValue.json(datasets), "subject": label},
         )
 
     return _diagnostic

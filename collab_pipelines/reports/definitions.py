@@ -37,7 +37,9 @@ def dataset_writers() -> dict[str, str]:
     return {name: dataset.asset_key for name, dataset in all_datasets().items()}
 
 
-def load_project_templates(folder: Path = TEMPLATES_DIR) -> tuple[LoadedTemplates, dict[str, dg.AssetsDefinition]]:
+def load_project_templates(
+    folder: Path = TEMPLATES_DIR,
+) -> tuple[LoadedTemplates, dict[str, dg.AssetsDefinition]]:
     upstream = upstream_assets()
     writers = dataset_writers()
     # Writers are known even before their asset is defined (evaluation lands separately).
@@ -50,8 +52,11 @@ def load_project_templates(folder: Path = TEMPLATES_DIR) -> tuple[LoadedTemplate
             loaded.problems[str(spec.path)] = str(error)
             del loaded.specs[name]
             continue
-        upstream_partitions = {dep: upstream[dep].specs_by_key[dg.AssetKey(dep)].partitions_def
-                               for dep in spec.deps if dep in upstream}
+        upstream_partitions = {
+            dep: upstream[dep].specs_by_key[dg.AssetKey(dep)].partitions_def
+            for dep in spec.deps
+            if dep in upstream
+        }
         assets[name] = build_report_asset(spec, partitions_def, upstream_partitions)
     for line in loaded.problem_lines():
         log.warning("report template not loaded: %s", line)

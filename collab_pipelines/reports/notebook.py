@@ -90,7 +90,8 @@ class ReportInputs(Mapping):
             latest = self.latest_partition(primary)
             self.partition_keys = [latest] if latest is not None else []
         self.partition_key = (
-            str(partition_key) if partition_key is not None
+            str(partition_key)
+            if partition_key is not None
             else (self.partition_keys[-1] if self.partition_keys else None)
         )
         self.primary = primary
@@ -153,9 +154,8 @@ class ReportInputs(Mapping):
             return False
         if role == self.primary:
             return self.partition_column(role) is not None
-        return (
-            self.partition_column(role) is not None
-            and self.partitioning(role) == self.partitioning(self.primary)
+        return self.partition_column(role) is not None and self.partitioning(role) == self.partitioning(
+            self.primary
         )
 
     def load(

@@ -20,6 +20,4 @@ def partitions_for(partitioning: str, deps: list[str], upstream: dict[str, dg.As
         asset = upstream.get(dep)
         if asset is not None and isinstance(asset.partitions_def, dg.TimeWindowPartitionsDefinition):
             return asset.partitions_def
-    raise ValueError(
-        f"'partitions' is 'daily' but none of its upstream assets {deps} is a daily export"
-    )
+    raise ValueError(f"'partitions' is 'daily' but none of its upstream assets {deps} is a daily export")

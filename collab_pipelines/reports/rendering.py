@@ -45,10 +45,7 @@ TEARDOWN_TAG = "injected-teardown"
 CELL_TIMEOUT_SECONDS = 600
 _KERNEL_START_RETRIES = 3
 _RESET_SOURCE = (
-    "%reset -f\n"
-    "import matplotlib.pyplot as __collab_plt\n"
-    "__collab_plt.close('all')\n"
-    "del __collab_plt\n"
+    "%reset -f\nimport matplotlib.pyplot as __collab_plt\n__collab_plt.close('all')\ndel __collab_plt\n"
 )
 # Lines Dagster writes to a kernel's stderr: its log records and its Beta/Preview warnings.
 _NOISE_LINE = re.compile(
@@ -80,9 +77,7 @@ class Rendered:
 
 
 def python_assignments(values: Mapping[str, Any]) -> str:
-    return "".join(
-        f"{name} = {PythonTranslator.translate(value)}\n" for name, value in values.items()
-    )
+    return "".join(f"{name} = {PythonTranslator.translate(value)}\n" for name, value in values.items())
 
 
 def _tags(cell) -> list[str]:
@@ -106,7 +101,8 @@ def prepare(
     defaults.metadata["tags"] = [t for t in _tags(defaults) if t != "parameters"] + [DEFAULTS_TAG]
     injected = nbformat.v4.new_code_cell(
         source=(boilerplate.strip() + "\n\n" if boilerplate else "")
-        + "# Parameters supplied for this run\n" + assignments
+        + "# Parameters supplied for this run\n"
+        + assignments
     )
     injected.metadata["tags"] = [INJECTED_TAG]
     cells = nb.cells[: index + 1] + [injected] + nb.cells[index + 1 :]
@@ -131,7 +127,8 @@ def scrub(nb: nbformat.NotebookNode, assignments: str, note: str) -> nbformat.No
             # Its traceback would quote the boilerplate, instance configuration included.
             cell.outputs = [
                 nbformat.from_dict({**o, "traceback": [f"{o.get('ename')}: {o.get('evalue')}"]})
-                for o in cell.get("outputs", []) if o.get("output_type") == "error"
+                for o in cell.get("outputs", [])
+                if o.get("output_type") == "error"
             ]
         if cell.cell_type == "code":
             cell.outputs = [o for o in (_clean_output(o) for o in cell.outputs) if o is not None]
@@ -149,7 +146,10 @@ def scrub(nb: nbformat.NotebookNode, assignments: str, note: str) -> nbformat.No
         # A template that prints its own context would publish it; refuse rather than leak.
         raise ReportExecutionError(
             f"the executed notebook still shows dagstermill internals ({leaked}); "
-            "do not print `context` itself in a template", None, None)
+            "do not print `context` itself in a template",
+            None,
+            None,
+        )
     return nb
 
 
@@ -240,16 +240,26 @@ class KernelSession:
                 self.km = AsyncKernelManager(kernel_name=self.kernel_name)
             try:
                 executed = papermill.execute_notebook(
-                    nb, str(output_path), engine_name=WarmKernelEngine.name,
-                    kernel_name=self.kernel_name, km=self.km, progress_bar=False,
-                    log_output=False, request_save_on_cell_execute=False, start_timeout=120,
+                    nb,
+                    str(output_path),
+                    engine_name=WarmKernelEngine.name,
+                    kernel_name=self.kernel_name,
+                    km=self.km,
+                    progress_bar=False,
+                    log_output=False,
+                    request_save_on_cell_execute=False,
+                    start_timeout=120,
                     execution_timeout=CELL_TIMEOUT_SECONDS,
                 )
                 self.executions += 1
                 return executed
             except RuntimeError as error:
                 # Parallel kernels can pick the same ZMQ port; the kernel then dies at once.
-                if fresh and "Kernel died before replying" in str(error) and attempt + 1 < _KERNEL_START_RETRIES:
+                if (
+                    fresh
+                    and "Kernel died before replying" in str(error)
+                    and attempt + 1 < _KERNEL_START_RETRIES
+                ):
                     log.warning("kernel start failed (%s); retrying", error)
                     self.close()
                     continue
@@ -274,15 +284,27 @@ class WarmKernelEngine(DagstermillEngine):
 
     @classmethod
     def execute_managed_notebook(
-        cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None,
-        start_timeout=120, execution_timeout=None, **kwargs,
+        cls,
+        nb_man,
+        kernel_name,
+        log_output=False,
+        stdout_file=None,
+        stderr_file=None,
+        start_timeout=120,
+        execution_timeout=None,
+        **kwargs,
     ):
         km = kwargs.pop("km")
         safe_kwargs = remove_args(["timeout", "startup_timeout", "input_path"], **kwargs)
         final_kwargs = merge_kwargs(
-            safe_kwargs, timeout=execution_timeout, startup_timeout=start_timeout,
-            kernel_name=kernel_name, log=logging.getLogger("papermill"), log_output=log_output,
-            stdout_file=stdout_file, stderr_file=stderr_file,
+            safe_kwargs,
+            timeout=execution_timeout,
+            startup_timeout=start_timeout,
+            kernel_name=kernel_name,
+            log=logging.getLogger("papermill"),
+            log_output=log_output,
+            stdout_file=stdout_file,
+            stderr_file=stderr_file,
         )
         client = DagstermillNotebookClient(nb_man, km=km, **final_kwargs)
         try:
@@ -334,6 +356,7 @@ def render(
         raise ReportExecutionError(
             f"{template_path.name} failed in cell [{cell_number}] ({first_line[:80]!r}): {what}. "
             f"The executed notebook, stopped at that cell, is kept at {notebook_path}",
-            cell_number, notebook_path,
+            cell_number,
+            notebook_path,
         )
     return Rendered(notebook_path, html_path, time.perf_counter() - started, warm)

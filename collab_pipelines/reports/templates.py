@@ -173,9 +173,7 @@ def parse_template(
         raise TemplateError(f"{path}: depends on unknown assets {unknown_deps}")
     partitions = declared.get("partitions", "none")
     if partitions not in PARTITIONINGS:
-        raise TemplateError(
-            f"{path}: 'partitions' is {partitions!r}; use one of {list(PARTITIONINGS)}"
-        )
+        raise TemplateError(f"{path}: 'partitions' is {partitions!r}; use one of {list(PARTITIONINGS)}")
     owners = declared.get("owners", [])
     tags = declared.get("tags", {})
     if not isinstance(owners, list) or not isinstance(tags, dict):

@@ -1,6 +1,5 @@
 """The warehouse resource: SQLite by default, any SQLAlchemy URL in production."""
 
-
 import io
 import re
 import threading
@@ -137,9 +136,7 @@ class Warehouse(dg.ConfigurableResource):
                     delete = target.delete()
                     for column, values in (where or {}).items():
                         if column not in target.c:
-                            raise WarehouseError(
-                                f"table {table!r} has no column {column!r} to replace by"
-                            )
+                            raise WarehouseError(f"table {table!r} has no column {column!r} to replace by")
                         values = _as_list(values)
                         delete = delete.where(target.c[column].in_(values))
                     connection.execute(delete)
@@ -192,7 +189,9 @@ class Warehouse(dg.ConfigurableResource):
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
-def insert_frame(connection: sa.Connection, table: str, frame: pd.DataFrame, *, chunksize: int = 20_000) -> None:
+def insert_frame(
+    connection: sa.Connection, table: str, frame: pd.DataFrame, *, chunksize: int = 20_000
+) -> None:
     """Append `frame` to `table` inside the caller's transaction, creating the table if needed.
 
     pandas creates the table so column types follow the frame's dtypes; the rows then go

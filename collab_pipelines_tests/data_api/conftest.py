@@ -86,33 +86,64 @@ def _fill(deployment: Deployment) -> None:
     assets = {a.key.to_user_string(): a for a in build_export_assets(load_catalog())}
     resources = {"warehouse": deployment.warehouse(), "sources": SqlSources()}
     daily = dg.materialize(
-        [assets["flights"], assets["weather"]], instance=deployment.instance, resources=resources,
-        tags={"dagster/asset_partition_range_start": FIRST_DAY, "dagster/asset_partition_range_end": LAST_DAY},
+        [assets["flights"], assets["weather"]],
+        instance=deployment.instance,
+        resources=resources,
+        tags={
+            "dagster/asset_partition_range_start": FIRST_DAY,
+            "dagster/asset_partition_range_end": LAST_DAY,
+        },
     )
-    dimensions = dg.materialize([assets[n] for n in ("airlines", "airports", "planes")],
-                                instance=deployment.instance, resources=resources)
+    dimensions = dg.materialize(
+        [assets[n] for n in ("airlines", "airports", "planes")],
+        instance=deployment.instance,
+        resources=resources,
+    )
     assert daily.success and dimensions.success
     # The evaluation assets are another engineer's work in progress: their tables are filled
     # directly, in the registry's declared shape.
     warehouse = deployment.warehouse()
     evaluated_at = datetime(2013, 1, 8, 12, tzinfo=UTC).replace(tzinfo=None)
-    warehouse.replace("evaluation_results", pd.DataFrame({
-        "evaluation_key": [f"delay-model:model@{COMMIT_A[:8]}", f"delay-model:model@{COMMIT_B[:8]}"],
-        "suite": ["delay-model"] * 2, "commits": [f"model@{COMMIT_A}", f"model@{COMMIT_B}"],
-        "status": ["passed", "failed"], "message": ["better than baseline", "auc fell by 0.04"],
-        "baseline_key": [None, f"delay-model:model@{COMMIT_A[:8]}"],
-        "split_at": pd.to_datetime(["2013-01-06"] * 2), "data_through": [LAST_DAY] * 2,
-        "data_version": ["v1", "v1"], "train_rows": [4000, 4000], "test_rows": [1500, 1500],
-        "seconds": [3.5, 4.0], "evaluated_at": [evaluated_at] * 2, "run_id": ["run-a", "run-b"],
-    }))
-    warehouse.replace("evaluation_metrics", pd.DataFrame({
-        "evaluation_key": [f"delay-model:model@{COMMIT_A[:8]}"] * 2 + [f"delay-model:model@{COMMIT_B[:8]}"],
-        "metric": ["auc", "accuracy", "auc"], "value": [0.81, 0.77, 0.77],
-        "baseline_value": [0.75, 0.7, 0.81], "ci_low": [0.79, 0.75, 0.75], "ci_high": [0.83, 0.79, 0.79],
-    }))
+    warehouse.replace(
+        "evaluation_results",
+        pd.DataFrame(
+            {
+                "evaluation_key": [f"delay-model:model@{COMMIT_A[:8]}", f"delay-model:model@{COMMIT_B[:8]}"],
+                "suite": ["delay-model"] * 2,
+                "commits": [f"model@{COMMIT_A}", f"model@{COMMIT_B}"],
+                "status": ["passed", "failed"],
+                "message": ["better than baseline", "auc fell by 0.04"],
+                "baseline_key": [None, f"delay-model:model@{COMMIT_A[:8]}"],
+                "split_at": pd.to_datetime(["2013-01-06"] * 2),
+                "data_through": [LAST_DAY] * 2,
+                "data_version": ["v1", "v1"],
+                "train_rows": [4000, 4000],
+                "test_rows": [1500, 1500],
+                "seconds": [3.5, 4.0],
+                "evaluated_at": [evaluated_at] * 2,
+                "run_id": ["run-a", "run-b"],
+            }
+        ),
+    )
+    warehouse.replace(
+        "evaluation_metrics",
+        pd.DataFrame(
+            {
+                "evaluation_key": [f"delay-model:model@{COMMIT_A[:8]}"] * 2
+                + [f"delay-model:model@{COMMIT_B[:8]}"],
+                "metric": ["auc", "accuracy", "auc"],
+                "value": [0.81, 0.77, 0.77],
+                "baseline_value": [0.75, 0.7, 0.81],
+                "ci_low": [0.79, 0.75, 0.75],
+                "ci_high": [0.83, 0.79, 0.79],
+            }
+        ),
+    )
 
 
-def start_api(deployment: Deployment, log_dir: Path, extra_env: dict | None = None, *, wait: bool = True) -> Service:
+def start_api(
+    deployment: Deployment, log_dir: Path, extra_env: dict | None = None, *, wait: bool = True
+) -> Service:
     port = free_port()
     env = {
         **os.environ,
@@ -125,8 +156,9 @@ def start_api(deployment: Deployment, log_dir: Path, extra_env: dict | None = No
         **(extra_env or {}),
     }
     script = Path(sys.executable).parent / "collab-data-api"
-    service = Service(f"data-api-{deployment.backend}-{port}", [str(script), "serve", "--port", str(port)],
-                      env, log_dir)
+    service = Service(
+        f"data-api-{deployment.backend}-{port}", [str(script), "serve", "--port", str(port)], env, log_dir
+    )
     service.url = f"http://127.0.0.1:{port}"
     if wait:
         wait_until_healthy(service)
@@ -135,7 +167,9 @@ def start_api(deployment: Deployment, log_dir: Path, extra_env: dict | None = No
 
 def wait_until_healthy(service: Service) -> None:
     try:
-        wait_for("the data API's /health", lambda: _healthy(service.url), timeout=90, interval=0.2, service=service)
+        wait_for(
+            "the data API's /health", lambda: _healthy(service.url), timeout=90, interval=0.2, service=service
+        )
     except BaseException:
         service.stop()
         raise

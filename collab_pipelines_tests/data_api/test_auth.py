@@ -6,8 +6,13 @@ import pytest
 from collab_pipelines.data_api.auth import TokenConfigError, TokenStore, hash_token
 from collab_pipelines.data_api.server import main
 
-PROTECTED = ["/v1/datasets", "/v1/datasets/flights", "/v1/datasets/flights/rows", "/v1/evaluations/1a2b3c4d",
-             "/v1/reports/daily_delay_report"]
+PROTECTED = [
+    "/v1/datasets",
+    "/v1/datasets/flights",
+    "/v1/datasets/flights/rows",
+    "/v1/evaluations/1a2b3c4d",
+    "/v1/reports/daily_delay_report",
+]
 
 
 @pytest.mark.parametrize("path", PROTECTED)
@@ -50,12 +55,15 @@ def test_the_server_refuses_to_start_without_tokens(tmp_path, monkeypatch, capsy
     assert "no API token is configured: run `collab-data-api token <name>`" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("env", "file", "words"), [
-    ("alice:abc", None, "is not followed by a SHA-256"),
-    (f"bad name:{hash_token('x')}", None, "token name"),
-    ("", "alice\n", "expected 'name sha256hex'"),
-    ("", f"alice {hash_token('x')} extra\n", "found 3 fields"),
-])
+@pytest.mark.parametrize(
+    ("env", "file", "words"),
+    [
+        ("alice:abc", None, "is not followed by a SHA-256"),
+        (f"bad name:{hash_token('x')}", None, "token name"),
+        ("", "alice\n", "expected 'name sha256hex'"),
+        ("", f"alice {hash_token('x')} extra\n", "found 3 fields"),
+    ],
+)
 def test_malformed_token_entries_are_refused_with_their_place(tmp_path, monkeypatch, env, file, words):
     monkeypatch.setenv("COLLAB_API_TOKENS", env)
     path = tmp_path / "tokens"
@@ -72,4 +80,9 @@ def test_tokens_from_the_environment_and_a_file_both_count(tmp_path, monkeypatch
     path.write_text(f"# the team\nalice {hash_token('a-token')}\n\n")
     monkeypatch.setenv("COLLAB_API_TOKENS_FILE", str(path))
     store = TokenStore.from_environment()
-    assert [store.name_for(t) for t in ("a-token", "b-token", "c-token", "d-token")] == ["alice", "bob", "env-2", None]
+    assert [store.name_for(t) for t in ("a-token", "b-token", "c-token", "d-token")] == [
+        "alice",
+        "bob",
+        "env-2",
+        None,
+    ]

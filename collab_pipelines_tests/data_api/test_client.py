@@ -15,8 +15,13 @@ def client(api):
 
 
 def test_rows_join_every_page_with_catalog_types(api, client):
-    frame = client.rows("flights", partition_from="2013-01-01", partition_to="2013-01-03",
-                        columns=["id", "carrier", "dep_delay", "sched_dep_at"], sort=["-dep_delay"])
+    frame = client.rows(
+        "flights",
+        partition_from="2013-01-01",
+        partition_to="2013-01-03",
+        columns=["id", "carrier", "dep_delay", "sched_dep_at"],
+        sort=["-dep_delay"],
+    )
     truth = api.deployment.warehouse().read("flights").query("_partition <= '2013-01-03'")
     truth = truth.sort_values(["dep_delay", "id"], ascending=[False, True], na_position="last")
     assert len(frame) == len(truth) > 3 * 700
@@ -25,10 +30,16 @@ def test_rows_join_every_page_with_catalog_types(api, client):
 
 
 def test_filters_as_dict_and_tuples(api, client):
-    frame = client.rows("flights", partition="latest",
-                        filters=[("dep_delay", ">=", 15), ("carrier", "in", ["AA", "UA", "B6"])])
-    truth = api.deployment.warehouse().read("flights").query(
-        "_partition == '2013-01-07' and dep_delay >= 15 and carrier in ['AA', 'UA', 'B6']")
+    frame = client.rows(
+        "flights",
+        partition="latest",
+        filters=[("dep_delay", ">=", 15), ("carrier", "in", ["AA", "UA", "B6"])],
+    )
+    truth = (
+        api.deployment.warehouse()
+        .read("flights")
+        .query("_partition == '2013-01-07' and dep_delay >= 15 and carrier in ['AA', 'UA', 'B6']")
+    )
     assert sorted(frame["id"].tolist()) == sorted(truth["id"].tolist()) and len(truth) > 10
     by_dict = client.rows("airlines", filters={"carrier": ["AA", "UA"]})
     assert by_dict["name"].tolist() == ["American Airlines Inc.", "United Air Lines Inc."]
@@ -49,7 +60,9 @@ def test_catalog_evaluations_and_errors(client):
     datasets = client.datasets()
     assert {"flights", "evaluation_results", "weather_observations_uploads"} <= set(datasets["name"])
     assert datasets.set_index("name").loc["airlines", "checks_passed"] == "4/4"
-    assert "weather_observations" in [a["asset_key"] for a in client.dataset("weather")["lineage"]["downstream"]]
+    assert "weather_observations" in [
+        a["asset_key"] for a in client.dataset("weather")["lineage"]["downstream"]
+    ]
     evaluations = client.evaluations(COMMIT_A[:10])
     assert evaluations["metric/auc"].tolist() == [0.81]
     with pytest.raises(DataApiError, match="has no column 'nope'"):

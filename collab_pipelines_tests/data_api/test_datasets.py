@@ -20,8 +20,14 @@ def test_the_list_covers_every_registered_dataset_with_its_description(api):
     assert flights["description"] == registry.description
     assert flights["owners"] == list(registry.owners)
     assert {c["name"]: c["type"] for c in flights["columns"]} == dict(registry.columns)
-    assert flights["partitioning"] == {"kind": "daily", "column": "_partition", "dynamic_name": None,
-                                       "first": "2013-01-01", "materialized": 7, "latest": "2013-01-07"}
+    assert flights["partitioning"] == {
+        "kind": "daily",
+        "column": "_partition",
+        "dynamic_name": None,
+        "first": "2013-01-01",
+        "materialized": 7,
+        "latest": "2013-01-07",
+    }
     uploads = listed["weather_observations_uploads"]["partitioning"]
     assert uploads["kind"] == "dynamic" and uploads["dynamic_name"] == "weather_observations_uploads"
 
@@ -36,7 +42,12 @@ def test_freshness_row_counts_and_checks_come_from_the_instance_and_warehouse(ap
         assert last["data_version"] == event.asset_materialization.tags["dagster/data_version"]
         assert listed[name]["row_count"] == api.deployment.warehouse().count(name)
     checks = {c["name"]: c for c in listed["airlines"]["checks"]}
-    assert set(checks) == {"schema_matches_catalog", "non_empty", "primary_key_unique", "null_rates_within_limits"}
+    assert set(checks) == {
+        "schema_matches_catalog",
+        "non_empty",
+        "primary_key_unique",
+        "null_rates_within_limits",
+    }
     assert checks["non_empty"]["passed"] is True and "16 rows" in checks["non_empty"]["description"]
     assert listed["evaluation_results"]["row_count"] == 2
     assert listed["evaluation_results"]["last_materialization"] is None  # filled directly, not by an asset
@@ -62,9 +73,23 @@ def test_one_dataset_has_its_lineage(api):
 
 def test_responses_never_show_the_warehouse_url_or_instance_config(api):
     deployment = api.deployment
-    bodies = [api.get(p).text for p in ("/v1/datasets", "/v1/datasets/flights", "/v1/datasets/nope",
-                                        "/v1/datasets/flights/rows?limit=3", "/v1/datasets/flights/rows?limit=x")]
-    secrets = {deployment.warehouse_url, str(deployment.dagster_home), "postgres@", "sqlite:///", "dagster.yaml"}
+    bodies = [
+        api.get(p).text
+        for p in (
+            "/v1/datasets",
+            "/v1/datasets/flights",
+            "/v1/datasets/nope",
+            "/v1/datasets/flights/rows?limit=3",
+            "/v1/datasets/flights/rows?limit=x",
+        )
+    ]
+    secrets = {
+        deployment.warehouse_url,
+        str(deployment.dagster_home),
+        "postgres@",
+        "sqlite:///",
+        "dagster.yaml",
+    }
     for body in bodies:
         for secret in secrets:
             assert secret not in body, secret

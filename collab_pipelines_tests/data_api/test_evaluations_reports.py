@@ -29,19 +29,37 @@ def test_evaluation_problems(api):
 def test_a_report_is_served_from_its_latest_materialization(sqlite_api):
     deployment = sqlite_api.deployment
     reports = deployment.state_dir / "reports"
-    report_materialization(deployment.instance, reports / "a.html", asset_key="ops/delays", partition="2013-01-04",
-                           html="<html>day four, old</html>")
-    report_materialization(deployment.instance, reports / "b.html", asset_key="ops/delays", partition="2013-01-04",
-                           html="<html>day four</html>")
-    report_materialization(deployment.instance, reports / "c.html", asset_key="ops/delays", partition="2013-01-05",
-                           html="<html>day five</html>")
+    report_materialization(
+        deployment.instance,
+        reports / "a.html",
+        asset_key="ops/delays",
+        partition="2013-01-04",
+        html="<html>day four, old</html>",
+    )
+    report_materialization(
+        deployment.instance,
+        reports / "b.html",
+        asset_key="ops/delays",
+        partition="2013-01-04",
+        html="<html>day four</html>",
+    )
+    report_materialization(
+        deployment.instance,
+        reports / "c.html",
+        asset_key="ops/delays",
+        partition="2013-01-05",
+        html="<html>day five</html>",
+    )
     four = sqlite_api.get("/v1/reports/ops/delays", params={"partition": "2013-01-04"})
     assert four.status_code == 200 and four.text == "<html>day four</html>"
     assert four.headers["content-type"].startswith("text/html")
     assert four.headers["Content-Security-Policy"] == "sandbox"
     assert sqlite_api.get("/v1/reports/ops/delays").text == "<html>day five</html>"
-    again = sqlite_api.get("/v1/reports/ops/delays", params={"partition": "2013-01-04"},
-                           headers={"If-None-Match": four.headers["ETag"]})
+    again = sqlite_api.get(
+        "/v1/reports/ops/delays",
+        params={"partition": "2013-01-04"},
+        headers={"If-None-Match": four.headers["ETag"]},
+    )
     assert again.status_code == 304
 
 
@@ -62,7 +80,9 @@ def test_report_problems(sqlite_api):
     assert sqlite_api.get("/v1/reports/never_made").status_code == 404
     missing = sqlite_api.get(f"/v1/reports/{REPORT_KEY}", params={"partition": "1999-01-01"})
     assert missing.status_code == 404 and "never been materialized" in missing.json()["detail"]
-    report_materialization(deployment.instance, deployment.state_dir / "reports" / "gone.html", asset_key="gone")
+    report_materialization(
+        deployment.instance, deployment.state_dir / "reports" / "gone.html", asset_key="gone"
+    )
     gone = sqlite_api.get("/v1/reports/gone")
     assert gone.status_code == 404 and "no longer exists" in gone.json()["detail"]
     assert sqlite_api.get("/v1/reports/bad%20key").status_code == 400

@@ -15,15 +15,23 @@ def test_every_parameter_has_a_description_and_an_example(sqlite_api):
     schema = httpx.get(sqlite_api.url + "/openapi.json").json()
     assert schema["openapi"].startswith("3.")
     assert "Bearer" in schema["info"]["description"]
-    parameters = [(path, p) for path, item in schema["paths"].items() for op in item.values()
-                  for p in op.get("parameters", [])]
+    parameters = [
+        (path, p)
+        for path, item in schema["paths"].items()
+        for op in item.values()
+        for p in op.get("parameters", [])
+    ]
     assert len(parameters) >= 15
     for path, parameter in parameters:
         assert parameter.get("description"), (path, parameter["name"])
         assert parameter.get("examples"), (path, parameter["name"])
     rows = schema["paths"]["/v1/datasets/{name}/rows"]["get"]
     assert set(rows["responses"]["200"]["content"]) == {
-        "application/json", "application/x-ndjson", "text/csv", "application/vnd.apache.parquet"}
+        "application/json",
+        "application/x-ndjson",
+        "text/csv",
+        "application/vnd.apache.parquet",
+    }
     assert rows["security"] == [{"HTTPBearer": []}]
     assert "security" not in schema["paths"]["/health"]["get"]
 
@@ -41,15 +49,32 @@ def test_docs_are_served_without_a_token(sqlite_api):
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(sqlite_api):
     deployment = sqlite_api.deployment
     # The documented example report exists, so the fuzzer reaches the file-serving path too.
-    report_materialization(deployment.instance, deployment.state_dir / "reports" / "example.html",
-                           partition="2013-01-05", html="<html><body>report</body></html>")
+    report_materialization(
+        deployment.instance,
+        deployment.state_dir / "reports" / "example.html",
+        partition="2013-01-05",
+        html="<html><body>report</body></html>",
+    )
     command = [
-        str(Path(sys.executable).parent / "schemathesis"), "run", sqlite_api.url + "/openapi.json",
-        "--header", f"Authorization: Bearer {TOKEN}",
+        str(Path(sys.executable).parent / "schemathesis"),
+        "run",
+        sqlite_api.url + "/openapi.json",
+        "--header",
+        f"Authorization: Bearer {TOKEN}",
         # Every check but "any schema-valid request succeeds": a partition and a range together
         # are each valid and refused together, with a 400 that says so.
-        "--checks", "all", "--exclude-checks", "positive_data_acceptance",
-        "--phases", "examples,coverage,fuzzing", "--max-examples", "40", "--seed", "4", "--request-timeout", "30",
+        "--checks",
+        "all",
+        "--exclude-checks",
+        "positive_data_acceptance",
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--max-examples",
+        "40",
+        "--seed",
+        "4",
+        "--request-timeout",
+        "30",
     ]
     result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]

@@ -40,8 +40,10 @@ def test_one_partition_has_exactly_that_days_rows(api):
 
 
 def test_partition_range_and_latest(api):
-    response = api.get("/v1/datasets/flights/rows",
-                       params={"partition_from": "2013-01-02", "partition_to": "2013-01-04", "limit": 100_000})
+    response = api.get(
+        "/v1/datasets/flights/rows",
+        params={"partition_from": "2013-01-02", "partition_to": "2013-01-04", "limit": 100_000},
+    )
     frame = as_frame(response)
     assert set(frame["_partition"]) == {"2013-01-02", "2013-01-03", "2013-01-04"}
     assert len(frame) == len(expected(api, query="'2013-01-02' <= _partition <= '2013-01-04'"))
@@ -51,11 +53,18 @@ def test_partition_range_and_latest(api):
 
 
 def test_columns_filters_and_sort(api):
-    response = api.get("/v1/datasets/flights/rows", params=[
-        ("columns", "id,carrier,dep_delay"), ("filter", "dep_delay:gte:60"), ("filter", "dep_delay:lt:120"),
-        ("filter", "carrier:in:AA,UA"), ("filter", "origin:ne:LGA"), ("sort", "-dep_delay,carrier"),
-        ("limit", "100000"),
-    ])
+    response = api.get(
+        "/v1/datasets/flights/rows",
+        params=[
+            ("columns", "id,carrier,dep_delay"),
+            ("filter", "dep_delay:gte:60"),
+            ("filter", "dep_delay:lt:120"),
+            ("filter", "carrier:in:AA,UA"),
+            ("filter", "origin:ne:LGA"),
+            ("sort", "-dep_delay,carrier"),
+            ("limit", "100000"),
+        ],
+    )
     frame = as_frame(response)
     assert list(frame.columns) == ["id", "carrier", "dep_delay"]
     assert [c["name"] for c in response.json()["columns"]] == ["id", "carrier", "dep_delay"]
@@ -66,15 +75,20 @@ def test_columns_filters_and_sort(api):
 
 
 def test_typed_filters_on_datetimes_and_json_in_lists(api):
-    window = [("filter", "sched_dep_at:gte:2013-01-05T06:00:00"), ("filter", "sched_dep_at:lt:2013-01-05T07:00")]
+    window = [
+        ("filter", "sched_dep_at:gte:2013-01-05T06:00:00"),
+        ("filter", "sched_dep_at:lt:2013-01-05T07:00"),
+    ]
     hour = expected(api, query="'2013-01-05 06:00' <= sched_dep_at < '2013-01-05 07:00'")
     assert len(hour) > 10
     by_hour = as_frame(api.get("/v1/datasets/flights/rows", params=[*window, ("limit", "1000")]))
     assert by_hour["id"].tolist() == sorted(hour["id"].tolist())
     # A JSON in-list lets a value hold a comma.
     tails = [*hour["tailnum"].dropna().unique()[:3], "N1,N2"]
-    response = api.get("/v1/datasets/flights/rows",
-                       params=[*window, ("filter", f"tailnum:in:{json.dumps(tails)}"), ("limit", "1000")])
+    response = api.get(
+        "/v1/datasets/flights/rows",
+        params=[*window, ("filter", f"tailnum:in:{json.dumps(tails)}"), ("limit", "1000")],
+    )
     truth = hour[hour["tailnum"].isin(tails)]
     assert 3 <= len(truth) and as_frame(response)["id"].tolist() == sorted(truth["id"].tolist())
 
@@ -85,7 +99,9 @@ def test_keyset_pages_cover_every_row_once_in_order(api, page):
     params = {"columns": "id,dep_delay", "sort": "-dep_delay", "limit": page}
     seen, cursor, pages = [], None, 0
     while True:
-        response = api.get("/v1/datasets/flights/rows", params={**params, **({"cursor": cursor} if cursor else {})})
+        response = api.get(
+            "/v1/datasets/flights/rows", params={**params, **({"cursor": cursor} if cursor else {})}
+        )
         body = response.json()
         seen.extend(body["data"])
         cursor, pages = body["next_cursor"], pages + 1
@@ -100,8 +116,12 @@ def test_keyset_pages_cover_every_row_once_in_order(api, page):
     assert [row["id"] for row in seen] == ordered["id"].tolist()
 
 
-FORMAT_TYPES = {"json": "application/json", "ndjson": "application/x-ndjson", "csv": "text/csv",
-                "parquet": "application/vnd.apache.parquet"}
+FORMAT_TYPES = {
+    "json": "application/json",
+    "ndjson": "application/x-ndjson",
+    "csv": "text/csv",
+    "parquet": "application/vnd.apache.parquet",
+}
 
 
 def read_format(fmt: str, content: bytes) -> pd.DataFrame:
@@ -116,14 +136,24 @@ def read_format(fmt: str, content: bytes) -> pd.DataFrame:
 
 @pytest.mark.parametrize("fmt", FORMAT_TYPES)
 def test_every_format_carries_the_same_rows_and_streams(api, fmt):
-    params = {"partition_from": FIRST_DAY, "partition_to": "2013-01-02", "columns": ",".join(FLIGHT_COLUMNS),
-              "format": fmt, "limit": 100_000}
+    params = {
+        "partition_from": FIRST_DAY,
+        "partition_to": "2013-01-02",
+        "columns": ",".join(FLIGHT_COLUMNS),
+        "format": fmt,
+        "limit": 100_000,
+    }
     truth = expected(api, query="_partition <= '2013-01-02'").sort_values("id")[FLIGHT_COLUMNS]
     assert len(truth) > 2 * CHUNK_ROWS
     import httpx
 
-    with httpx.stream("GET", api.url + "/v1/datasets/flights/rows", params=params,
-                      headers={"Authorization": f"Bearer {_token()}"}, timeout=60) as response:
+    with httpx.stream(
+        "GET",
+        api.url + "/v1/datasets/flights/rows",
+        params=params,
+        headers={"Authorization": f"Bearer {_token()}"},
+        timeout=60,
+    ) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith(FORMAT_TYPES[fmt])
         assert "content-length" not in response.headers  # streamed, not buffered whole
@@ -139,8 +169,14 @@ def test_every_format_carries_the_same_rows_and_streams(api, fmt):
     assert frame["_partition"].astype(str).tolist() == truth["_partition"].tolist()
     if fmt == "parquet":
         types = {f.name: str(f.type) for f in pq.read_schema(io.BytesIO(b"".join(pieces)))}
-        assert types == {"id": "int64", "carrier": "string", "origin": "string", "dep_delay": "double",
-                         "sched_dep_at": "timestamp[us]", "_partition": "string"}
+        assert types == {
+            "id": "int64",
+            "carrier": "string",
+            "origin": "string",
+            "dep_delay": "double",
+            "sched_dep_at": "timestamp[us]",
+            "_partition": "string",
+        }
 
 
 def test_format_from_accept_header(api):
@@ -156,27 +192,30 @@ def _token():
     return TOKEN
 
 
-@pytest.mark.parametrize(("params", "status", "words"), [
-    ({"columns": "id,nope"}, 400, "has no column 'nope'"),
-    ({"sort": "id;drop table flights"}, 400, "has no column"),
-    ({"filter": "dep_delay:gte:soon"}, 400, "dep_delay (float)"),
-    ({"filter": "id:eq:99999999999999999999"}, 400, "64-bit whole number"),
-    ({"filter": "dep_delay:gte:nan"}, 400, "finite"),
-    ({"filter": "sched_dep_at:gt:yesterday"}, 400, "ISO 8601"),
-    ({"filter": "carrier:like:A%"}, 400, "is not one of"),
-    ({"filter": "carrier"}, 400, "column:operator:value"),
-    ({"filter": "carrier:eq:A\x00A"}, 400, "NUL"),
-    ({"partition": "2013-02-30"}, 400, "is not a day"),
-    ({"partition": "yesterday"}, 400, "is not a day"),
-    ({"partition": "1999-01-01"}, 400, "outside 'flights'"),
-    ({"partition": "2013-03-01"}, 404, "has not been materialized"),
-    ({"partition": FIRST_DAY, "partition_from": FIRST_DAY}, 400, "not both"),
-    ({"partition_from": "2013-01-05", "partition_to": "2013-01-01"}, 400, "is after"),
-    ({"cursor": "not-a-cursor"}, 400, "not a cursor"),
-    ({"limit": "0"}, 400, "limit"),
-    ({"limit": "many"}, 400, "limit"),
-    ({"format": "xlsx"}, 400, "format"),
-])
+@pytest.mark.parametrize(
+    ("params", "status", "words"),
+    [
+        ({"columns": "id,nope"}, 400, "has no column 'nope'"),
+        ({"sort": "id;drop table flights"}, 400, "has no column"),
+        ({"filter": "dep_delay:gte:soon"}, 400, "dep_delay (float)"),
+        ({"filter": "id:eq:99999999999999999999"}, 400, "64-bit whole number"),
+        ({"filter": "dep_delay:gte:nan"}, 400, "finite"),
+        ({"filter": "sched_dep_at:gt:yesterday"}, 400, "ISO 8601"),
+        ({"filter": "carrier:like:A%"}, 400, "is not one of"),
+        ({"filter": "carrier"}, 400, "column:operator:value"),
+        ({"filter": "carrier:eq:A\x00A"}, 400, "NUL"),
+        ({"partition": "2013-02-30"}, 400, "is not a day"),
+        ({"partition": "yesterday"}, 400, "is not a day"),
+        ({"partition": "1999-01-01"}, 400, "outside 'flights'"),
+        ({"partition": "2013-03-01"}, 404, "has not been materialized"),
+        ({"partition": FIRST_DAY, "partition_from": FIRST_DAY}, 400, "not both"),
+        ({"partition_from": "2013-01-05", "partition_to": "2013-01-01"}, 400, "is after"),
+        ({"cursor": "not-a-cursor"}, 400, "not a cursor"),
+        ({"limit": "0"}, 400, "limit"),
+        ({"limit": "many"}, 400, "limit"),
+        ({"format": "xlsx"}, 400, "format"),
+    ],
+)
 def test_bad_input_gets_a_problem_that_says_what_was_wrong(api, params, status, words):
     response = api.get("/v1/datasets/flights/rows", params=params)
     assert response.status_code == status, response.text
@@ -197,7 +236,9 @@ def test_problems_for_unknown_datasets_and_unpartitioned_ones(api):
 
 
 def test_a_cursor_from_another_sort_is_refused(api):
-    cursor = api.get("/v1/datasets/flights/rows", params={"limit": 5, "sort": "-dep_delay"}).json()["next_cursor"]
+    cursor = api.get("/v1/datasets/flights/rows", params={"limit": 5, "sort": "-dep_delay"}).json()[
+        "next_cursor"
+    ]
     response = api.get("/v1/datasets/flights/rows", params={"limit": 5, "cursor": cursor})
     assert response.status_code == 400 and "another sort order" in response.json()["detail"]
 
@@ -215,20 +256,37 @@ def test_etag_and_last_modified_give_304_until_the_asset_is_materialized_again(a
     params = {"partition": "2013-01-03", "columns": "id", "limit": 10}
     first = api.get("/v1/datasets/flights/rows", params=params)
     etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
-    assert api.get("/v1/datasets/flights/rows", params=params, headers={"If-None-Match": etag}).status_code == 304
-    assert api.get("/v1/datasets/flights/rows", params=params,
-                   headers={"If-Modified-Since": modified}).status_code == 304
-    other = api.get("/v1/datasets/flights/rows", params={**params, "format": "csv"}, headers={"If-None-Match": etag})
+    assert (
+        api.get("/v1/datasets/flights/rows", params=params, headers={"If-None-Match": etag}).status_code
+        == 304
+    )
+    assert (
+        api.get(
+            "/v1/datasets/flights/rows", params=params, headers={"If-Modified-Since": modified}
+        ).status_code
+        == 304
+    )
+    other = api.get(
+        "/v1/datasets/flights/rows", params={**params, "format": "csv"}, headers={"If-None-Match": etag}
+    )
     assert other.status_code == 200  # another representation has another ETag
 
     deployment = api.deployment
     export = next(a for a in build_export_assets(load_catalog()) if a.key.to_user_string() == "flights")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("COLLAB_STATE_DIR", str(deployment.state_dir))
-        assert dg.materialize([export], partition_key="2013-01-03", instance=deployment.instance,
-                              resources={"warehouse": deployment.warehouse(), "sources": SqlSources()}).success
+        assert dg.materialize(
+            [export],
+            partition_key="2013-01-03",
+            instance=deployment.instance,
+            resources={"warehouse": deployment.warehouse(), "sources": SqlSources()},
+        ).success
     again = api.get("/v1/datasets/flights/rows", params=params, headers={"If-None-Match": etag})
     assert again.status_code == 200 and again.headers["ETag"] != etag
     assert again.json()["data"] == first.json()["data"]
-    assert api.get("/v1/datasets/flights/rows", params=params,
-                   headers={"If-None-Match": again.headers["ETag"]}).status_code == 304
+    assert (
+        api.get(
+            "/v1/datasets/flights/rows", params=params, headers={"If-None-Match": again.headers["ETag"]}
+        ).status_code
+        == 304
+    )

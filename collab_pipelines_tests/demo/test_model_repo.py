@@ -15,8 +15,9 @@ from collab_pipelines.warehouse import Warehouse
 
 
 def log(path) -> list[str]:
-    return subprocess.run(["git", "log", "--reverse", "--format=%s"], cwd=path, check=True,
-                          capture_output=True, text=True).stdout.splitlines()
+    return subprocess.run(
+        ["git", "log", "--reverse", "--format=%s"], cwd=path, check=True, capture_output=True, text=True
+    ).stdout.splitlines()
 
 
 def test_the_command_creates_the_repository_and_registers_it(state_dir, capsys):
@@ -26,8 +27,11 @@ def test_the_command_creates_the_repository_and_registers_it(state_dir, capsys):
     suites = yaml.safe_load((state_dir / "suites.yaml").read_text())["suites"]
     assert suites[SUITE]["repositories"]["model"]["location"] == str(path)
 
-    (state_dir / "suites.yaml").write_text(yaml.safe_dump({"suites": {"other": {
-        "repositories": {"m": {"location": "/elsewhere"}}}, SUITE: suites[SUITE]}}))
+    (state_dir / "suites.yaml").write_text(
+        yaml.safe_dump(
+            {"suites": {"other": {"repositories": {"m": {"location": "/elsewhere"}}}, SUITE: suites[SUITE]}}
+        )
+    )
     assert main(["model-repo"]) == 0  # again: the repository is kept, other suites too
     assert "already at" in capsys.readouterr().out
     assert set(yaml.safe_load((state_dir / "suites.yaml").read_text())["suites"]) == {"other", SUITE}
@@ -39,7 +43,9 @@ def test_the_demo_history_evaluates_as_its_messages_say(state_dir, instance, exp
     main(["model-repo"])
     for name in ("flights", "weather"):  # exported into this warehouse by another instance
         instance.report_runless_asset_event(dg.AssetMaterialization(name))
-    context = dg.build_sensor_context(instance=instance, resources={"model_repositories": ModelRepositories()})
+    context = dg.build_sensor_context(
+        instance=instance, resources={"model_repositories": ModelRepositories()}
+    )
     result = model_commits_sensor(context)
     keys = [request.partition_key for request in result.run_requests]
     assert len(keys) == len(HISTORY)  # the demo has commits to evaluate the moment it starts
@@ -47,8 +53,13 @@ def test_the_demo_history_evaluates_as_its_messages_say(state_dir, instance, exp
     messages = [message for message, _, _ in HISTORY]
 
     def evaluate(key):
-        return dg.materialize([model_evaluation], partition_key=key, instance=instance, raise_on_error=False,
-                              resources={"model_repositories": ModelRepositories(), "warehouse": Warehouse()})
+        return dg.materialize(
+            [model_evaluation],
+            partition_key=key,
+            instance=instance,
+            raise_on_error=False,
+            resources={"model_repositories": ModelRepositories(), "warehouse": Warehouse()},
+        )
 
     assert evaluate(keys[0]).success
     crash = evaluate(keys[messages.index("Add congestion: departures in the same hour at the same airport")])

@@ -15,7 +15,11 @@ from collab_pipelines.demo.source import (
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'product.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    url = (
+        f"sqlite:///{tmp_path / 'product.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
     engine = sa.create_engine(url)
     yield engine
     engine.dispose()

@@ -18,8 +18,14 @@ from collab_pipelines_tests.e2e.processes import PROJECT, Service, free_port, wa
 pytestmark = pytest.mark.e2e
 ARTIFACTS = PROJECT / "test-artifacts" / "browser"
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -49,17 +55,26 @@ def project(tmp_path_factory):
     state = PROJECT / f".state-e2e-{uuid.uuid4().hex[:8]}"
     logs = tmp_path_factory.mktemp("project")
     port, api_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DAGSTER_HOME", "COLLAB_STATE_DIR", "COLLAB_WAREHOUSE_URL", "COLLAB_SUITES_FILE")}
-    service = Service("make-run", [make, "run", f"STATE={state}", f"PORT={port}", f"API_PORT={api_port}"],
-                      env, logs)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DAGSTER_HOME", "COLLAB_STATE_DIR", "COLLAB_WAREHOUSE_URL", "COLLAB_SUITES_FILE")
+    }
+    service = Service(
+        "make-run", [make, "run", f"STATE={state}", f"PORT={port}", f"API_PORT={api_port}"], env, logs
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for("the Dagster UI", lambda: http_ok(f"{base}/server_info"), 300, service=service)
         wait_for("the data API", lambda: http_ok(f"http://127.0.0.1:{api_port}/health"), 60, service=service)
         with dg.DagsterInstance.from_config(str(state / "dagster")) as instance:
-            yield {"base": base, "api": f"http://127.0.0.1:{api_port}", "instance": instance, "state": state,
-                   "service": service}
+            yield {
+                "base": base,
+                "api": f"http://127.0.0.1:{api_port}",
+                "instance": instance,
+                "state": state,
+                "service": service,
+            }
     finally:
         service.stop()
         shutil.rmtree(state, ignore_errors=True)
@@ -119,9 +134,16 @@ def test_lineage_shows_the_exports_and_what_uses_them(page, project):
 
 def test_sensors_and_schedules_are_running(page, project):
     open_path(page, project, "/automation")
-    names = ["daily_exports_new_data_sensor", "dimension_exports_missing_sensor", "upload_sensor",
-             "model_commits_sensor", "reports_automation_sensor",
-             "daily_exports_schedule", "dimension_exports_schedule", "replay_clock_schedule"]
+    names = [
+        "daily_exports_new_data_sensor",
+        "dimension_exports_missing_sensor",
+        "upload_sensor",
+        "model_commits_sensor",
+        "reports_automation_sensor",
+        "daily_exports_schedule",
+        "dimension_exports_schedule",
+        "replay_clock_schedule",
+    ]
     for name in names:
         page.get_by_text(name, exact=True).first.wait_for()
     # Each row has a selection box (unchecked) and a running/stopped switch; the switches'
@@ -130,7 +152,9 @@ def test_sensors_and_schedules_are_running(page, project):
 
     try:
         page.wait_for_function(
-            f"document.querySelectorAll('input[type=checkbox]:checked').length >= {len(names)}", timeout=60_000)
+            f"document.querySelectorAll('input[type=checkbox]:checked').length >= {len(names)}",
+            timeout=60_000,
+        )
     except PlaywrightTimeout:
         pass  # the assertion below reports how many are running
     running = page.locator("input[type=checkbox]:checked").count()
@@ -139,8 +163,12 @@ def test_sensors_and_schedules_are_running(page, project):
 
 
 def queue_drained(instance: dg.DagsterInstance) -> bool:
-    busy = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-            dg.DagsterRunStatus.STARTED]
+    busy = [
+        dg.DagsterRunStatus.QUEUED,
+        dg.DagsterRunStatus.NOT_STARTED,
+        dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED,
+    ]
     return not instance.get_runs(filters=dg.RunsFilter(statuses=busy), limit=1)
 
 
@@ -149,7 +177,9 @@ def queue_drained(instance: dg.DagsterInstance) -> bool:
 @pytest.mark.timeout(1800)
 def test_a_backfill_of_a_range_launched_from_the_ui_succeeds(page, project):
     instance: dg.DagsterInstance = project["instance"]
-    wait_for("the demo's first runs to finish", lambda: queue_drained(instance), 900, service=project["service"])
+    wait_for(
+        "the demo's first runs to finish", lambda: queue_drained(instance), 900, service=project["service"]
+    )
     before = {b.backfill_id for b in instance.get_backfills()}
     open_path(page, project, "/jobs")
     page.locator('a[href$="/jobs/daily_exports"]').first.click()
@@ -179,8 +209,12 @@ def materializations(instance: dg.DagsterInstance, asset: str) -> list:
 def test_an_evaluation_metric_is_plotted_across_commits(page, project):
     # The demo's model repository was evaluated on its own: its commits reach the sensor once
     # the first days are exported.
-    wait_for("two evaluated commits", lambda: len(materializations(project["instance"], "model_evaluation")) >= 2,
-             600, service=project["service"])
+    wait_for(
+        "two evaluated commits",
+        lambda: len(materializations(project["instance"], "model_evaluation")) >= 2,
+        600,
+        service=project["service"],
+    )
     open_path(page, project, "/assets/model_evaluation")
     page.get_by_role("button", name="Plots").click()  # the metadata section's table/plots switch
     page.get_by_text("metric/roc_auc", exact=True).first.wait_for()
@@ -193,8 +227,12 @@ def test_an_evaluation_metric_is_plotted_across_commits(page, project):
 
 def test_a_rendered_report_opens_in_the_notebook_view(page, project):
     instance = project["instance"]
-    wait_for("a daily report", lambda: materializations(instance, "flights_quality_report"),
-             600, service=project["service"])
+    wait_for(
+        "a daily report",
+        lambda: materializations(instance, "flights_quality_report"),
+        600,
+        service=project["service"],
+    )
     [record] = materializations(instance, "flights_quality_report")[:1]
     metadata = record.asset_materialization.metadata
     open_path(page, project, "/assets/flights_quality_report?view=events")
@@ -203,7 +241,9 @@ def test_a_rendered_report_opens_in_the_notebook_view(page, project):
     # The notebook view that "View Notebook" opens. This UI version shows that button in run
     # logs and definitions only when it knows the code location, so the test opens the view's
     # address directly, with the materialization's own notebook path.
-    query = urllib.parse.urlencode({"path": metadata["notebook"].value, "repoLocName": "collab_pipelines:defs"})
+    query = urllib.parse.urlencode(
+        {"path": metadata["notebook"].value, "repoLocName": "collab_pipelines:defs"}
+    )
     page.goto(f"{project['base']}/notebook?{query}")
     page.wait_for_load_state("networkidle")
     text = page.inner_text("body")

@@ -93,9 +93,24 @@ def workers(tmp_path: Path, broker_url: str, dagster_home):
     services = [
         Service(
             name,
-            [str(bin_dir / "dagster-celery"), "worker", "start", "-A", "dagster_celery.app", "-y", str(config_path),
-             "-q", queue, "-n", name, "--", "--concurrency=1", "--pool=prefork", "--without-gossip",
-             "--without-mingle"],
+            [
+                str(bin_dir / "dagster-celery"),
+                "worker",
+                "start",
+                "-A",
+                "dagster_celery.app",
+                "-y",
+                str(config_path),
+                "-q",
+                queue,
+                "-n",
+                name,
+                "--",
+                "--concurrency=1",
+                "--pool=prefork",
+                "--without-gossip",
+                "--without-mingle",
+            ],
             env,
             tmp_path,
         )
@@ -143,9 +158,14 @@ def sweep_places(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict]:
 
 def delegated_steps(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
     """Step key to worker, as dagster-celery's task reports it from inside the worker."""
-    events = [r.get_dagster_event() for r in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)]
-    return {event.step_key: event.engine_event_data.metadata["Celery worker"].value
-            for event in events if "in celery worker" in (event.message or "")}
+    events = [
+        r.get_dagster_event() for r in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT)
+    ]
+    return {
+        event.step_key: event.engine_event_data.metadata["Celery worker"].value
+        for event in events
+        if "in celery worker" in (event.message or "")
+    }
 
 
 def run_sweep(instance: dg.DagsterInstance, execution: dict):
@@ -191,7 +211,9 @@ def test_run_config_selects_the_executor(execution, expected):
     assert config.success, config.errors
     with dg.instance_for_test() as instance:
         executor = collab_executor.executor_creation_fn(
-            dg.InitExecutorContext(dg.reconstructable(parameter_sweep), collab_executor, config.value, instance)
+            dg.InitExecutorContext(
+                dg.reconstructable(parameter_sweep), collab_executor, config.value, instance
+            )
         )
     assert type(executor).__name__ == expected
     # Creating the Celery executor must not reach for its broker: that happens when steps are sent.
@@ -202,7 +224,8 @@ def test_run_config_selects_the_executor(execution, expected):
 
 
 def test_the_tuning_job_fans_its_candidates_out_across_the_workers(
-        state_dir, exported_warehouse_file, tmp_path, workers, dagster_home):
+    state_dir, exported_warehouse_file, tmp_path, workers, dagster_home
+):
     """The project's own parameter sweep, `tune_model`, on the real workers and real data."""
     import shutil
 
@@ -218,17 +241,26 @@ def test_the_tuning_job_fans_its_candidates_out_across_the_workers(
     sha = repo.commit("Baseline", GOOD)
     Suites(state_dir / "suites.yaml").add("delays", {"model": repo})
     job = ReconstructableRepository.for_module(
-        "collab_pipelines.definitions", "defs", working_directory=str(PROJECT)).get_reconstructable_job("tune_model")
+        "collab_pipelines.definitions", "defs", working_directory=str(PROJECT)
+    ).get_reconstructable_job("tune_model")
     grid = {"classifier__C": [0.01, 0.1, 1.0, 10.0]}
     _, instance = dagster_home
-    result = dg.execute_job(job, instance=instance, run_config={
-        "ops": {"plan_tuning": {"config": {"evaluation_key": f"delays:model@{sha[:10]}", "grid": grid}}},
-        "execution": {"config": {"celery": workers["config"]}},
-    })
+    result = dg.execute_job(
+        job,
+        instance=instance,
+        run_config={
+            "ops": {"plan_tuning": {"config": {"evaluation_key": f"delays:model@{sha[:10]}", "grid": grid}}},
+            "execution": {"config": {"celery": workers["config"]}},
+        },
+    )
     assert result.success, [e.message for e in result.all_events if e.is_failure]
     delegated = delegated_steps(instance, result.run_id)
     candidates = {step: worker for step, worker in delegated.items() if step.startswith("score_candidate")}
     assert len(candidates) == len(grid["classifier__C"]), delegated
-    assert set(candidates.values()) == workers["names"], f"the candidates did not use both workers: {candidates}"
+    assert set(candidates.values()) == workers["names"], (
+        f"the candidates did not use both workers: {candidates}"
+    )
     rows = Warehouse().read("tuning_candidates", where={"tuning_run_id": result.run_id})
-    assert sorted(rows["candidate"].unique()) == [0, 1, 2, 3] and rows["best"].astype(bool).sum() == 2  # 2 metrics
+    assert (
+        sorted(rows["candidate"].unique()) == [0, 1, 2, 3] and rows["best"].astype(bool).sum() == 2
+    )  # 2 metrics

@@ -51,9 +51,21 @@ def daemon_env(tmp_path, postgres_url, product_db, state_dir, monkeypatch):
     env = {**__import__("os").environ}
     # The test releases days itself: the demo's clock would start export runs at any moment,
     # and a run cut short by stopping the daemon is not what this test is about.
-    subprocess.run([str(Path(bin_dir) / "dagster"), "schedule", "stop", "replay_clock_schedule",
-                    "-w", str(PROJECT / "workspace.yaml")], cwd=PROJECT, env=env, check=True,
-                   capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            str(Path(bin_dir) / "dagster"),
+            "schedule",
+            "stop",
+            "replay_clock_schedule",
+            "-w",
+            str(PROJECT / "workspace.yaml"),
+        ],
+        cwd=PROJECT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     return env
 
 
@@ -77,8 +89,11 @@ def failures(instance: dg.DagsterInstance, runs) -> list[str]:
     found = []
     for run in runs:
         if run.status != dg.DagsterRunStatus.SUCCESS:
-            errors = [event.message for event in instance.all_logs(run.run_id)
-                      if event.dagster_event and event.dagster_event.is_failure]
+            errors = [
+                event.message
+                for event in instance.all_logs(run.run_id)
+                if event.dagster_event and event.dagster_event.is_failure
+            ]
             found.append(f"{run.run_id} {run.status.value}: {errors}")
     return found
 
@@ -103,11 +118,18 @@ def test_new_data_becomes_runs_across_a_daemon_restart(daemon_env, product_db, s
     source.advance(2)
     released_through = source.now().date()
     drop_upload(state_dir, "tuesday.csv", 2)
-    second = repo.commit("Regularise more", {"model.py": GOOD["model.py"].replace(
-        'class_weight="balanced"', 'class_weight="balanced", C=0.1')})
+    second = repo.commit(
+        "Regularise more",
+        {"model.py": GOOD["model.py"].replace('class_weight="balanced"', 'class_weight="balanced", C=0.1')},
+    )
     daemon = start_daemon(daemon_env, tmp_path)
     try:
-        wait_for("the export run of the new days", lambda: finished(instance, EXPORTS_SENSOR, 2), 240, service=daemon)
+        wait_for(
+            "the export run of the new days",
+            lambda: finished(instance, EXPORTS_SENSOR, 2),
+            240,
+            service=daemon,
+        )
         wait_for("the second ingestion", lambda: finished(instance, UPLOAD_SENSOR, 2), 120, service=daemon)
         wait_for("the second evaluation", lambda: finished(instance, COMMITS_SENSOR, 2), 240, service=daemon)
     finally:
@@ -115,13 +137,17 @@ def test_new_data_becomes_runs_across_a_daemon_restart(daemon_env, product_db, s
 
     evaluations = sensor_runs(instance, COMMITS_SENSOR)
     assert sorted(r.tags["dagster/partition"] for r in evaluations) == sorted(
-        f"daemon:model@{sha[:10]}" for sha in (first, second))  # each commit once, none lost
+        f"daemon:model@{sha[:10]}" for sha in (first, second)
+    )  # each commit once, none lost
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in evaluations), failures(instance, evaluations)
 
     uploads = sensor_runs(instance, UPLOAD_SENSOR)
     assert len(uploads) == 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in uploads)
     warehouse = Warehouse(url=f"sqlite:///{state_dir / 'warehouse.db'}")
-    assert sorted(warehouse.read("weather_observations_uploads")["file_name"]) == ["monday.csv"] * 3 + ["tuesday.csv"] * 3
+    assert (
+        sorted(warehouse.read("weather_observations_uploads")["file_name"])
+        == ["monday.csv"] * 3 + ["tuesday.csv"] * 3
+    )
     processed = sorted(p.name for p in (state_dir / "landing" / "meteo" / "processed").iterdir())
     assert len(processed) == 4 and not any((state_dir / "landing" / "meteo" / "inbox").iterdir())
 

@@ -9,8 +9,10 @@ import yaml
 from collab_pipelines.warehouse import Warehouse
 
 GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Ada Scientist", "GIT_AUTHOR_EMAIL": "ada@example.com",
-    "GIT_COMMITTER_NAME": "Ada Scientist", "GIT_COMMITTER_EMAIL": "ada@example.com",
+    "GIT_AUTHOR_NAME": "Ada Scientist",
+    "GIT_AUTHOR_EMAIL": "ada@example.com",
+    "GIT_COMMITTER_NAME": "Ada Scientist",
+    "GIT_COMMITTER_EMAIL": "ada@example.com",
 }
 
 
@@ -23,8 +25,14 @@ class Repo:
         self.git("init", "--quiet", "--initial-branch=main")
 
     def git(self, *args: str) -> str:
-        return subprocess.run(["git", *args], cwd=self.path, check=True, capture_output=True, text=True,
-                              env={**os.environ, **GIT_ENV}).stdout.strip()
+        return subprocess.run(
+            ["git", *args],
+            cwd=self.path,
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **GIT_ENV},
+        ).stdout.strip()
 
     def commit(self, message: str, files: dict[str, str | None]) -> str:
         for name, content in files.items():
@@ -62,11 +70,15 @@ class Suites:
         self.path = path
         self.suites: dict = {}
 
-    def add(self, name: str, repositories: dict[str, "Repo | str"], branches: dict | None = None, **options) -> None:
+    def add(
+        self, name: str, repositories: dict[str, "Repo | str"], branches: dict | None = None, **options
+    ) -> None:
         self.suites[name] = {
             "repositories": {
-                repo_name: {"location": str(repo.path if isinstance(repo, Repo) else repo),
-                            "branches": (branches or {}).get(repo_name, ["main"])}
+                repo_name: {
+                    "location": str(repo.path if isinstance(repo, Repo) else repo),
+                    "branches": (branches or {}).get(repo_name, ["main"]),
+                }
                 for repo_name, repo in repositories.items()
             },
             **options,

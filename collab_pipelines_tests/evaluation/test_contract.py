@@ -38,13 +38,18 @@ def test_a_good_contract():
     [
         (None, "repo@abc1234:collab.toml: no collab.toml in this commit"),
         ("[model\nentry_point=1", "not valid TOML"),
-        (GOOD.replace('entry_point = "model:build"', 'entry_point = "model.build"'),
-         "field 'model.entry_point': 'model.build' is not 'module:function'"),
+        (
+            GOOD.replace('entry_point = "model:build"', 'entry_point = "model.build"'),
+            "field 'model.entry_point': 'model.build' is not 'module:function'",
+        ),
         (GOOD.replace('entry_point = "model:build"', ""), "field 'model.entry_point': missing"),
         (GOOD.replace('dataset = "flights"', ""), "field 'data.dataset': missing"),
         (GOOD.replace('"roc_auc", "accuracy"', '"roc_auc", "happiness"'), "unknown metric 'happiness'"),
         (GOOD.replace("test_days = 5", "test_days = 0"), "field 'evaluation.test_days'"),
-        (GOOD.replace("[gates.roc_auc]", "[gates.f1]"), "field 'gates.f1': gates a metric that is not computed"),
+        (
+            GOOD.replace("[gates.roc_auc]", "[gates.f1]"),
+            "field 'gates.f1': gates a metric that is not computed",
+        ),
         (GOOD.replace("max_drop = 0.01", 'max_drop = "a little"'), "field 'gates.roc_auc.max_drop'"),
     ],
 )

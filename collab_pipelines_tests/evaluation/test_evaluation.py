@@ -28,7 +28,7 @@ max_changed_predictions = 0.3
 min = 0.55
 max_drop = 0.01
 """
-FEATURES = '''
+FEATURES = """
 import pandas as pd
 
 def build(frames):
@@ -37,8 +37,8 @@ def build(frames):
     return pd.DataFrame({"id": f["id"], "sched_dep_at": f["sched_dep_at"],
                          "delayed": (f["dep_delay"] > 15).astype(int),
                          "hour": f["hour"], "distance": f["distance"]})
-'''
-MODEL = '''
+"""
+MODEL = """
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
@@ -46,7 +46,7 @@ from sklearn.preprocessing import StandardScaler
 def build():
     return Pipeline([("scale", StandardScaler()),
                      ("classifier", LogisticRegression(class_weight="balanced"))])
-'''
+"""
 GOOD = {"collab.toml": CONTRACT, "features.py": FEATURES, "model.py": MODEL}
 # Without the departure hour the model has little left to go on: a real regression.
 WITHOUT_HOUR = FEATURES.replace('"hour": f["hour"], ', "")
@@ -54,25 +54,54 @@ WITHOUT_HOUR = FEATURES.replace('"hour": f["hour"], ', "")
 BAD_COMMITS = [
     ("syntax error", {"model.py": "def build(:\n"}, "import failed: SyntaxError"),
     ("import error", {"model.py": "import xgboost_is_not_here\n"}, "ModuleNotFoundError"),
-    ("exception in fit", {"model.py": MODEL.replace(
-        'LogisticRegression(class_weight="balanced")', 'LogisticRegression(C=-1.0)')},
-     "fit failed: InvalidParameterError"),
-    ("NaN predictions", {"model.py": "import numpy as np\nclass M:\n    def fit(self, x, y):\n        return self\n"
-                         "    def predict(self, x):\n        return np.full(len(x), np.nan)\n"
-                         "def build():\n    return M()\n"}, "predictions are NaN"),
-    ("wrong length", {"model.py": "class M:\n    def fit(self, x, y):\n        return self\n"
-                      "    def predict(self, x):\n        return [0] * (len(x) - 1)\n"
-                      "def build():\n    return M()\n"}, "predictions for"),
-    ("endless loop", {"model.py": "def build():\n    while True:\n        pass\n"}, "time limit of 10 s exceeded"),
-    ("runaway memory", {"model.py": "def build():\n    return bytearray(16 * 1024 ** 3)\n"},
-     "memory limit of 3072 MB exceeded"),
+    (
+        "exception in fit",
+        {
+            "model.py": MODEL.replace(
+                'LogisticRegression(class_weight="balanced")', "LogisticRegression(C=-1.0)"
+            )
+        },
+        "fit failed: InvalidParameterError",
+    ),
+    (
+        "NaN predictions",
+        {
+            "model.py": "import numpy as np\nclass M:\n    def fit(self, x, y):\n        return self\n"
+            "    def predict(self, x):\n        return np.full(len(x), np.nan)\n"
+            "def build():\n    return M()\n"
+        },
+        "predictions are NaN",
+    ),
+    (
+        "wrong length",
+        {
+            "model.py": "class M:\n    def fit(self, x, y):\n        return self\n"
+            "    def predict(self, x):\n        return [0] * (len(x) - 1)\n"
+            "def build():\n    return M()\n"
+        },
+        "predictions for",
+    ),
+    (
+        "endless loop",
+        {"model.py": "def build():\n    while True:\n        pass\n"},
+        "time limit of 10 s exceeded",
+    ),
+    (
+        "runaway memory",
+        {"model.py": "def build():\n    return bytearray(16 * 1024 ** 3)\n"},
+        "memory limit of 3072 MB exceeded",
+    ),
     ("no contract", {"collab.toml": None}, "no collab.toml in this commit"),
 ]
 
 
 def evaluate(instance, key: str, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [model_evaluation], partition_key=key, instance=instance, raise_on_error=False, run_config=run_config,
+        [model_evaluation],
+        partition_key=key,
+        instance=instance,
+        raise_on_error=False,
+        run_config=run_config,
         resources={"model_repositories": ModelRepositories(), "warehouse": Warehouse()},
     )
 
@@ -100,7 +129,8 @@ def ticks(instance, warehouse):
 
 
 def test_bad_commits_fail_with_an_explanation_and_the_next_good_commit_passes(
-        ticks, instance, warehouse, suites, make_repo):
+    ticks, instance, warehouse, suites, make_repo
+):
     repo = make_repo("model")
     repo.commit("Baseline", GOOD)
     for description, files, _ in BAD_COMMITS:  # each breaks the good code in one way
@@ -156,7 +186,9 @@ def test_a_real_regression_fails_its_gate_with_the_reason(ticks, instance, wareh
     # Predictions are kept per evaluation and row, for regression tests between commits.
     predictions = warehouse.read("evaluation_predictions", where={"evaluation_key": [good_key, worse_key]})
     assert predictions.groupby("evaluation_key")["row_id"].nunique().to_dict() == {
-        good_key: data["test_rows"], worse_key: data["test_rows"]}
+        good_key: data["test_rows"],
+        worse_key: data["test_rows"],
+    }
     # The regressed commit is not a baseline: the next commit is compared with the good one.
     repo.commit("Bring the hour back", {"features.py": FEATURES})
     [next_key] = ticks.keys()
@@ -172,10 +204,14 @@ def test_results_record_their_data_and_can_be_reproduced(ticks, instance, wareho
     latest = metadata(evaluate(instance, key))
     assert latest["data_through"] == EXPORTED_LAST and latest["split_at"].startswith("2013-01-06")
 
-    earlier = metadata(evaluate(instance, key, {"ops": {"model_evaluation": {"config": {"data_through": "2013-01-05"}}}}))
+    earlier = metadata(
+        evaluate(instance, key, {"ops": {"model_evaluation": {"config": {"data_through": "2013-01-05"}}}})
+    )
     assert earlier["data_through"] == "2013-01-05" and earlier["split_at"].startswith("2013-01-04")
     assert earlier["data_version"] != latest["data_version"]
-    again = metadata(evaluate(instance, key, {"ops": {"model_evaluation": {"config": {"data_through": "2013-01-05"}}}}))
+    again = metadata(
+        evaluate(instance, key, {"ops": {"model_evaluation": {"config": {"data_through": "2013-01-05"}}}})
+    )
     assert again["data_version"] == earlier["data_version"]
     assert again["metric/roc_auc"] == earlier["metric/roc_auc"]  # same commit, same data: same result
     [row] = warehouse.read("evaluation_results", where={"evaluation_key": key}).to_dict("records")
@@ -185,7 +221,9 @@ def test_results_record_their_data_and_can_be_reproduced(ticks, instance, wareho
 def test_a_pinned_champion_is_the_baseline(ticks, instance, warehouse, suites, make_repo):
     repo = make_repo("model")
     repo.commit("Champion", GOOD)
-    repo.commit("Challenger", {"model.py": MODEL.replace('class_weight="balanced"', 'class_weight="balanced", C=0.5')})
+    repo.commit(
+        "Challenger", {"model.py": MODEL.replace('class_weight="balanced"', 'class_weight="balanced", C=0.5')}
+    )
     suites.add("delays", {"model": repo})
     champion, challenger = ticks.keys()
     suites.add("delays", {"model": repo}, baseline={"champion": champion})
@@ -200,11 +238,14 @@ def test_historical_commits_are_added_for_a_backfill(instance, warehouse, suites
     shas = [repo.commit(f"commit {i}", GOOD if i == 0 else {"README": str(i)}) for i in range(4)]
     suites.add("delays", {"model": repo})
     result = add_commit_history_job.execute_in_process(
-        instance=instance, resources={"model_repositories": ModelRepositories()},
-        run_config={"ops": {"add_history_partitions": {"config": {"suite": "delays", "limit": 3}}}})
+        instance=instance,
+        resources={"model_repositories": ModelRepositories()},
+        run_config={"ops": {"add_history_partitions": {"config": {"suite": "delays", "limit": 3}}}},
+    )
     assert result.success
     assert set(instance.get_dynamic_partitions("evaluation_commits")) == {
-        f"delays:model@{sha[:10]}" for sha in shas[1:]}
+        f"delays:model@{sha[:10]}" for sha in shas[1:]
+    }
 
 
 def test_the_tuning_job_records_every_candidate(ticks, instance, warehouse, suites, make_repo):
@@ -214,8 +255,10 @@ def test_the_tuning_job_records_every_candidate(ticks, instance, warehouse, suit
     [key] = ticks.keys()
     grid = {"classifier__C": [0.01, 1.0, -1.0], "classifier__fit_intercept": [True]}
     result = tune_model.execute_in_process(
-        instance=instance, resources={"model_repositories": ModelRepositories(), "warehouse": warehouse},
-        run_config={"ops": {"plan_tuning": {"config": {"evaluation_key": key, "grid": grid}}}})
+        instance=instance,
+        resources={"model_repositories": ModelRepositories(), "warehouse": warehouse},
+        run_config={"ops": {"plan_tuning": {"config": {"evaluation_key": key, "grid": grid}}}},
+    )
     assert result.success
     rows = warehouse.read("tuning_candidates", where={"tuning_run_id": result.run_id})
     assert sorted(rows["candidate"].unique()) == [0, 1, 2]
@@ -227,5 +270,7 @@ def test_the_tuning_job_records_every_candidate(ticks, instance, warehouse, suit
     assert rows[rows["best"].astype(bool)]["candidate"].unique().tolist() == [best["candidate"]]
     [materialization] = [e for e in result.all_events if e.event_type_value == "ASSET_MATERIALIZATION"]
     assert materialization.asset_key == dg.AssetKey("tuning_candidates")
-    assert result.output_for_node("record_tuning") == {"classifier__C": 1.0 if best["candidate"] == 1 else 0.01,
-                                                        "classifier__fit_intercept": True}
+    assert result.output_for_node("record_tuning") == {
+        "classifier__C": 1.0 if best["candidate"] == 1 else 0.01,
+        "classifier__fit_intercept": True,
+    }

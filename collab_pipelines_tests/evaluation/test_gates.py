@@ -15,7 +15,8 @@ from collab_pipelines.evaluation.gates import (
     judge,
 )
 
-CONTRACT = parse_contract("""
+CONTRACT = parse_contract(
+    """
 [model]
 entry_point = "m:build"
 [data]
@@ -27,12 +28,15 @@ metrics = ["roc_auc", "accuracy"]
 [gates.roc_auc]
 min = 0.6
 max_drop = 0.005
-""", "test")
+""",
+    "test",
+)
 
 
 def predictions(scores: np.ndarray, y: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({"row_id": np.arange(len(y)), "y_true": y, "y_pred": (scores > 0.5).astype(int),
-                         "y_score": scores})
+    return pd.DataFrame(
+        {"row_id": np.arange(len(y)), "y_true": y, "y_pred": (scores > 0.5).astype(int), "y_score": scores}
+    )
 
 
 def scored(noise: float, shift_on_positives: float, seed: int, n: int = 3000, independent: bool = False):
@@ -48,8 +52,10 @@ def scored(noise: float, shift_on_positives: float, seed: int, n: int = 3000, in
 
 
 def verdict(baseline: pd.DataFrame, candidate: pd.DataFrame):
-    values = {"roc_auc": sk.roc_auc_score(candidate["y_true"], candidate["y_score"]),
-              "accuracy": sk.accuracy_score(candidate["y_true"], candidate["y_pred"])}
+    values = {
+        "roc_auc": sk.roc_auc_score(candidate["y_true"], candidate["y_score"]),
+        "accuracy": sk.accuracy_score(candidate["y_true"], candidate["y_pred"]),
+    }
     comparisons = compare(CONTRACT.metrics, candidate, baseline, values, gated=("roc_auc",))
     return judge(CONTRACT, comparisons, "suite:model@base"), comparisons["roc_auc"]
 
@@ -90,7 +96,9 @@ def test_the_floor_needs_no_baseline():
 def test_relative_drops_are_gated_too():
     contract = parse_contract(
         "[model]\nentry_point='m:b'\n[data]\ndataset='d'\ntarget='y'\ntime_column='t'\n"
-        "[evaluation]\nmetrics=['roc_auc']\n[gates.roc_auc]\nmax_relative_drop=0.02\n", "test")
+        "[evaluation]\nmetrics=['roc_auc']\n[gates.roc_auc]\nmax_relative_drop=0.02\n",
+        "test",
+    )
     baseline, candidate = scored(noise=0.02, shift_on_positives=0.08, seed=3)
     values = {"roc_auc": sk.roc_auc_score(candidate["y_true"], candidate["y_score"])}
     result = judge(contract, compare(("roc_auc",), candidate, baseline, values, gated=("roc_auc",)), "b")

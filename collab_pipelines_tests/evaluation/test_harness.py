@@ -30,12 +30,16 @@ def build():
 def frames() -> dict[str, pd.DataFrame]:
     generator = np.random.default_rng(7)
     x = generator.normal(size=400)
-    return {"events": pd.DataFrame({
-        "id": range(400),
-        "at": pd.date_range("2013-01-01", periods=400, freq="h"),
-        "x": x,
-        "label": (x + generator.normal(scale=0.5, size=400) > 0).astype(int),
-    })}
+    return {
+        "events": pd.DataFrame(
+            {
+                "id": range(400),
+                "at": pd.date_range("2013-01-01", periods=400, freq="h"),
+                "x": x,
+                "label": (x + generator.normal(scale=0.5, size=400) > 0).astype(int),
+            }
+        )
+    }
 
 
 TEST_LIMITS = Limits(seconds=60, memory_mb=2048)
@@ -45,8 +49,14 @@ def run(tmp_path: Path, model: str, contract: str = CONTRACT, limits: Limits = T
     source = tmp_path / "source"
     source.mkdir(exist_ok=True)
     (source / "model.py").write_text(model)
-    return evaluate(source, parse_contract(contract, "model@abc1234:collab.toml"), frames(),
-                    pd.Timestamp("2013-01-14"), "model@abc1234", limits)
+    return evaluate(
+        source,
+        parse_contract(contract, "model@abc1234:collab.toml"),
+        frames(),
+        pd.Timestamp("2013-01-14"),
+        "model@abc1234",
+        limits,
+    )
 
 
 def test_a_good_model_is_trained_and_scored(tmp_path):
@@ -64,13 +74,30 @@ PAIR = CONTRACT.replace('entry_point = "model:build"', 'fit = "model:fit"\npredi
     ("model", "contract", "stage", "message"),
     [
         ("def build(:\n    pass\n", CONTRACT, "import", "SyntaxError"),
-        ("import sklearn_nonexistent\n", CONTRACT, "import", "ModuleNotFoundError: No module named 'sklearn_nonexistent'"),
-        ("class M:\n    def fit(self, x, y):\n        raise ValueError('bad learning rate')\n\ndef build():\n    return M()\n",
-         CONTRACT, "fit", "ValueError: bad learning rate"),
-        ("import numpy as np\ndef fit(x, y):\n    return None\ndef predict(m, x):\n    return np.full(len(x), np.nan)\n",
-         PAIR, "output", "predictions are NaN"),
-        ("def fit(x, y):\n    return None\ndef predict(m, x):\n    return [0.5] * (len(x) - 3)\n",
-         PAIR, "predict", "returned 85 predictions for 88 test rows"),
+        (
+            "import sklearn_nonexistent\n",
+            CONTRACT,
+            "import",
+            "ModuleNotFoundError: No module named 'sklearn_nonexistent'",
+        ),
+        (
+            "class M:\n    def fit(self, x, y):\n        raise ValueError('bad learning rate')\n\ndef build():\n    return M()\n",
+            CONTRACT,
+            "fit",
+            "ValueError: bad learning rate",
+        ),
+        (
+            "import numpy as np\ndef fit(x, y):\n    return None\ndef predict(m, x):\n    return np.full(len(x), np.nan)\n",
+            PAIR,
+            "output",
+            "predictions are NaN",
+        ),
+        (
+            "def fit(x, y):\n    return None\ndef predict(m, x):\n    return [0.5] * (len(x) - 3)\n",
+            PAIR,
+            "predict",
+            "returned 85 predictions for 88 test rows",
+        ),
     ],
     ids=["syntax-error", "import-error", "exception-in-fit", "nan-predictions", "wrong-length"],
 )

@@ -17,19 +17,25 @@ class Ticks:
         self.cursor: str | None = None
 
     def __call__(self) -> dg.SensorResult | dg.SkipReason:
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursor,
-                                          resources={"model_repositories": ModelRepositories()})
+        context = dg.build_sensor_context(
+            instance=self.instance, cursor=self.cursor, resources={"model_repositories": ModelRepositories()}
+        )
         result = model_commits_sensor(context)
         if isinstance(result, dg.SensorResult):
             self.cursor = result.cursor
             for request in result.dynamic_partitions_requests or []:
-                self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+                self.instance.add_dynamic_partitions(
+                    request.partitions_def_name, list(request.partition_keys)
+                )
         return result
 
     def keys(self) -> list[str]:
         result = self()
-        return [request.partition_key for request in (result.run_requests or [])] if isinstance(
-            result, dg.SensorResult) else []
+        return (
+            [request.partition_key for request in (result.run_requests or [])]
+            if isinstance(result, dg.SensorResult)
+            else []
+        )
 
 
 @pytest.fixture
@@ -91,8 +97,10 @@ def test_a_two_repository_suite_makes_combination_keys(ticks, suites, make_repo)
     m2 = model.commit("model v2", {"model.py": "2"})
     f3 = features.commit("features v3", {"features.py": "3"})
     # Both moved between ticks: each new commit is combined with the latest of the other.
-    assert ticks.keys() == [f"delays:features@{f3[:10]}+model@{m1[:10]}",
-                            f"delays:features@{f3[:10]}+model@{m2[:10]}"]
+    assert ticks.keys() == [
+        f"delays:features@{f3[:10]}+model@{m1[:10]}",
+        f"delays:features@{f3[:10]}+model@{m2[:10]}",
+    ]
     assert ticks.keys() == []
 
 
@@ -131,9 +139,15 @@ def test_no_suites_file_is_a_skip_with_the_reason(ticks, state_dir):
 
 def test_commits_wait_for_the_first_export_of_their_data(ticks, instance, suites, make_repo):
     repo = make_repo("model")
-    sha = repo.commit("Baseline", {"collab.toml": (
-        '[model]\nentry_point = "m:b"\n[data]\ndataset = "flights"\njoin = ["weather"]\n'
-        'target = "y"\ntime_column = "t"\n')})
+    sha = repo.commit(
+        "Baseline",
+        {
+            "collab.toml": (
+                '[model]\nentry_point = "m:b"\n[data]\ndataset = "flights"\njoin = ["weather"]\n'
+                'target = "y"\ntime_column = "t"\n'
+            )
+        },
+    )
     suites.add("delays", {"model": repo})
     waiting = ticks()
     assert not waiting.run_requests

@@ -45,9 +45,13 @@ def test_one_day_export_writes_that_days_flights(run_export, sqlite_warehouse, i
 
 def test_rematerializing_a_day_is_idempotent(run_export, sqlite_warehouse):
     run_export(["flights", "weather"], sqlite_warehouse, day="2013-01-02")
-    first = sqlite_warehouse.read("flights").drop(columns="_loaded_at").sort_values("id").reset_index(drop=True)
+    first = (
+        sqlite_warehouse.read("flights").drop(columns="_loaded_at").sort_values("id").reset_index(drop=True)
+    )
     run_export(["flights", "weather"], sqlite_warehouse, day="2013-01-02")
-    second = sqlite_warehouse.read("flights").drop(columns="_loaded_at").sort_values("id").reset_index(drop=True)
+    second = (
+        sqlite_warehouse.read("flights").drop(columns="_loaded_at").sort_values("id").reset_index(drop=True)
+    )
     pd.testing.assert_frame_equal(first, second)
     assert sqlite_warehouse.count("weather") == 72
 
@@ -97,11 +101,14 @@ def test_a_failing_write_keeps_the_previous_day(run_export, postgres_url, produc
     # bigint overflows partway through the insert, after earlier chunks were written.
     source = sa.create_engine(f"sqlite:///{product_db}")
     with source.begin() as connection:
-        connection.execute(sa.text(
-            "INSERT INTO flights (id, year, month, day, sched_dep_time, sched_arr_time, carrier, flight, "
-            "origin, dest, distance, hour, minute, time_hour, sched_dep_at) VALUES "
-            "(99999999999999999999, 2013, 1, 4, 2359, 100, 'ZZ', 1, 'JFK', 'LAX', 1, 23, 59, "
-            "'2013-01-05 04:00:00.000000', '2013-01-04 23:59:00.000000')"))
+        connection.execute(
+            sa.text(
+                "INSERT INTO flights (id, year, month, day, sched_dep_time, sched_arr_time, carrier, flight, "
+                "origin, dest, distance, hour, minute, time_hour, sched_dep_at) VALUES "
+                "(99999999999999999999, 2013, 1, 4, 2359, 100, 'ZZ', 1, 'JFK', 'LAX', 1, 23, 59, "
+                "'2013-01-05 04:00:00.000000', '2013-01-04 23:59:00.000000')"
+            )
+        )
     result = run_export(["flights"], warehouse, day="2013-01-04", raise_on_error=False)
     assert not result.success
     failure = result.get_step_failure_events()[0].event_specific_data.error.to_string()

@@ -25,10 +25,14 @@ GOOD_ENTRY = {
 
 def write_catalog(tmp_path: Path, *entries: dict) -> Path:
     path = tmp_path / "catalog.yaml"
-    path.write_text(yaml.safe_dump({
-        "connections": {"shop": {"url_env": "SHOP_URL"}},
-        "exports": list(entries),
-    }))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "connections": {"shop": {"url_env": "SHOP_URL"}},
+                "exports": list(entries),
+            }
+        )
+    )
     return path
 
 
@@ -63,18 +67,38 @@ def test_a_good_entry_parses(tmp_path):
     ("bad_entry", "field", "problem"),
     [
         (entry(primary_key=["order_id"]), "primary_key", "unknown column 'order_id'"),
-        (entry(partition={"column": "created", "start": "2024-01-01"}), "partition.column", "unknown column 'created'"),
-        (entry(partition={"column": "total", "start": "2024-01-01"}), "partition.column", "not a date or datetime"),
+        (
+            entry(partition={"column": "created", "start": "2024-01-01"}),
+            "partition.column",
+            "unknown column 'created'",
+        ),
+        (
+            entry(partition={"column": "total", "start": "2024-01-01"}),
+            "partition.column",
+            "not a date or datetime",
+        ),
         (entry(checks={"max_null_rates": {"tax": 0.1}}), "checks.max_null_rates", "unknown column 'tax'"),
         (entry(checks={"max_null_rates": {"total": 3}}), "checks.max_null_rates", "not a number in [0, 1]"),
         (entry(partition={"column": "placed_at", "start": "2024-13-45"}), "partition.start", "not a date"),
-        (entry(partition={"column": "placed_at", "start": datetime(2024, 1, 1, 6)}), "partition.start", "has a time of day"),
-        (entry(partition={"column": "placed_at", "start": "2024-02-01", "end": "2024-01-01"}), "partition.end", "not after"),
+        (
+            entry(partition={"column": "placed_at", "start": datetime(2024, 1, 1, 6)}),
+            "partition.start",
+            "has a time of day",
+        ),
+        (
+            entry(partition={"column": "placed_at", "start": "2024-02-01", "end": "2024-01-01"}),
+            "partition.end",
+            "not after",
+        ),
         (entry(primary_key=None), "primary_key", "missing"),
         (entry(description=None), "description", "missing"),
         (entry(connection="warehouse"), "connection", "unknown connection 'warehouse'"),
         (entry(sql="SELECT id, placed_at, total FROM orders"), "sql", ":partition_start"),
-        (entry(columns={"id": "integer", "placed_at": "datetime", "total": "money"}), "columns", "unknown type 'money'"),
+        (
+            entry(columns={"id": "integer", "placed_at": "datetime", "total": "money"}),
+            "columns",
+            "unknown type 'money'",
+        ),
         (entry(owners=["nobody"]), "owners", "neither an e-mail address"),
         (entry(figures=["placed_at"]), "figures", "not numeric"),
         (entry(checks={"non_empty": "sometimes"}), "checks.non_empty", "'sometimes' is not one of"),
@@ -94,7 +118,11 @@ def test_a_bad_entry_names_file_entry_and_field(tmp_path, bad_entry, field, prob
 def test_check_levels(tmp_path):
     checks = {"non_empty": "warn", "schema": False, "primary_key_unique": True}
     spec = load_catalog(write_catalog(tmp_path, entry(checks=checks))).exports["orders"]
-    assert (spec.checks.non_empty, spec.checks.schema, spec.checks.primary_key_unique) == ("warn", "off", "error")
+    assert (spec.checks.non_empty, spec.checks.schema, spec.checks.primary_key_unique) == (
+        "warn",
+        "off",
+        "error",
+    )
 
 
 def test_a_duplicate_name_is_refused(tmp_path):

@@ -6,13 +6,20 @@ import sqlalchemy as sa
 from collab_pipelines_tests.e2e.processes import PROJECT
 
 
-def test_production_instance_config_runs_on_postgresql(postgres_url, tmp_path, monkeypatch, product_db, export_assets):
+def test_production_instance_config_runs_on_postgresql(
+    postgres_url, tmp_path, monkeypatch, product_db, export_assets
+):
     from collab_pipelines.exports.resources import SqlSources
     from collab_pipelines.warehouse import Warehouse
 
     url = sa.make_url(postgres_url)
-    for name, value in {"HOST": url.host, "PORT": str(url.port or 5432), "USER": url.username,
-                        "PASSWORD": url.password or "", "DB": url.database}.items():
+    for name, value in {
+        "HOST": url.host,
+        "PORT": str(url.port or 5432),
+        "USER": url.username,
+        "PASSWORD": url.password or "",
+        "DB": url.database,
+    }.items():
         monkeypatch.setenv(f"DAGSTER_PG_{name}", value)
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -26,7 +33,8 @@ def test_production_instance_config_runs_on_postgresql(postgres_url, tmp_path, m
         assert type(coordinator).__name__ == "QueuedRunCoordinator"
         assert coordinator.get_run_queue_config().max_concurrent_runs == 6
         result = dg.materialize(
-            [export_assets["airlines"]], instance=instance,
+            [export_assets["airlines"]],
+            instance=instance,
             resources={"warehouse": Warehouse(url=f"sqlite:///{tmp_path / 'w.db'}"), "sources": SqlSources()},
         )
         assert result.success

@@ -73,7 +73,9 @@ def test_sensor_names_the_connection_when_the_source_is_missing(state_dir, insta
 def test_schedule_requests_the_newest_complete_day(product_db, instance):
     schedule = DEFS.get_schedule_def(SCHEDULE)
     context = dg.build_schedule_context(
-        instance=instance, resources={"sources": SqlSources()}, repository_def=DEFS.get_repository_def(),
+        instance=instance,
+        resources={"sources": SqlSources()},
+        repository_def=DEFS.get_repository_def(),
         scheduled_execution_time=datetime(2026, 1, 1, 0, 15, tzinfo=UTC),
     )
     result = schedule.evaluate_tick(context)
@@ -83,7 +85,9 @@ def test_schedule_requests_the_newest_complete_day(product_db, instance):
 def test_contiguous_ranges():
     days = ["2013-01-01", "2013-01-02", "2013-01-04", "2013-01-31", "2013-02-01"]
     assert contiguous_ranges(days) == [
-        ("2013-01-01", "2013-01-02"), ("2013-01-04", "2013-01-04"), ("2013-01-31", "2013-02-01")
+        ("2013-01-01", "2013-01-02"),
+        ("2013-01-04", "2013-01-04"),
+        ("2013-01-31", "2013-02-01"),
     ]
 
 

@@ -22,7 +22,9 @@ def test_runs_and_materializations_persist_in_postgresql(postgres_url, product_d
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         result = dg.materialize(
-            [export_assets["flights"]], partition_key="2013-01-02", instance=instance,
+            [export_assets["flights"]],
+            partition_key="2013-01-02",
+            instance=instance,
             resources={"warehouse": warehouse, "sources": SqlSources()},
         )
         assert result.success
@@ -41,9 +43,22 @@ def test_dagster_job_execute_writes_a_day(product_db, state_dir, tmp_path):
     (dagster_home / "dagster.yaml").write_text(Path("dagster.yaml").read_text())
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
     completed = subprocess.run(
-        [str(Path(sys.executable).with_name("dagster")), "job", "execute", "-m", "collab_pipelines",
-         "-j", "daily_exports", "--tags", json.dumps({"dagster/partition": "2013-01-06"})],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
+        [
+            str(Path(sys.executable).with_name("dagster")),
+            "job",
+            "execute",
+            "-m",
+            "collab_pipelines",
+            "-j",
+            "daily_exports",
+            "--tags",
+            json.dumps({"dagster/partition": "2013-01-06"}),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     warehouse = Warehouse(url=f"sqlite:///{state_dir / 'warehouse.db'}")

@@ -34,7 +34,8 @@ class SftpServer:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.acceptor = asyncio.run_coroutine_threadsafe(
-            start_server(self.config, host_key_path, "127.0.0.1", 0), self.loop).result(30)
+            start_server(self.config, host_key_path, "127.0.0.1", 0), self.loop
+        ).result(30)
         self.port = self.acceptor.get_port()
 
     def known_hosts(self, path: Path) -> Path:
@@ -77,7 +78,10 @@ def sftp_server(tmp_path, landing_root, collector_key) -> Iterator[SftpServer]:
     import yaml
 
     users = {name: {"password_hash": password_hash(pw)} for name, pw in PASSWORDS.items()}
-    users["collector"] = {"home": ".", "authorized_keys": [(tmp_path / "collector_key.pub").read_text().strip()]}
+    users["collector"] = {
+        "home": ".",
+        "authorized_keys": [(tmp_path / "collector_key.pub").read_text().strip()],
+    }
     users_file = tmp_path / "users.yaml"
     users_file.write_text(yaml.safe_dump({"users": users}))
     server = SftpServer(landing_root, tmp_path / "host_key", users_file)
@@ -95,8 +99,15 @@ def connect(sftp_server, tmp_path):
         client = paramiko.SSHClient()
         client.load_host_keys(str(known_hosts))
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        client.connect("127.0.0.1", port=sftp_server.port, username=user, password=PASSWORDS[user],
-                       allow_agent=False, look_for_keys=False, timeout=10)
+        client.connect(
+            "127.0.0.1",
+            port=sftp_server.port,
+            username=user,
+            password=PASSWORDS[user],
+            allow_agent=False,
+            look_for_keys=False,
+            timeout=10,
+        )
         clients.append(client)
         return client.open_sftp()
 
@@ -127,18 +138,26 @@ class Intake:
     def tick(self, apply: bool = True):
         # Invoked directly, as the daemon calls it; the daemon then adds the partitions.
         # A context manager, because a resource with teardown (SftpLandingZone) is a generator.
-        with dg.build_sensor_context(instance=self.instance, cursor=self.cursor,
-                                     resources={"landing_zone": self.landing}) as context:
+        with dg.build_sensor_context(
+            instance=self.instance, cursor=self.cursor, resources={"landing_zone": self.landing}
+        ) as context:
             result = self.sensor(context)
         if apply:
             for request in result.dynamic_partitions_requests:
-                self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+                self.instance.add_dynamic_partitions(
+                    request.partitions_def_name, list(request.partition_keys)
+                )
             self.cursor = result.cursor
         return result
 
     def ingest(self, key: str):
-        return dg.materialize([self.asset], partition_key=key, instance=self.instance, raise_on_error=False,
-                              resources={"landing_zone": self.landing, "warehouse": self.warehouse})
+        return dg.materialize(
+            [self.asset],
+            partition_key=key,
+            instance=self.instance,
+            raise_on_error=False,
+            resources={"landing_zone": self.landing, "warehouse": self.warehouse},
+        )
 
     def run_all(self, result):
         return [self.ingest(request.partition_key) for request in result.run_requests]

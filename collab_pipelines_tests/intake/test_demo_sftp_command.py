@@ -16,8 +16,13 @@ from collab_pipelines_tests.e2e.processes import free_port
 def test_the_demo_server_accepts_the_meteorology_account(state_dir):
     port = free_port()
     command = [str(Path(sys.executable).with_name("collab-demo")), "sftp", "--port", str(port)]
-    server = subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(
+        command,
+        env=os.environ.copy(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         password_file = state_dir / "sftp" / "meteo.password"
         deadline = time.monotonic() + 60
@@ -28,8 +33,15 @@ def test_the_demo_server_accepts_the_meteorology_account(state_dir):
                 public = (state_dir / "sftp" / "ssh_host_ed25519_key.pub").read_text().split()
                 key = paramiko.Ed25519Key(data=base64.b64decode(public[1]))
                 client.get_host_keys().add(f"[127.0.0.1]:{port}", public[0], key)
-                client.connect("127.0.0.1", port=port, username="meteo", password=password_file.read_text().strip(),
-                               allow_agent=False, look_for_keys=False, timeout=5)
+                client.connect(
+                    "127.0.0.1",
+                    port=port,
+                    username="meteo",
+                    password=password_file.read_text().strip(),
+                    allow_agent=False,
+                    look_for_keys=False,
+                    timeout=5,
+                )
                 break
             except (OSError, IndexError, paramiko.SSHException):
                 assert server.poll() is None, server.stdout.read().decode()

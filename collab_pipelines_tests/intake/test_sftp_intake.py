@@ -75,7 +75,10 @@ def test_a_wrong_checksum_sidecar_is_quarantined(connect, intake, landing_root):
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        ("origin,observed_at,temp\nJFK,2013-01-01 01:00,warm\n", "row 2, column temp: 'warm' is not a number"),
+        (
+            "origin,observed_at,temp\nJFK,2013-01-01 01:00,warm\n",
+            "row 2, column temp: 'warm' is not a number",
+        ),
         ("", "the file is empty"),
         ("origin,observed_at,temp\nJFK,2013-01-01 01:00,3°\n".encode("latin-1"), "not UTF-8"),
         ("origin,observed_at,temp\n" + "JFK,2013-01-01 01:00,3\n" * 1_000_000, "bytes; the limit"),
@@ -93,7 +96,10 @@ def test_bad_uploads_are_quarantined_with_a_reason(connect, intake, landing_root
     assert reason in failure
     key = result.run_requests[0].partition_key
     assert folder(landing_root, "alice", "quarantine") == [
-        f"{key}__bad.csv", f"{key}__bad.csv.done", f"{key}__bad.csv.error.txt"]
+        f"{key}__bad.csv",
+        f"{key}__bad.csv.done",
+        f"{key}__bad.csv.error.txt",
+    ]
     with alice.open(f"quarantine/{key}__bad.csv.error.txt") as handle:
         assert reason in handle.read().decode()
     assert not warehouse.has_table("weather_observations_uploads")
@@ -113,7 +119,8 @@ def test_the_same_content_is_ingested_once(connect, intake, landing_root, wareho
     processed = folder(landing_root, "alice", "processed")
     key = intake.partition_keys()[0]
     assert [n for n in processed if n.startswith("duplicate-")] == [
-        n for n in processed if f"-of-{key}__monday-again.csv" in n]
+        n for n in processed if f"-of-{key}__monday-again.csv" in n
+    ]
     assert len([n for n in processed if n.endswith("__monday-again.csv")]) == 1
 
     # A third copy, under the same name again, is set aside too: nothing collides, nothing is lost.
@@ -121,7 +128,9 @@ def test_the_same_content_is_ingested_once(connect, intake, landing_root, wareho
     upload(alice, "monday-again.csv.done", "")
     assert intake.tick().run_requests == []
     assert folder(landing_root, "alice", "inbox") == []
-    assert len([n for n in folder(landing_root, "alice", "processed") if n.endswith("__monday-again.csv")]) == 2
+    assert (
+        len([n for n in folder(landing_root, "alice", "processed") if n.endswith("__monday-again.csv")]) == 2
+    )
     assert warehouse.count("weather_observations_uploads") == 3
 
 
@@ -135,8 +144,11 @@ def test_a_copy_of_a_refused_upload_is_refused_with_a_pointer(connect, intake, l
     upload(alice, "bad-again.csv.done", "")
     assert intake.tick().run_requests == []
     assert folder(landing_root, "alice", "processed") == []
-    reports = [n for n in folder(landing_root, "alice", "quarantine") if n.startswith("duplicate-")
-               and n.endswith("bad-again.csv.error.txt")]
+    reports = [
+        n
+        for n in folder(landing_root, "alice", "quarantine")
+        if n.startswith("duplicate-") and n.endswith("bad-again.csv.error.txt")
+    ]
     assert len(reports) == 1
     with alice.open(f"quarantine/{reports[0]}") as handle:
         assert "same content as an earlier upload that was refused" in handle.read().decode()
@@ -188,7 +200,9 @@ def test_path_traversal_and_links_are_refused(connect, landing_root, tmp_path):
 def test_the_remote_backend_verifies_the_host_key(sftp_server, connect, collector_key, tmp_path):
     upload(connect("alice"), "obs.csv", GOOD_CSV)
     remote = SftpLandingZone(
-        host="127.0.0.1", port=sftp_server.port, username="collector",
+        host="127.0.0.1",
+        port=sftp_server.port,
+        username="collector",
         private_key_path=str(collector_key),
         known_hosts_path=str(sftp_server.known_hosts(tmp_path / "known_hosts_remote")),
     )
@@ -202,8 +216,11 @@ def test_the_remote_backend_verifies_the_host_key(sftp_server, connect, collecto
     empty_known_hosts = tmp_path / "empty_known_hosts"
     empty_known_hosts.write_text("")
     stranger = SftpLandingZone(
-        host="127.0.0.1", port=sftp_server.port, username="collector",
-        private_key_path=str(collector_key), known_hosts_path=str(empty_known_hosts),
+        host="127.0.0.1",
+        port=sftp_server.port,
+        username="collector",
+        private_key_path=str(collector_key),
+        known_hosts_path=str(empty_known_hosts),
     )
     with pytest.raises(LandingZoneError, match="not found in known_hosts"):
         stranger.users()
@@ -223,12 +240,16 @@ def test_a_crash_between_staging_and_ingestion_loses_nothing(connect, intake, la
 
     recovered = intake.tick()
     assert sorted(r.partition_key for r in recovered.run_requests) == sorted(
-        r.partition_key for r in crashed.run_requests)
+        r.partition_key for r in crashed.run_requests
+    )
     outcomes = intake.run_all(recovered)
     assert sorted(o.success for o in outcomes) == [False, True, True]
     assert intake.tick().run_requests == []  # nothing asked twice
 
-    processed, quarantined = folder(landing_root, "alice", "processed"), folder(landing_root, "alice", "quarantine")
+    processed, quarantined = (
+        folder(landing_root, "alice", "processed"),
+        folder(landing_root, "alice", "quarantine"),
+    )
     for name in ("a.csv", "b.csv"):
         assert sum(p.endswith(f"__{name}") for p in processed) == 1
     assert sum(p.endswith("__c.csv") for p in quarantined) == 1
@@ -259,8 +280,9 @@ def test_an_unreadable_upload_does_not_hold_back_the_others(connect, instance, l
     assert warehouse.count("weather_observations_uploads") == 3
 
 
-def test_a_crash_midway_through_the_final_move_is_finished_by_the_next_tick(connect, intake, landing_root,
-                                                                           warehouse):
+def test_a_crash_midway_through_the_final_move_is_finished_by_the_next_tick(
+    connect, intake, landing_root, warehouse
+):
     alice = connect("alice")
     upload(alice, "obs.csv", GOOD_CSV)
     upload(alice, "obs.csv.done", "")
@@ -268,7 +290,8 @@ def test_a_crash_midway_through_the_final_move_is_finished_by_the_next_tick(conn
     # The ingestion loaded the rows and moved the sidecar, then died before moving the upload.
     assert intake.ingest(key).success
     (landing_root / "alice" / "processed" / f"{key}__obs.csv").rename(
-        landing_root / "alice" / "staging" / f"{key}__obs.csv")
+        landing_root / "alice" / "staging" / f"{key}__obs.csv"
+    )
 
     retry = intake.tick()
     assert [r.partition_key for r in retry.run_requests] == [key]
@@ -279,11 +302,15 @@ def test_a_crash_midway_through_the_final_move_is_finished_by_the_next_tick(conn
     assert intake.tick().run_requests == []
 
 
-def test_the_sensor_and_ingestion_work_through_the_remote_backend(sftp_server, connect, collector_key, instance,
-                                                                   landing_root, warehouse, tmp_path):
+def test_the_sensor_and_ingestion_work_through_the_remote_backend(
+    sftp_server, connect, collector_key, instance, landing_root, warehouse, tmp_path
+):
     upload(connect("alice"), "obs.csv", GOOD_CSV)
     remote = SftpLandingZone(
-        host="127.0.0.1", port=sftp_server.port, username="collector", private_key_path=str(collector_key),
+        host="127.0.0.1",
+        port=sftp_server.port,
+        username="collector",
+        private_key_path=str(collector_key),
         known_hosts_path=str(sftp_server.known_hosts(tmp_path / "known_hosts_remote")),
     )
     try:

@@ -37,8 +37,11 @@ def test_every_format_gives_the_same_typed_rows(suffix, tmp_path):
     [
         (b"", "a.csv", "the file is empty"),
         (b"x" * (WEATHER_OBSERVATIONS.max_bytes + 1), "a.csv", "the limit for weather_observations is"),
-        ("origin,observed_at,temp\nJFK,2013-01-01 01:00,3°\n".encode("latin-1"), "a.csv",
-         "encoding: the file is not UTF-8 (byte 0xb0 on line 2)"),
+        (
+            "origin,observed_at,temp\nJFK,2013-01-01 01:00,3°\n".encode("latin-1"),
+            "a.csv",
+            "encoding: the file is not UTF-8 (byte 0xb0 on line 2)",
+        ),
         (b"origin,observed_at,temp\n", "a.csv", "has a header but no rows"),
         (b"origin,when,temp\nJFK,2013-01-01,3\n", "a.csv", "header: missing required column(s) observed_at"),
         (b"origin,observed_at,temp,colour\nJFK,2013-01-01,3,red\n", "a.csv", "unknown column(s) colour"),

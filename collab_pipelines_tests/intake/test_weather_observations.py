@@ -21,8 +21,12 @@ def any_warehouse(request, tmp_path) -> Warehouse:
 
 def test_uploads_join_the_weather_export(product_db, instance, any_warehouse, connect, intake_for):
     weather = next(a for a in build_export_assets(load_catalog()) if a.key == dg.AssetKey("weather"))
-    exported = dg.materialize([weather], partition_key="2013-01-01", instance=instance,
-                              resources={"warehouse": any_warehouse, "sources": SqlSources()})
+    exported = dg.materialize(
+        [weather],
+        partition_key="2013-01-01",
+        instance=instance,
+        resources={"warehouse": any_warehouse, "sources": SqlSources()},
+    )
     assert exported.success
     exported_rows = any_warehouse.count("weather")
     assert exported_rows > 0
@@ -40,11 +44,15 @@ def test_uploads_join_the_weather_export(product_db, instance, any_warehouse, co
     export = any_warehouse.read("weather")
     export["observed_at"] = pd.to_datetime(export["observed_at"])
     uploaded_hours = {("JFK", "2013-01-01 01:00"), ("LGA", "2013-01-01 01:00"), ("EWR", "2013-01-01 02:00")}
-    overlap = sum((o, t.strftime("%Y-%m-%d %H:%M")) in uploaded_hours
-                  for o, t in zip(export["origin"], export["observed_at"], strict=True))
+    overlap = sum(
+        (o, t.strftime("%Y-%m-%d %H:%M")) in uploaded_hours
+        for o, t in zip(export["origin"], export["observed_at"], strict=True)
+    )
     assert len(combined) == exported_rows + 3 - overlap
     assert not combined.duplicated(["origin", "observed_at"]).any()
-    jfk = combined[(combined["origin"] == "JFK") & (combined["observed_at"] == pd.Timestamp("2013-01-01 01:00"))]
+    jfk = combined[
+        (combined["origin"] == "JFK") & (combined["observed_at"] == pd.Timestamp("2013-01-01 01:00"))
+    ]
     assert jfk["temp"].tolist() == [12.3] and jfk["source"].tolist() == ["upload"]
     metadata = result.asset_materializations_for_node("weather_observations")[0].metadata
     assert metadata["rows_from_uploads"].value == 3
@@ -55,7 +63,9 @@ def test_intake_definitions_load():
 
     repository = defs.get_repository_def()
     assert {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()} >= {
-        "weather_observations_uploads", "weather_observations"}
+        "weather_observations_uploads",
+        "weather_observations",
+    }
     assert repository.get_sensor_def("upload_sensor").asset_selection is not None
     upstream = repository.asset_graph.get(dg.AssetKey("weather_observations")).parent_keys
     assert upstream == {dg.AssetKey("weather"), dg.AssetKey("weather_observations_uploads")}

@@ -34,20 +34,47 @@ def fill_evaluations(warehouse: Warehouse) -> None:
     ]:
         score = 1 / (1 + np.exp(-(signal * 3 - 1 + rng.normal(0, noise, len(flights)))))
         y_pred = (score > 0.5).astype(int)
-        predictions.append(pd.DataFrame({
-            "evaluation_key": key, "row_id": flights["id"].astype(str), "time": flights["sched_dep_at"],
-            "y_true": y_true, "y_pred": y_pred, "y_score": score,
-        }))
+        predictions.append(
+            pd.DataFrame(
+                {
+                    "evaluation_key": key,
+                    "row_id": flights["id"].astype(str),
+                    "time": flights["sched_dep_at"],
+                    "y_true": y_true,
+                    "y_pred": y_pred,
+                    "y_score": score,
+                }
+            )
+        )
         accuracy = float((y_pred == y_true).mean())
-        results.append({
-            "evaluation_key": key, "suite": "delay-model", "commits": key.split(":")[1], "status": "passed",
-            "message": "all gates passed", "baseline_key": baseline_key,
-            "split_at": pd.Timestamp("2013-01-05"), "data_through": LAST_DAY, "data_version": "v1",
-            "train_rows": 2000, "test_rows": len(flights), "seconds": 3.2,
-            "evaluated_at": pd.Timestamp(evaluated_at), "run_id": key[-8:],
-        })
-        metrics.append({"evaluation_key": key, "metric": "accuracy", "value": accuracy,
-                        "baseline_value": None, "ci_low": accuracy - 0.01, "ci_high": accuracy + 0.01})
+        results.append(
+            {
+                "evaluation_key": key,
+                "suite": "delay-model",
+                "commits": key.split(":")[1],
+                "status": "passed",
+                "message": "all gates passed",
+                "baseline_key": baseline_key,
+                "split_at": pd.Timestamp("2013-01-05"),
+                "data_through": LAST_DAY,
+                "data_version": "v1",
+                "train_rows": 2000,
+                "test_rows": len(flights),
+                "seconds": 3.2,
+                "evaluated_at": pd.Timestamp(evaluated_at),
+                "run_id": key[-8:],
+            }
+        )
+        metrics.append(
+            {
+                "evaluation_key": key,
+                "metric": "accuracy",
+                "value": accuracy,
+                "baseline_value": None,
+                "ci_low": accuracy - 0.01,
+                "ci_high": accuracy + 0.01,
+            }
+        )
     metrics[1]["baseline_value"] = metrics[0]["value"]
     warehouse.replace("evaluation_results", pd.DataFrame(results))
     warehouse.replace("evaluation_metrics", pd.DataFrame(metrics))
@@ -67,9 +94,12 @@ def warehouse_template(tmp_path_factory, source_template: Path) -> Path:
         exports = [a for a in build_export_assets(load_catalog()) if a.key.path[0] in ("flights", "weather")]
         with dg.instance_for_test() as instance:
             dg.materialize(
-                exports, instance=instance,
-                tags={"dagster/asset_partition_range_start": FIRST_DAY,
-                      "dagster/asset_partition_range_end": LAST_DAY},
+                exports,
+                instance=instance,
+                tags={
+                    "dagster/asset_partition_range_start": FIRST_DAY,
+                    "dagster/asset_partition_range_end": LAST_DAY,
+                },
                 resources={"warehouse": warehouse, "sources": SqlSources()},
             )
         fill_evaluations(warehouse)

@@ -5,9 +5,20 @@ import dagster as dg
 import nbformat
 
 # What dagstermill and Dagster put into an executed notebook that must never be published.
-LEAKS = ("InstanceRef", "instance_ref", "__dm_", "_reconstitute_job_context", "CodePointer",
-         "run_storage", "event_log_storage", "SqliteRunStorage", " - DEBUG - ", "BetaWarning",
-         "probe debug line", "probe beta notice")
+LEAKS = (
+    "InstanceRef",
+    "instance_ref",
+    "__dm_",
+    "_reconstitute_job_context",
+    "CodePointer",
+    "run_storage",
+    "event_log_storage",
+    "SqliteRunStorage",
+    " - DEBUG - ",
+    "BetaWarning",
+    "probe debug line",
+    "probe beta notice",
+)
 
 
 def execute(job_fn, instance: dg.DagsterInstance, *, partition=None, first=None, last=None, run_config=None):
@@ -38,14 +49,19 @@ def step_failure(result):
 
 def stream_text(path: Path) -> str:
     nb = nbformat.read(path, as_version=4)
-    return "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs
-                   if o.output_type == "stream")
+    return "".join(
+        o.get("text", "")
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type == "stream"
+    )
 
 
 def probe_output(path: Path) -> dict:
     for line in stream_text(path).splitlines():
         if line.startswith("PROBE "):
-            return json.loads(line[len("PROBE "):])
+            return json.loads(line[len("PROBE ") :])
     raise AssertionError(f"{path} printed no PROBE line:\n{stream_text(path)}")
 
 

@@ -9,8 +9,11 @@ REPORTS = dg.AssetSelection.assets("flights_quality_report", "evaluation_report"
 
 
 def requested(result) -> set[tuple[str, str]]:
-    return {(name, partition) for name in ("flights_quality_report", "evaluation_report")
-            for partition in result.get_requested_partitions(dg.AssetKey(name))}
+    return {
+        (name, partition)
+        for name in ("flights_quality_report", "evaluation_report")
+        for partition in result.get_requested_partitions(dg.AssetKey(name))
+    }
 
 
 def test_a_new_day_and_a_new_commit_request_their_reports(instance):
@@ -20,14 +23,20 @@ def test_a_new_day_and_a_new_commit_request_their_reports(instance):
 
     # A day in the middle of the catalog's range, not its last: what a replayed source writes.
     instance.report_runless_asset_event(dg.AssetMaterialization("flights", partition="2013-01-05"))
-    instance.report_runless_asset_event(dg.AssetMaterialization("model_evaluation", partition="s:model@5e6f7a8b9c"))
-    second = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=REPORTS,
-                                               cursor=first.cursor)
-    assert requested(second) == {("flights_quality_report", "2013-01-05"),
-                                 ("evaluation_report", "s:model@5e6f7a8b9c")}
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("model_evaluation", partition="s:model@5e6f7a8b9c")
+    )
+    second = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, asset_selection=REPORTS, cursor=first.cursor
+    )
+    assert requested(second) == {
+        ("flights_quality_report", "2013-01-05"),
+        ("evaluation_report", "s:model@5e6f7a8b9c"),
+    }
 
-    third = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=REPORTS,
-                                              cursor=second.cursor)
+    third = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, asset_selection=REPORTS, cursor=second.cursor
+    )
     assert third.total_requested == 0  # requested once, not on every tick
 
 
@@ -39,13 +48,17 @@ def test_a_per_commit_report_reads_the_daily_exports_whole(instance):
 
     instance.add_dynamic_partitions(evaluation_commits.name, ["s:model@1a2b3c4d5e"])
     first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=REPORTS)
-    instance.report_runless_asset_event(dg.AssetMaterialization("model_evaluation", partition="s:model@1a2b3c4d5e"))
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization("model_evaluation", partition="s:model@1a2b3c4d5e")
+    )
     # Only some days are exported: the commit's report is not held back by the others.
-    second = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=REPORTS,
-                                               cursor=first.cursor)
+    second = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, asset_selection=REPORTS, cursor=first.cursor
+    )
     assert requested(second) == {("evaluation_report", "s:model@1a2b3c4d5e")}
     # A new day re-renders that day's report, not every commit's.
     instance.report_runless_asset_event(dg.AssetMaterialization("flights", partition="2013-01-06"))
-    third = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=REPORTS,
-                                              cursor=second.cursor)
+    third = dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, asset_selection=REPORTS, cursor=second.cursor
+    )
     assert requested(third) == {("flights_quality_report", "2013-01-06")}

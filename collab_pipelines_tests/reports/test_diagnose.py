@@ -12,9 +12,16 @@ from collab_pipelines_tests.reports.helpers import (
 
 
 def test_diagnose_applies_a_template_to_a_chosen_dataset_and_date_range(warehouse, instance):
-    config = {"template": "probe_report", "datasets": {"flights": "weather"},
-              "start": "2013-01-02", "end": "2013-01-04", "parameters": {"greeting": "diagnosing"}}
-    result = execute(jobs.test_diagnose_job, instance, run_config={"ops": {"diagnostic_report": {"config": config}}})
+    config = {
+        "template": "probe_report",
+        "datasets": {"flights": "weather"},
+        "start": "2013-01-02",
+        "end": "2013-01-04",
+        "parameters": {"greeting": "diagnosing"},
+    }
+    result = execute(
+        jobs.test_diagnose_job, instance, run_config={"ops": {"diagnostic_report": {"config": config}}}
+    )
     assert result.success
     metadata = materializations(instance, "diagnostic_report")[None]
     probe = probe_output(Path(metadata["notebook"]))
@@ -28,8 +35,11 @@ def test_diagnose_applies_a_template_to_a_chosen_dataset_and_date_range(warehous
 
 def test_diagnose_names_the_templates_when_one_is_unknown(warehouse, instance):
     config = {"template": "no_such_template"}
-    result = execute(jobs.test_diagnose_job, instance, run_config={"ops": {"diagnostic_report": {"config": config}}})
+    result = execute(
+        jobs.test_diagnose_job, instance, run_config={"ops": {"diagnostic_report": {"config": config}}}
+    )
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "no template 'no_such_template'; available: failing_report, probe_report" in str(
-        failure.event_specific_data.user_failure_data.description)
+        failure.event_specific_data.user_failure_data.description
+    )

@@ -8,16 +8,20 @@ from collab_pipelines.reports.templates import TEMPLATES_DIR
 from collab_pipelines_tests.reports.conftest import CANDIDATE_KEY, LAST_DAY
 
 
-@pytest.mark.parametrize(("template", "about"), [
-    ("flights_quality_report", f"**{LAST_DAY}**"),
-    ("evaluation_report", f"**{CANDIDATE_KEY}**"),
-])
+@pytest.mark.parametrize(
+    ("template", "about"),
+    [
+        ("flights_quality_report", f"**{LAST_DAY}**"),
+        ("evaluation_report", f"**{CANDIDATE_KEY}**"),
+    ],
+)
 def test_a_shipped_template_runs_with_its_defaults_outside_dagster(warehouse, tmp_path, template, about):
     output = tmp_path / f"{template}.ipynb"
     # No parameters: every value comes from the parameters cell; the kernel finds the warehouse
     # through the environment, as in Jupyter started from the project.
-    papermill.execute_notebook(str(TEMPLATES_DIR / f"{template}.ipynb"), str(output), kernel_name="python3",
-                               progress_bar=False)
+    papermill.execute_notebook(
+        str(TEMPLATES_DIR / f"{template}.ipynb"), str(output), kernel_name="python3", progress_bar=False
+    )
     notebook = nbformat.read(output, as_version=4)
     text = nbformat.writes(notebook)
     assert about in text, f"{template} did not report on the newest data ({about})"

@@ -15,9 +15,15 @@ from collab_pipelines_tests.reports.helpers import (
 )
 
 
-def test_defaults_survive_supplied_parameters_override_and_the_partition_arrives(warehouse, instance, state_dir):
-    result = execute(jobs.probe_report_job, instance, partition="2013-01-03",
-                     run_config={"ops": {"probe_report": {"config": {"parameters": {"threshold": 7}}}}})
+def test_defaults_survive_supplied_parameters_override_and_the_partition_arrives(
+    warehouse, instance, state_dir
+):
+    result = execute(
+        jobs.probe_report_job,
+        instance,
+        partition="2013-01-03",
+        run_config={"ops": {"probe_report": {"config": {"parameters": {"threshold": 7}}}}},
+    )
     assert result.success
     metadata = materializations(instance, "probe_report")["2013-01-03"]
     notebook = Path(metadata["notebook"])
@@ -47,7 +53,9 @@ def test_a_range_renders_every_day_in_one_warm_kernel(warehouse, instance):
         notebook = nbformat.read(metadata["notebook"], as_version=4)
         text = nbformat.writes(notebook)
         assert f"**{day}**" in text, f"the report of {day} is not about {day}"
-        assert sum("image/png" in o.get("data", {}) for c in notebook.cells for o in c.get("outputs", [])) >= 4
+        assert (
+            sum("image/png" in o.get("data", {}) for c in notebook.cells for o in c.get("outputs", [])) >= 4
+        )
         assert_published_clean(Path(metadata["notebook"]), Path(metadata["html_path"]))
 
 
@@ -56,13 +64,18 @@ def test_a_failing_notebook_is_kept_at_its_failing_cell(warehouse, instance):
     assert not result.success
     failure = step_failure(result).user_failure_data
     kept = Path(failure.metadata["notebook"].value)
-    assert "failed in cell" in failure.description and "ValueError: bad data on 2013-01-02" in failure.description
+    assert (
+        "failed in cell" in failure.description
+        and "ValueError: bad data on 2013-01-02" in failure.description
+    )
     assert str(kept) in failure.description
     notebook = nbformat.read(kept, as_version=4)
     errors = [c for c in notebook.cells if any(o.output_type == "error" for o in c.get("outputs", []))]
     assert len(errors) == 1 and "raise ValueError" in errors[0].source
     assert failure.metadata["failing_cell"].value == errors[0].execution_count
-    assert "never reached" not in "".join(o.get("text", "") for c in notebook.cells for o in c.get("outputs", []))
+    assert "never reached" not in "".join(
+        o.get("text", "") for c in notebook.cells for o in c.get("outputs", [])
+    )
     assert kept.with_suffix(".html").exists()
     assert_published_clean(kept, kept.with_suffix(".html"))
 
@@ -74,8 +87,13 @@ def test_the_evaluation_report_renders_a_commit(warehouse, instance):
     metadata = materializations(instance, "evaluation_report")[CANDIDATE_KEY]
     notebook = nbformat.read(metadata["notebook"], as_version=4)
     text = nbformat.writes(notebook)
-    for section in ("Metrics against the baseline", "Confusion matrix", "Calibration", "Worst segments",
-                    "Predictions that changed"):
+    for section in (
+        "Metrics against the baseline",
+        "Confusion matrix",
+        "Calibration",
+        "Worst segments",
+        "Predictions that changed",
+    ):
         assert section in text
     assert "fixed" in text and "carrier = " in text
     assert not any(o.output_type == "error" for c in notebook.cells for o in c.get("outputs", []))

@@ -70,7 +70,10 @@ def test_a_sidecar_declares_what_a_notebook_reads(tmp_path):
     document = probe_document()
     del document["metadata"]["collab_report"]
     write(tmp_path / "side_report.ipynb", document)
-    write(tmp_path / "side_report.report.json", json.dumps({"datasets": {"flights": "weather"}, "partitions": "daily"}))
+    write(
+        tmp_path / "side_report.report.json",
+        json.dumps({"datasets": {"flights": "weather"}, "partitions": "daily"}),
+    )
     asset = assets_of(build_defs(tmp_path))["side_report"]
     assert asset.partitions_def is not None
     assert dg.AssetKey("weather") in asset.dependency_keys
@@ -83,19 +86,28 @@ def test_prepare_keeps_the_defaults_before_the_supplied_values():
     defaults, injected = tags.index([DEFAULTS_TAG]), tags.index([INJECTED_TAG])
     assert injected == defaults + 1
     assert "greeting = " in nb.cells[defaults].source and "threshold = 7" in nb.cells[injected].source
-    assert not any("parameters" in t for t in tags), "no cell may be tagged parameters for dagstermill to replace"
+    assert not any("parameters" in t for t in tags), (
+        "no cell may be tagged parameters for dagstermill to replace"
+    )
 
 
-@pytest.mark.parametrize("noise", [
-    "2026-11-24 11:02:50 +0000 - dagster - DEBUG - job - 1234 - RESOURCE_INIT_STARTED - Starting\n",
-    ("/venv/lib/python3.11/site-packages/dagstermill/manager.py:395: BetaWarning: Class `Manager` is in beta\n"
-    "  MANAGER_FOR_NOTEBOOK_INSTANCE = Manager()\n"),
-    "/tmp/ipykernel_1/123.py:9: BetaWarning: probe\n  warnings.warn('probe', dg.BetaWarning)\n",
-])
+@pytest.mark.parametrize(
+    "noise",
+    [
+        "2026-11-24 11:02:50 +0000 - dagster - DEBUG - job - 1234 - RESOURCE_INIT_STARTED - Starting\n",
+        (
+            "/venv/lib/python3.11/site-packages/dagstermill/manager.py:395: BetaWarning: Class `Manager` is in beta\n"
+            "  MANAGER_FOR_NOTEBOOK_INSTANCE = Manager()\n"
+        ),
+        "/tmp/ipykernel_1/123.py:9: BetaWarning: probe\n  warnings.warn('probe', dg.BetaWarning)\n",
+    ],
+)
 def test_scrub_removes_dagster_noise_and_keeps_the_notebooks_own_output(noise):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('kept')")])
     nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stderr", text=noise + "kept\n")]
-    injected = nbformat.v4.new_code_cell("context = __dm_dagstermill._reconstitute_job_context(instance_ref_dict={})")
+    injected = nbformat.v4.new_code_cell(
+        "context = __dm_dagstermill._reconstitute_job_context(instance_ref_dict={})"
+    )
     injected.metadata["tags"] = [INJECTED_TAG]
     nb.cells.insert(0, injected)
     clean = scrub(nb, "partition_key = '2013-01-01'\n", "supplied")

@@ -34,7 +34,9 @@ query {
 
 
 def get(url: str, data: bytes | None = None) -> tuple[int, str]:
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
+    request = urllib.request.Request(
+        url, data=data, headers={"Content-Type": "application/json"} if data else {}
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, response.read().decode("utf-8", "replace")
@@ -59,10 +61,16 @@ def project_state(warehouse_template):
 def test_view_notebook_renders_a_report_materialized_from_the_command_line(project_state):
     state = project_state
     env = {k: v for k, v in os.environ.items() if k not in ("COLLAB_WAREHOUSE_URL", "COLLAB_SOURCE_URL")}
-    env.update(COLLAB_STATE_DIR=str(state), DAGSTER_HOME=str(state / "dagster"), PATH=f"{BIN}:{env.get('PATH', '')}")
+    env.update(
+        COLLAB_STATE_DIR=str(state), DAGSTER_HOME=str(state / "dagster"), PATH=f"{BIN}:{env.get('PATH', '')}"
+    )
     port = free_port()
-    webserver = Service("webserver", [f"{BIN}/dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1",
-                                      "-p", str(port)], env, state)
+    webserver = Service(
+        "webserver",
+        [f"{BIN}/dagster-webserver", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        env,
+        state,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         # The webserver creates the instance's SQLite storage; a run started meanwhile would race it.
@@ -71,20 +79,49 @@ def test_view_notebook_renders_a_report_materialized_from_the_command_line(proje
         engine = sa.create_engine(f"sqlite:///{state / 'warehouse.db'}")
         upload = state / "upload.csv"
         pd.read_sql("SELECT * FROM flights WHERE _partition = '2013-01-03'", engine).drop(
-            columns=["_partition", "_loaded_at"]).to_csv(upload, index=False)
+            columns=["_partition", "_loaded_at"]
+        ).to_csv(upload, index=False)
         engine.dispose()
         config = state / "diagnose.yaml"
-        config.write_text(yaml.safe_dump({"ops": {"diagnostic_report": {"config": {
-            "template": "flights_quality_report", "file": str(upload)}}}}))
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "ops": {
+                        "diagnostic_report": {
+                            "config": {"template": "flights_quality_report", "file": str(upload)}
+                        }
+                    }
+                }
+            )
+        )
         execution = subprocess.run(
-            [f"{BIN}/dagster", "job", "execute", "-m", "collab_pipelines", "-j", "diagnose_report", "-c", str(config)],
-            check=False, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=300)
+            [
+                f"{BIN}/dagster",
+                "job",
+                "execute",
+                "-m",
+                "collab_pipelines",
+                "-j",
+                "diagnose_report",
+                "-c",
+                str(config),
+            ],
+            check=False,
+            cwd=PROJECT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert execution.returncode == 0, execution.stdout[-3000:] + execution.stderr[-3000:]
         status, body = get(f"{base}/graphql", json.dumps({"query": MATERIALIZATION_QUERY}).encode())
         assert status == 200, body
         data = json.loads(body)["data"]
         location = data["workspaceOrError"]["locationEntries"][0]["name"]
-        entries = {e["label"]: e.get("path") for e in data["assetOrError"]["assetMaterializations"][0]["metadataEntries"]}
+        entries = {
+            e["label"]: e.get("path")
+            for e in data["assetOrError"]["assetMaterializations"][0]["metadataEntries"]
+        }
         notebook, html = entries["notebook"], entries["html_path"]
         assert notebook.startswith(str(state)) and os.path.exists(html)
 
@@ -92,7 +129,9 @@ def test_view_notebook_renders_a_report_materialized_from_the_command_line(proje
         status, page = get(f"{base}/notebook?{query}")
         assert status == 200, page[:2000]
         assert "Access denied" not in page and "Flights data quality" in page
-        assert "upload.csv" in page and "<img" in page, "the rendered notebook should show the report's charts"
+        assert "upload.csv" in page and "<img" in page, (
+            "the rendered notebook should show the report's charts"
+        )
         for leak in ("InstanceRef", "__dm_", " - DEBUG - ", "BetaWarning"):
             assert leak not in page
     finally:
