@@ -22,4 +22,4 @@ ENV PATH=/app/.venv/bin:$PATH \
 RUN mkdir -p $DAGSTER_HOME $COLLAB_STATE_DIR
 
 EXPOSE 4000
-CMD ["dagster", "code-server", "start", "-m", "collab_pipelines", "-h", "0.0.0.0", "-p", "4000"]
+CMD ["dagster", "code-server", "start", "-m", "collab_pipelines.definitions", "-a", "defs", "-h", "0.0.0.0", "-p", "4000"]

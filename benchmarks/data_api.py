@@ -34,7 +34,7 @@ from collab_pipelines.demo.source import ProductDatabase
 from collab_pipelines.exports.assets import build_export_assets
 from collab_pipelines.exports.catalog import load_catalog
 from collab_pipelines.exports.resources import SqlSources
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 
 DAY = "2013-06-14"
 FORMATS = ("json", "ndjson", "csv", "parquet")

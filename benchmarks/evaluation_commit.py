@@ -38,7 +38,7 @@ from collab_pipelines.evaluation.sensors import model_commits_sensor
 from collab_pipelines.exports.assets import build_export_assets
 from collab_pipelines.exports.catalog import load_catalog
 from collab_pipelines.exports.resources import SqlSources
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 
 PLAIN_SCRIPT = textwrap.dedent("""
     import sys, time

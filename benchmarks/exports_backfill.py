@@ -22,7 +22,7 @@ from collab_pipelines.demo.source import ProductDatabase
 from collab_pipelines.exports.assets import build_export_assets
 from collab_pipelines.exports.catalog import load_catalog
 from collab_pipelines.exports.resources import SqlSources
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 
 EXPORTS = ("flights", "weather")
 FIRST, LAST = "2013-01-01", "2013-12-31"

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from collab_pipelines.reports.definitions import build_defs
 from collab_pipelines.reports.templates import TEMPLATES_DIR
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 
 ASSET = "flights_quality_report"
 FIRST_REPORT = date(2013, 2, 1)

@@ -68,7 +68,7 @@ def postgres_server_url() -> str:
 @contextlib.contextmanager
 def new_postgres_database(server_url: str, prefix: str = "collab_test") -> Iterator[str]:
     """A new, empty PostgreSQL database on the server, dropped afterwards."""
-    from collab_pipelines.warehouse.resources import dispose_engines
+    from collab_pipelines.warehouse.engine import dispose_engines
 
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
@@ -121,7 +121,7 @@ def exported_warehouse_file(tmp_path_factory, source_template) -> Path:
     from collab_pipelines.exports.assets import build_export_assets
     from collab_pipelines.exports.catalog import load_catalog
     from collab_pipelines.exports.resources import SqlSources
-    from collab_pipelines.warehouse import Warehouse
+    from collab_pipelines.warehouse.resources import Warehouse
 
     state = tmp_path_factory.mktemp("exported-state")
     shutil.copy(source_template, state / "product.db")

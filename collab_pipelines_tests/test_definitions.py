@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from collab_pipelines import defs
+from collab_pipelines_tests.project import project_defs
 
 EXPORT_CHECKS = {"schema_matches_catalog", "non_empty", "primary_key_unique", "null_rates_within_limits"}
 
@@ -51,7 +51,7 @@ EXPECTED_SENSORS = {
 
 
 def repository() -> dg.RepositoryDefinition:
-    return defs.get_repository_def()
+    return project_defs().get_repository_def()
 
 
 def test_assets_and_checks():
@@ -80,7 +80,7 @@ def test_every_asset_says_what_and_who():
 
 
 def test_every_dataset_names_the_asset_that_writes_it():
-    from collab_pipelines.warehouse.datasets import all_datasets
+    from collab_pipelines.datasets import all_datasets
 
     keys = {key.to_user_string() for key in repository().asset_graph.get_all_asset_keys()}
     # The data API reads freshness and checks from that asset; a wrong name would show none.

@@ -150,8 +150,7 @@ def test_helm_values_point_the_chart_at_the_project_image():
     assert deployment["image"]["tag"] and deployment["image"]["tag"] != "latest"
     code_location = services()["code-location"]["command"]
     assert (
-        deployment["codeServerArgs"]
-        == code_location[code_location.index("-m") : code_location.index("-m") + 2]
+        deployment["codeServerArgs"] == code_location[code_location.index("-m") : code_location.index("-h")]
     )
     assert str(deployment["port"]) == code_location[code_location.index("-p") + 1]
     assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 import dagster as dg
 import sqlalchemy as sa
 
-from collab_pipelines.warehouse.datasets import Dataset, all_datasets
+from collab_pipelines.datasets import all_datasets
+from collab_pipelines.warehouse.datasets import Dataset
 
 log = logging.getLogger(__name__)
 _SA_TYPES = {
@@ -214,9 +215,9 @@ def load_asset_graph():
     rows stay available and lineage reports itself as unavailable.
     """
     try:
-        from collab_pipelines import defs
+        from collab_pipelines.definitions import build_definitions
 
-        return defs.get_repository_def().asset_graph
-    except Exception:  # any failure while importing other patterns' code
+        return build_definitions().get_repository_def().asset_graph
+    except Exception:  # any failure while importing or building other patterns' code
         log.exception("the project's definitions did not load; lineage and checks are unavailable")
         return None

@@ -21,7 +21,7 @@ from collab_pipelines.data_api.auth import (
     issue_token,
 )
 from collab_pipelines.data_api.catalog import Catalog, load_asset_graph
-from collab_pipelines.warehouse import engine_for_url
+from collab_pipelines.warehouse.engine import engine_for_url
 
 CHUNK_ROWS_ENV = "COLLAB_API_CHUNK_ROWS"
 DEFAULT_PORT = 8020

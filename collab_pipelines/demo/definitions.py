@@ -42,4 +42,6 @@ replay_clock_schedule = dg.ScheduleDefinition(
     description="Demo only: every two minutes a new day of 2013 arrives in the product database.",
 )
 
-defs = dg.Definitions(jobs=[advance_replay_clock], schedules=[replay_clock_schedule])
+
+def build_defs() -> dg.Definitions:
+    return dg.Definitions(jobs=[advance_replay_clock], schedules=[replay_clock_schedule])

@@ -1,3 +1,1 @@
-from collab_pipelines.evaluation.definitions import defs
-
-__all__ = ["defs"]
+"""Pattern 2, continuous evaluation: every commit of the model repositories, trained and scored."""

@@ -10,7 +10,7 @@ from collab_pipelines.evaluation.harness import EvaluationFailed
 from collab_pipelines.evaluation.partitions import evaluation_commits
 from collab_pipelines.evaluation.resources import ModelRepositories
 from collab_pipelines.exports.catalog import load_catalog
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 
 EVALUATION_GROUP = "evaluation"
 EVALUATION_ASSET = dg.AssetKey("model_evaluation")

@@ -11,9 +11,9 @@ from datetime import date, timedelta
 import pandas as pd
 import sqlalchemy as sa
 
+from collab_pipelines.datasets import all_datasets
 from collab_pipelines.evaluation.contract import Contract
-from collab_pipelines.warehouse import Warehouse
-from collab_pipelines.warehouse.datasets import all_datasets
+from collab_pipelines.warehouse.resources import Warehouse
 
 
 class EvaluationDataError(ValueError):

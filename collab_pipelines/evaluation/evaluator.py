@@ -34,7 +34,7 @@ from collab_pipelines.evaluation.harness import (
 )
 from collab_pipelines.evaluation.repos import Commit, GitError, GitRepository
 from collab_pipelines.evaluation.suites import EvaluationKey, EvaluationKeyError, Suite
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 
 RESULTS, METRICS, PREDICTIONS = "evaluation_results", "evaluation_metrics", "evaluation_predictions"
 PASSED, REGRESSED, FAILED = "passed", "regressed", "failed"

@@ -5,6 +5,7 @@ import json
 import dagster as dg
 
 from collab_pipelines import settings
+from collab_pipelines.datasets import all_datasets
 from collab_pipelines.evaluation.contract import (
     CONTRACT_FILE,
     ContractError,
@@ -16,7 +17,6 @@ from collab_pipelines.evaluation.repos import GitError
 from collab_pipelines.evaluation.resources import ModelRepositories
 from collab_pipelines.evaluation.suites import Suite
 from collab_pipelines.evaluation.watcher import Candidate, discover
-from collab_pipelines.warehouse.datasets import all_datasets
 
 _MESSAGE_TAG_LENGTH = 120
 

@@ -19,7 +19,7 @@ from collab_pipelines.evaluation.data import EvaluationDataError, load_evaluatio
 from collab_pipelines.evaluation.evaluator import check_out
 from collab_pipelines.evaluation.harness import EvaluationFailed, evaluate, write_frames
 from collab_pipelines.evaluation.resources import ModelRepositories
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 
 TUNING_ASSET = dg.AssetKey("tuning_candidates")
 OWNERS = ["team:data-science", "team:data-engineering"]

@@ -23,7 +23,7 @@ from collab_pipelines.exports.frames import (
 )
 from collab_pipelines.exports.partitions import DATE_FORMAT, daily_partitions
 from collab_pipelines.exports.resources import SourceConnectionError, SqlSources
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 
 EXPORTS_GROUP = "exports"
 _SCHEMA_TYPES = {

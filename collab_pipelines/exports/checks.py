@@ -14,7 +14,7 @@ from collab_pipelines.exports.frames import (
     PARTITION_COLUMN,
     null_rates,
 )
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 
 SCHEMA_CHECK = "schema_matches_catalog"
 NON_EMPTY_CHECK = "non_empty"

@@ -33,6 +33,3 @@ def build_defs(catalog_path: Path | str = DEFAULT_CATALOG) -> dg.Definitions:
     return dg.Definitions(
         assets=build_export_assets(catalog), jobs=jobs, schedules=schedules, sensors=sensors
     )
-
-
-defs = build_defs()

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from collab_pipelines import settings
 from collab_pipelines.exports.catalog import Connection
-from collab_pipelines.warehouse import engine_for_url
+from collab_pipelines.warehouse.engine import engine_for_url
 
 
 class SourceConnectionError(RuntimeError):

@@ -1,3 +1,1 @@
-from collab_pipelines.intake.definitions import defs
-
-__all__ = ["defs"]
+"""Pattern 5, flexible intake: SFTP uploads validated and ingested, or quarantined with a reason."""

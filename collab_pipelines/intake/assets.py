@@ -15,7 +15,7 @@ from collab_pipelines.intake.schemas import (
 )
 from collab_pipelines.intake.sensors import SIDECAR_SUFFIXES
 from collab_pipelines.intake.validation import validate_upload
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 
 INTAKE_GROUP = "intake"
 UPLOAD_COLUMNS = ("upload_id", "uploader", "file_name", "_loaded_at")

@@ -1,3 +1,1 @@
-from collab_pipelines.reports.definitions import defs
-
-__all__ = ["defs"]
+"""Pattern 3, report templating: notebooks with a parameters cell, rendered per partition."""

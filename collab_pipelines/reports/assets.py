@@ -32,7 +32,7 @@ from collab_pipelines.reports.rendering import (
     render,
 )
 from collab_pipelines.reports.templates import TemplateSpec
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 
 REPORTS_GROUP = "reports"
 DIAGNOSTIC_ASSET = "diagnostic_report"

@@ -1,6 +1,7 @@
 """Everything pattern 3 defines, from the notebooks in templates/. Resources come from the root."""
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -18,12 +19,16 @@ from collab_pipelines.reports.templates import (
 log = logging.getLogger(__name__)
 
 
-def upstream_assets() -> dict[str, dg.AssetsDefinition]:
-    """The assets templates may read, from the other patterns' definitions."""
-    from collab_pipelines import evaluation, exports, intake
+def upstream_assets(upstream_defs: Sequence[dg.Definitions] | None = None) -> dict[str, dg.AssetsDefinition]:
+    """The assets templates may read: the other patterns' definitions (built here if not given)."""
+    if upstream_defs is None:
+        from collab_pipelines.evaluation.definitions import build_defs as evaluation_defs
+        from collab_pipelines.exports.definitions import build_defs as export_defs
+        from collab_pipelines.intake.definitions import build_defs as intake_defs
 
+        upstream_defs = (export_defs(), evaluation_defs(), intake_defs())
     assets = {}
-    for defs in (exports.defs, evaluation.defs, intake.defs):
+    for defs in upstream_defs:
         for asset in defs.assets or []:
             if isinstance(asset, dg.AssetsDefinition):
                 for key in asset.keys:
@@ -32,15 +37,15 @@ def upstream_assets() -> dict[str, dg.AssetsDefinition]:
 
 
 def dataset_writers() -> dict[str, str]:
-    from collab_pipelines.warehouse.datasets import all_datasets
+    from collab_pipelines.datasets import all_datasets
 
     return {name: dataset.asset_key for name, dataset in all_datasets().items()}
 
 
 def load_project_templates(
-    folder: Path = TEMPLATES_DIR,
+    folder: Path = TEMPLATES_DIR, upstream_defs: Sequence[dg.Definitions] | None = None
 ) -> tuple[LoadedTemplates, dict[str, dg.AssetsDefinition]]:
-    upstream = upstream_assets()
+    upstream = upstream_assets(upstream_defs)
     writers = dataset_writers()
     # Writers are known even before their asset is defined (evaluation lands separately).
     loaded = load_templates(folder, set(upstream) | set(writers.values()), writers)
@@ -63,8 +68,10 @@ def load_project_templates(
     return loaded, assets
 
 
-def build_defs(folder: Path = TEMPLATES_DIR) -> dg.Definitions:
-    loaded, assets = load_project_templates(folder)
+def build_defs(
+    folder: Path = TEMPLATES_DIR, upstream_defs: Sequence[dg.Definitions] | None = None
+) -> dg.Definitions:
+    loaded, assets = load_project_templates(folder, upstream_defs)
     specs: dict[str, TemplateSpec] = loaded.specs
     # Reports follow their upstream (assets.follow_upstream). Dagster's implicit sensor for
     # that starts stopped; this one runs from the start, so a fresh deployment renders the newest
@@ -81,6 +88,3 @@ def build_defs(folder: Path = TEMPLATES_DIR) -> dg.Definitions:
         jobs=[diagnose_report_job],
         sensors=[automation] if assets else [],
     )
-
-
-defs = build_defs()

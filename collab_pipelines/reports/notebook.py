@@ -130,7 +130,7 @@ class ReportInputs(Mapping):
 
     def registry(self) -> Mapping[str, Any]:
         if self._registry is None:
-            from collab_pipelines.warehouse.datasets import all_datasets
+            from collab_pipelines.datasets import all_datasets
 
             self._registry = all_datasets()
         return self._registry

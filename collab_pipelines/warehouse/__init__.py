@@ -1,9 +1,6 @@
-"""The shared seam every pattern writes through: one SQLAlchemy warehouse."""
+"""The shared seam every pattern writes through: one SQLAlchemy warehouse.
 
-from collab_pipelines.warehouse.resources import (
-    Warehouse,
-    WarehouseError,
-    engine_for_url,
-)
-
-__all__ = ["Warehouse", "WarehouseError", "engine_for_url"]
+`engine` holds the Dagster-free functions (engines, read, replace); `resources` wraps them
+as the `Warehouse` resource. Nothing here imports a pattern, and this package file imports
+nothing, so a client or a report kernel that needs an engine does not load Dagster.
+"""

@@ -1,9 +1,6 @@
-"""The warehouse resource: SQLite by default, any SQLAlchemy URL in production."""
+"""The warehouse as a Dagster resource: SQLite by default, any SQLAlchemy URL in production."""
 
-import io
-import re
-import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import dagster as dg
@@ -12,74 +9,14 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from collab_pipelines import settings
-
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_ENGINES: dict[tuple[str, bool], sa.Engine] = {}
-_ENGINES_LOCK = threading.Lock()
-
-
-class WarehouseError(RuntimeError):
-    """A warehouse operation failed; the message names the table and what went wrong."""
-
-
-def check_identifier(name: str, what: str = "identifier") -> str:
-    """Table and column names are never bound parameters, so they must be plain words."""
-    if not isinstance(name, str) or not _IDENTIFIER.match(name):
-        raise WarehouseError(f"invalid {what} {name!r}: use letters, digits and underscores")
-    return name
-
-
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
-    # WAL lets the data API read while an export writes; the busy timeout makes a
-    # concurrent writer wait instead of failing with "database is locked".
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
-def _readonly_session(dbapi_connection, _record) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
-    cursor.close()
-    dbapi_connection.commit()
-
-
-def engine_for_url(url: str, *, readonly: bool = False) -> sa.Engine:
-    """One engine per URL and process, so pools are shared by every asset in a run.
-
-    `readonly=True` gives a connection the database itself keeps read-only: SQLite opens
-    the file with `mode=ro`, PostgreSQL marks every session's transactions READ ONLY.
-    """
-    key = (url, readonly)
-    with _ENGINES_LOCK:
-        engine = _ENGINES.get(key)
-        if engine is not None:
-            return engine
-        sa_url = sa.make_url(url)
-        if sa_url.get_backend_name() == "sqlite":
-            database = sa_url.database or ""
-            if readonly and database and database != ":memory:":
-                engine = sa.create_engine(
-                    f"sqlite:///file:{database}?mode=ro&uri=true",
-                    connect_args={"check_same_thread": False},
-                )
-            else:
-                engine = sa.create_engine(url, connect_args={"check_same_thread": False})
-            sa.event.listen(engine, "connect", _sqlite_pragmas)
-        else:
-            engine = sa.create_engine(url, pool_pre_ping=True)
-            if readonly:
-                sa.event.listen(engine, "connect", _readonly_session)
-        _ENGINES[key] = engine
-        return engine
-
-
-def dispose_engines(url: str) -> None:
-    """Close this process's pools for `url` (both modes), e.g. before its database is dropped."""
-    with _ENGINES_LOCK:
-        for key in [k for k in _ENGINES if k[0] == url]:
-            _ENGINES.pop(key).dispose()
+from collab_pipelines.warehouse.engine import (
+    check_identifier,
+    count_rows,
+    describe,
+    engine_for_url,
+    read_rows,
+    replace_rows,
+)
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -107,7 +44,7 @@ class Warehouse(dg.ConfigurableResource):
 
     def describe(self) -> str:
         """A name for logs and metadata that never shows credentials."""
-        return self.engine().url.render_as_string(hide_password=True)
+        return describe(self.engine())
 
     def has_table(self, table: str) -> bool:
         return sa.inspect(self.engine()).has_table(check_identifier(table, "table name"))
@@ -120,35 +57,8 @@ class Warehouse(dg.ConfigurableResource):
         where: Mapping[str, Any | Sequence[Any]] | None = None,
         chunksize: int = 20_000,
     ) -> int:
-        """Replace the rows matching `where` (all rows if None) with `frame`, atomically.
-
-        `where` maps column names to a value or a list of values; the rows deleted are those
-        whose every named column is one of its values. Returns the number of rows written.
-        """
-        check_identifier(table, "table name")
-        for column in frame.columns:
-            check_identifier(str(column), f"column name in table {table!r}")
-        engine = self.engine()
-        try:
-            with engine.begin() as connection:
-                if sa.inspect(connection).has_table(table):
-                    target = sa.Table(table, sa.MetaData(), autoload_with=connection)
-                    delete = target.delete()
-                    for column, values in (where or {}).items():
-                        if column not in target.c:
-                            raise WarehouseError(f"table {table!r} has no column {column!r} to replace by")
-                        values = _as_list(values)
-                        delete = delete.where(target.c[column].in_(values))
-                    connection.execute(delete)
-                insert_frame(connection, table, frame, chunksize=chunksize)
-        except WarehouseError:
-            raise
-        except Exception as error:
-            raise WarehouseError(
-                f"writing {len(frame)} rows to table {table!r} in {self.describe()} failed; "
-                f"the previous rows are unchanged: {error}"
-            ) from error
-        return len(frame)
+        """See `engine.replace_rows`: the rows matching `where` become `frame`, atomically."""
+        return replace_rows(self.engine(), table, frame, where=where, chunksize=chunksize)
 
     def read(
         self,
@@ -157,90 +67,7 @@ class Warehouse(dg.ConfigurableResource):
         where: Mapping[str, Any | Sequence[Any]] | None = None,
         columns: Sequence[str] | None = None,
     ) -> pd.DataFrame:
-        """Read a table, optionally only rows matching `where` (same form as `replace`)."""
-        check_identifier(table, "table name")
-        engine = self.engine()
-        with engine.connect() as connection:
-            if not sa.inspect(connection).has_table(table):
-                raise WarehouseError(f"table {table!r} does not exist in {self.describe()}")
-            target = sa.Table(table, sa.MetaData(), autoload_with=connection)
-            selected = [target.c[check_identifier(c, "column name")] for c in columns or []]
-            query = sa.select(*selected) if selected else sa.select(target)
-            for column, values in (where or {}).items():
-                if column not in target.c:
-                    raise WarehouseError(f"table {table!r} has no column {column!r}")
-                query = query.where(target.c[column].in_(_as_list(values)))
-            return pd.read_sql(query, connection)
+        return read_rows(self.engine(), table, where=where, columns=columns)
 
     def count(self, table: str, *, where: Mapping[str, Any | Sequence[Any]] | None = None) -> int:
-        check_identifier(table, "table name")
-        with self.engine().connect() as connection:
-            if not sa.inspect(connection).has_table(table):
-                return 0
-            target = sa.Table(table, sa.MetaData(), autoload_with=connection)
-            query = sa.select(sa.func.count()).select_from(target)
-            for column, values in (where or {}).items():
-                query = query.where(target.c[column].in_(_as_list(values)))
-            return int(connection.execute(query).scalar_one())
-
-
-# SQLAlchemy's storage format for DateTime on SQLite; writing the same text keeps the
-# column comparable with typed bound parameters.
-_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
-
-
-def insert_frame(
-    connection: sa.Connection, table: str, frame: pd.DataFrame, *, chunksize: int = 20_000
-) -> None:
-    """Append `frame` to `table` inside the caller's transaction, creating the table if needed.
-
-    pandas creates the table so column types follow the frame's dtypes; the rows then go
-    through the driver's bulk path (sqlite3 executemany, PostgreSQL COPY), which is several
-    times faster than `to_sql`'s per-value conversions on a year of data.
-    """
-    frame.head(0).to_sql(table, connection, if_exists="append", index=False)
-    if frame.empty:
-        return
-    dialect = connection.dialect.name
-    if dialect not in ("sqlite", "postgresql"):
-        frame.to_sql(table, connection, if_exists="append", index=False, chunksize=chunksize)
-        return
-    columns = ", ".join(connection.dialect.identifier_preparer.quote(str(c)) for c in frame.columns)
-    quoted_table = connection.dialect.identifier_preparer.quote(table)
-    cursor = connection.connection.driver_connection.cursor()
-    try:
-        for start in range(0, len(frame), chunksize):
-            chunk = _driver_ready(frame.iloc[start : start + chunksize], dialect)
-            if dialect == "sqlite":
-                placeholders = ", ".join("?" for _ in frame.columns)
-                rows = chunk.itertuples(index=False, name=None)
-                cursor.executemany(f"INSERT INTO {quoted_table} ({columns}) VALUES ({placeholders})", rows)
-            else:
-                buffer = io.StringIO()
-                chunk.to_csv(buffer, index=False, header=False, na_rep="\\N")
-                buffer.seek(0)
-                cursor.copy_expert(
-                    f"COPY {quoted_table} ({columns}) FROM STDIN WITH (FORMAT csv, NULL '\\N')", buffer
-                )
-    finally:
-        cursor.close()
-
-
-def _driver_ready(chunk: pd.DataFrame, dialect: str) -> pd.DataFrame:
-    converted = {}
-    for column in chunk.columns:
-        series = chunk[column]
-        if pd.api.types.is_datetime64_any_dtype(series):
-            if getattr(series.dt, "tz", None) is not None:
-                series = series.dt.tz_convert("UTC").dt.tz_localize(None)
-            series = series.dt.strftime(_SQLITE_DATETIME)
-        elif pd.api.types.is_bool_dtype(series) and dialect == "sqlite":
-            series = series.astype("Int64")
-        converted[column] = series.astype(object).where(series.notna(), None)
-    return pd.DataFrame(converted, index=chunk.index)
-
-
-def _as_list(values: Any) -> list[Any]:
-    if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
-        return [values]
-    return list(values)
+        return count_rows(self.engine(), table, where=where)

@@ -25,8 +25,8 @@ from collab_pipelines.data_api.auth import TOKENS_ENV, TOKENS_FILE_ENV, hash_tok
 from collab_pipelines.exports.assets import build_export_assets
 from collab_pipelines.exports.catalog import load_catalog
 from collab_pipelines.exports.resources import SqlSources
-from collab_pipelines.warehouse import Warehouse
-from collab_pipelines.warehouse.resources import dispose_engines
+from collab_pipelines.warehouse.engine import dispose_engines
+from collab_pipelines.warehouse.resources import Warehouse
 from collab_pipelines_tests.conftest import new_postgres_database
 from collab_pipelines_tests.e2e.processes import Service, free_port, wait_for
 

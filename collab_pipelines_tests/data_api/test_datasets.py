@@ -4,8 +4,8 @@ import json
 
 import dagster as dg
 
-from collab_pipelines import defs
-from collab_pipelines.warehouse.datasets import all_datasets
+from collab_pipelines.datasets import all_datasets
+from collab_pipelines_tests.project import project_defs
 
 
 def test_the_list_covers_every_registered_dataset_with_its_description(api):
@@ -59,7 +59,7 @@ def _keys(assets) -> list[str]:
 
 
 def test_one_dataset_has_its_lineage(api):
-    graph = defs.get_repository_def().asset_graph
+    graph = project_defs().get_repository_def().asset_graph
     weather = api.get("/v1/datasets/weather").json()["lineage"]
     assert weather["upstream"] == []
     downstream = {a["asset_key"]: a["datasets"] for a in weather["downstream"]}

@@ -11,7 +11,7 @@ from collab_pipelines.demo.model_repo import HISTORY, SUITE
 from collab_pipelines.evaluation.assets import model_evaluation
 from collab_pipelines.evaluation.resources import ModelRepositories
 from collab_pipelines.evaluation.sensors import model_commits_sensor
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 
 
 def log(path) -> list[str]:

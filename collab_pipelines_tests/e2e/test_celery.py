@@ -231,7 +231,7 @@ def test_the_tuning_job_fans_its_candidates_out_across_the_workers(
 
     from dagster._core.definitions.reconstruct import ReconstructableRepository
 
-    from collab_pipelines.warehouse import Warehouse
+    from collab_pipelines.warehouse.resources import Warehouse
     from collab_pipelines_tests.evaluation.conftest import Repo, Suites
     from collab_pipelines_tests.evaluation.test_evaluation import GOOD
 

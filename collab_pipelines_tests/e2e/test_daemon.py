@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import yaml
 
 from collab_pipelines.demo.source import ProductDatabase
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 from collab_pipelines_tests.e2e.processes import PROJECT, Service, wait_for
 from collab_pipelines_tests.evaluation.conftest import Repo, Suites
 from collab_pipelines_tests.evaluation.test_evaluation import GOOD

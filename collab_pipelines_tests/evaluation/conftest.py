@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Ada Scientist",

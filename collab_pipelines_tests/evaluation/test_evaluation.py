@@ -7,7 +7,7 @@ from collab_pipelines.evaluation.assets import model_evaluation
 from collab_pipelines.evaluation.jobs import add_commit_history_job
 from collab_pipelines.evaluation.resources import ModelRepositories
 from collab_pipelines.evaluation.tuning import tune_model
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 from collab_pipelines_tests.conftest import EXPORTED_LAST
 from collab_pipelines_tests.evaluation.test_sensor import Ticks
 

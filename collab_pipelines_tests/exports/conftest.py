@@ -6,7 +6,7 @@ import pytest
 from collab_pipelines.exports.assets import build_export_assets
 from collab_pipelines.exports.catalog import load_catalog
 from collab_pipelines.exports.resources import SqlSources
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 
 
 @pytest.fixture

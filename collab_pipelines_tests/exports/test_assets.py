@@ -12,7 +12,7 @@ from collab_pipelines.exports.checks import (
     PRIMARY_KEY_CHECK,
     SCHEMA_CHECK,
 )
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 
 
 def expected_flight_ids(first: str, last: str) -> list[int]:

@@ -145,7 +145,7 @@ def test_broken_yaml_names_the_file(tmp_path):
 
 
 def test_a_bad_catalog_fails_when_the_definitions_load(tmp_path):
-    from collab_pipelines.exports import build_defs
+    from collab_pipelines.exports.definitions import build_defs
 
     path = write_catalog(tmp_path, entry(primary_key=["nope"]))
     with pytest.raises(CatalogError, match="field 'primary_key'"):

@@ -10,7 +10,7 @@ def test_production_instance_config_runs_on_postgresql(
     postgres_url, tmp_path, monkeypatch, product_db, export_assets
 ):
     from collab_pipelines.exports.resources import SqlSources
-    from collab_pipelines.warehouse import Warehouse
+    from collab_pipelines.warehouse.resources import Warehouse
 
     url = sa.make_url(postgres_url)
     for name, value in {

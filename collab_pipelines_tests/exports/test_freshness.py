@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from collab_pipelines.definitions import shared_resources
 from collab_pipelines.demo.source import ProductDatabase
-from collab_pipelines.exports import build_defs
+from collab_pipelines.exports.definitions import build_defs
 from collab_pipelines.exports.freshness import contiguous_ranges
 from collab_pipelines.exports.resources import SourceConnectionError, SqlSources
 from collab_pipelines.exports.sensors import RANGE_END_TAG, RANGE_START_TAG

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 
 
 def test_runs_and_materializations_persist_in_postgresql(postgres_url, product_db, export_assets):
@@ -48,7 +48,7 @@ def test_dagster_job_execute_writes_a_day(product_db, state_dir, tmp_path):
             "job",
             "execute",
             "-m",
-            "collab_pipelines",
+            "collab_pipelines.definitions",
             "-j",
             "daily_exports",
             "--tags",

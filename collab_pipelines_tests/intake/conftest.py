@@ -21,7 +21,7 @@ from collab_pipelines.intake.sftp_server import (
     password_hash,
     start_server,
 )
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 
 PASSWORDS = {"alice": "alice-secret", "bob": "bob-secret"}
 

@@ -8,7 +8,7 @@ from collab_pipelines.demo.resources import SqlSources
 from collab_pipelines.exports.assets import build_export_assets
 from collab_pipelines.exports.catalog import load_catalog
 from collab_pipelines.intake.assets import weather_observations
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 from collab_pipelines_tests.intake.conftest import GOOD_CSV, upload
 
 
@@ -59,9 +59,9 @@ def test_uploads_join_the_weather_export(product_db, instance, any_warehouse, co
 
 
 def test_intake_definitions_load():
-    from collab_pipelines.definitions import defs
+    from collab_pipelines_tests.project import project_defs
 
-    repository = defs.get_repository_def()
+    repository = project_defs().get_repository_def()
     assert {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()} >= {
         "weather_observations_uploads",
         "weather_observations",

@@ -13,7 +13,7 @@ from collab_pipelines import settings
 from collab_pipelines.exports.assets import build_export_assets
 from collab_pipelines.exports.catalog import load_catalog
 from collab_pipelines.exports.resources import SqlSources
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 
 FIRST_DAY, LAST_DAY = "2013-01-01", "2013-01-07"
 BASELINE_KEY = "delay-model:model@aaaa1111"

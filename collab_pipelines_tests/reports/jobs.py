@@ -11,7 +11,7 @@ import dagster as dg
 from collab_pipelines.reports.definitions import build_defs
 from collab_pipelines.reports.jobs import diagnose_report_job
 from collab_pipelines.reports.templates import TEMPLATES_DIR
-from collab_pipelines.warehouse import Warehouse
+from collab_pipelines.warehouse.resources import Warehouse
 
 TEST_TEMPLATES = Path(__file__).with_name("templates")
 

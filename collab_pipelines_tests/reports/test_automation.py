@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from collab_pipelines import defs
 from collab_pipelines.evaluation.partitions import evaluation_commits
+from collab_pipelines_tests.project import project_defs
 
 REPORTS = dg.AssetSelection.assets("flights_quality_report", "evaluation_report")
 
@@ -18,7 +18,7 @@ def requested(result) -> set[tuple[str, str]]:
 
 def test_a_new_day_and_a_new_commit_request_their_reports(instance):
     instance.add_dynamic_partitions(evaluation_commits.name, ["s:model@1a2b3c4d5e", "s:model@5e6f7a8b9c"])
-    first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=REPORTS)
+    first = dg.evaluate_automation_conditions(defs=project_defs(), instance=instance, asset_selection=REPORTS)
     assert first.total_requested == 0  # nothing upstream yet
 
     # A day in the middle of the catalog's range, not its last: what a replayed source writes.
@@ -27,7 +27,7 @@ def test_a_new_day_and_a_new_commit_request_their_reports(instance):
         dg.AssetMaterialization("model_evaluation", partition="s:model@5e6f7a8b9c")
     )
     second = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, asset_selection=REPORTS, cursor=first.cursor
+        defs=project_defs(), instance=instance, asset_selection=REPORTS, cursor=first.cursor
     )
     assert requested(second) == {
         ("flights_quality_report", "2013-01-05"),
@@ -35,30 +35,30 @@ def test_a_new_day_and_a_new_commit_request_their_reports(instance):
     }
 
     third = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, asset_selection=REPORTS, cursor=second.cursor
+        defs=project_defs(), instance=instance, asset_selection=REPORTS, cursor=second.cursor
     )
     assert third.total_requested == 0  # requested once, not on every tick
 
 
 def test_a_per_commit_report_reads_the_daily_exports_whole(instance):
-    graph = defs.get_repository_def().asset_graph
+    graph = project_defs().get_repository_def().asset_graph
     # Without it, a run of several commits maps commit keys onto days that do not exist.
     mapping = graph.get_partition_mapping(dg.AssetKey("evaluation_report"), dg.AssetKey("flights"))
     assert isinstance(mapping, dg.AllPartitionMapping)
 
     instance.add_dynamic_partitions(evaluation_commits.name, ["s:model@1a2b3c4d5e"])
-    first = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=REPORTS)
+    first = dg.evaluate_automation_conditions(defs=project_defs(), instance=instance, asset_selection=REPORTS)
     instance.report_runless_asset_event(
         dg.AssetMaterialization("model_evaluation", partition="s:model@1a2b3c4d5e")
     )
     # Only some days are exported: the commit's report is not held back by the others.
     second = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, asset_selection=REPORTS, cursor=first.cursor
+        defs=project_defs(), instance=instance, asset_selection=REPORTS, cursor=first.cursor
     )
     assert requested(second) == {("evaluation_report", "s:model@1a2b3c4d5e")}
     # A new day re-renders that day's report, not every commit's.
     instance.report_runless_asset_event(dg.AssetMaterialization("flights", partition="2013-01-06"))
     third = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, asset_selection=REPORTS, cursor=second.cursor
+        defs=project_defs(), instance=instance, asset_selection=REPORTS, cursor=second.cursor
     )
     assert requested(third) == {("flights_quality_report", "2013-01-06")}

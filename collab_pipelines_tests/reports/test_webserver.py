@@ -100,7 +100,7 @@ def test_view_notebook_renders_a_report_materialized_from_the_command_line(proje
                 "job",
                 "execute",
                 "-m",
-                "collab_pipelines",
+                "collab_pipelines.definitions",
                 "-j",
                 "diagnose_report",
                 "-c",

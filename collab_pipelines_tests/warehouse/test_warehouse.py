@@ -3,7 +3,8 @@
 import pandas as pd
 import pytest
 
-from collab_pipelines.warehouse import Warehouse, WarehouseError
+from collab_pipelines.warehouse.engine import WarehouseError
+from collab_pipelines.warehouse.resources import Warehouse
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

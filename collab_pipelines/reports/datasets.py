@@ -1,3 +1,0 @@
-from collab_pipelines.warehouse.datasets import Dataset
-
-DATASETS: list[Dataset] = []

@@ -1,0 +1,73 @@
+"""The JSON Schema of every configuration file, generated into docs/schemas/ from its model.
+
+    python -m collab_pipelines.schemas           # write docs/schemas/*.schema.json
+    python -m collab_pipelines.schemas --check   # exit 1 if a committed schema is stale
+
+Editors validate and complete the files with these (README: "Editing configuration").
+Each pattern owns its model; this list is the one place that names them all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from collab_pipelines.config import json_schema, schema_text
+
+DOCS_SCHEMAS = Path(__file__).resolve().parent.parent / "docs" / "schemas"
+
+
+@dataclass(frozen=True)
+class SchemaFile:
+    file: str
+    """The schema's file name under docs/schemas/."""
+    model: str
+    """`module:Model`, the pydantic model of the whole configuration file."""
+    title: str
+    description: str
+    examples: tuple[str, ...] = ()
+    """Files in this repository (relative to its root) that must validate against the schema."""
+
+
+SCHEMA_FILES: tuple[SchemaFile, ...] = ()
+
+
+def render(entry: SchemaFile) -> str:
+    module_name, _, model_name = entry.model.partition(":")
+    model = getattr(importlib.import_module(module_name), model_name)
+    return schema_text(json_schema(model, entry.title, entry.description))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--check", action="store_true", help="fail if a committed schema differs")
+    parser.add_argument("--out", type=Path, default=DOCS_SCHEMAS)
+    args = parser.parse_args(argv)
+    stale = []
+    for entry in SCHEMA_FILES:
+        path = args.out / entry.file
+        text = render(entry)
+        if args.check:
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                stale.append(str(path))
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    if stale:
+        print(
+            "stale JSON Schemas (run `python -m collab_pipelines.schemas`):",
+            *stale,
+            sep="\n  ",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

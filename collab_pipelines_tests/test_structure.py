@@ -1,0 +1,91 @@
+"""The package's shape: nothing runs at import, and dependencies point one way."""
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from collab_pipelines import config, schemas
+from collab_pipelines_tests.e2e.processes import PROJECT
+
+PACKAGE = PROJECT / "collab_pipelines"
+PATTERNS = ("exports", "evaluation", "reports", "intake", "data_api", "demo")
+# Shared modules every pattern may use; none of them may know a pattern.
+SHARED = [*sorted((PACKAGE / "warehouse").glob("*.py")), PACKAGE / "settings.py", PACKAGE / "config.py"]
+
+
+def imported_modules(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+@pytest.mark.parametrize("path", SHARED, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_shared_modules_import_no_pattern(path):
+    patterns = {f"collab_pipelines.{name}" for name in PATTERNS}
+    offending = {
+        m for m in imported_modules(path) if m in patterns or m.startswith(tuple(f"{p}." for p in patterns))
+    }
+    assert offending == set(), f"{path} imports pattern modules {sorted(offending)}"
+
+
+def fresh_import(statement: str) -> set[str]:
+    """Run `statement` in a new interpreter; return every module it loaded."""
+    probe = f"{statement}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=PROJECT
+    )
+    return set(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def top_level(modules: set[str]) -> set[str]:
+    return {name.split(".")[0] for name in modules}
+
+
+def test_importing_the_package_builds_no_definitions():
+    loaded = fresh_import(
+        "import collab_pipelines, collab_pipelines.definitions as d\n"
+        "from dagster.components.definitions import LazyDefinitions\n"
+        "assert isinstance(d.defs, LazyDefinitions), type(d.defs)"
+    )
+    built = {name for name in loaded if name.startswith(tuple(f"collab_pipelines.{p}" for p in PATTERNS))}
+    assert built == set(), f"importing the entry point loaded pattern modules {sorted(built)}"
+    assert not top_level(loaded) & {"dagstermill", "sklearn"}
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["collab_pipelines.data_api.client", "collab_pipelines.reports.notebook", "collab_pipelines.datasets"],
+)
+def test_light_modules_load_neither_dagster_nor_sklearn(module):
+    heavy = top_level(fresh_import(f"import {module}")) & {"dagster", "dagstermill", "sklearn"}
+    assert heavy == set(), f"import {module} loads {sorted(heavy)}"
+
+
+def test_committed_json_schemas_are_up_to_date(tmp_path):
+    assert schemas.main(["--out", str(tmp_path)]) == 0
+    for entry in schemas.SCHEMA_FILES:
+        committed = schemas.DOCS_SCHEMAS / entry.file
+        assert committed.exists(), f"{committed} is missing: run python -m collab_pipelines.schemas"
+        assert committed.read_text() == (tmp_path / entry.file).read_text(), f"{committed} is stale"
+
+
+@pytest.mark.parametrize("entry", schemas.SCHEMA_FILES, ids=lambda e: e.file)
+def test_every_configuration_file_validates_against_its_schema(entry):
+    schema = json.loads((schemas.DOCS_SCHEMAS / entry.file).read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert entry.examples, f"{entry.file} names no example file to validate"
+    for example in entry.examples:
+        path = PROJECT / example
+        raw = config.read_toml(path) if path.suffix == ".toml" else yaml.safe_load(path.read_text())
+        jsonschema.validate(raw, schema, cls=jsonschema.Draft202012Validator)
