@@ -22,8 +22,8 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 
+from collab_pipelines.demo.paths import DEMO_TEMPLATES as TEMPLATES_DIR
 from collab_pipelines.reports.definitions import build_defs
-from collab_pipelines.reports.templates import TEMPLATES_DIR
 from collab_pipelines.warehouse.resources import Warehouse
 
 ASSET = "flights_quality_report"

@@ -1,13 +1,19 @@
-"""The project's one entry point for Dagster: `defs`, built lazily when Dagster loads it.
+"""The product's one entry point for Dagster: `defs`, built lazily when Dagster loads it.
 
-`workspace.yaml`, the Dockerfile, Compose and the Helm values all point at
-`collab_pipelines.definitions:defs`. The `@dg.definitions` decorator defers the build to
-the loader, so importing this module (or anything in the package) builds nothing.
+The Dockerfile, Compose, the Helm values and deploy/workspace.yaml point at
+`collab_pipelines.definitions:defs`: the product, built from the team's configuration folder
+($COLLAB_CONFIG_DIR). `make run`'s workspace.yaml loads the demo location instead
+(`collab_pipelines.demo.definitions:defs`), which wraps this one. The `@dg.definitions`
+decorator defers the build to the loader, so importing this module builds nothing.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
+
+from collab_pipelines import settings
 
 
 def shared_resources() -> dict:
@@ -19,20 +25,32 @@ def shared_resources() -> dict:
     return {"warehouse": Warehouse(), "sources": SqlSources()}
 
 
-def build_definitions() -> dg.Definitions:
-    """Every pattern's definitions merged with the shared resources and the executor."""
-    from collab_pipelines.demo.definitions import build_defs as demo_defs
+def build_definitions(config_dir: Path | None = None) -> dg.Definitions:
+    """Every pattern's definitions, from one team's configuration folder, with the shared resources.
+
+    `config_dir` defaults to `settings.config_dir()` ($COLLAB_CONFIG_DIR). Runs, report kernels
+    and the data API resolve the folder through that variable too, so a caller that passes
+    another folder sets the variable to it as well (the demo location does). No demo here.
+    """
     from collab_pipelines.evaluation.definitions import build_defs as evaluation_defs
     from collab_pipelines.executors import collab_executor
     from collab_pipelines.exports.definitions import build_defs as export_defs
     from collab_pipelines.intake.definitions import build_defs as intake_defs
     from collab_pipelines.reports.definitions import build_defs as report_defs
+    from collab_pipelines.reports.templates import TEMPLATES_DIR
 
-    upstream = (export_defs(), evaluation_defs(), intake_defs())
+    config = Path(config_dir) if config_dir is not None else settings.config_dir()
+    catalog = config / settings.catalog_file().name
+    upstream = (
+        export_defs(catalog) if catalog.exists() else dg.Definitions(),
+        evaluation_defs(),
+        intake_defs(),
+    )
+    # The shipped templates (generic ones, such as evaluation_report) and the team's own.
+    templates = [TEMPLATES_DIR, config / settings.templates_dir().name]
     return dg.Definitions.merge(
         *upstream,
-        report_defs(upstream_defs=upstream),
-        demo_defs(),
+        report_defs(templates, upstream_defs=upstream),
         # Multiprocess unless a run's config picks Celery workers (deploy/celery.yaml).
         dg.Definitions(resources=shared_resources(), executor=collab_executor),
     )

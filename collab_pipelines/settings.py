@@ -34,9 +34,43 @@ def warehouse_url() -> str:
     return os.environ.get(WAREHOUSE_URL_ENV) or sqlite_url(state_dir() / "warehouse.db")
 
 
+CONFIG_DIR_ENV = "COLLAB_CONFIG_DIR"
+
+
+def config_dir() -> Path:
+    """A team's whole configuration, in one folder it owns (`$COLLAB_CONFIG_DIR`, default `config/`).
+
+    It holds `catalog.yaml` (exports and their connections), `suites.yaml` (model
+    repositories), `templates/` (report notebooks), `uploads.yaml` (upload types) and
+    `sftp_accounts.yaml` (uploaders). A missing file defines nothing of that pattern, so an
+    empty folder is a valid, empty deployment. docs/deploy.md describes each file.
+    """
+    return Path(os.environ.get(CONFIG_DIR_ENV) or Path.cwd() / "config").resolve()
+
+
+def catalog_file() -> Path:
+    return config_dir() / "catalog.yaml"
+
+
+def templates_dir() -> Path:
+    return config_dir() / "templates"
+
+
+def uploads_file() -> Path:
+    return config_dir() / "uploads.yaml"
+
+
+def sftp_accounts_file() -> Path:
+    return config_dir() / "sftp_accounts.yaml"
+
+
 SUITES_FILE_ENV = "COLLAB_SUITES_FILE"
 
 
 def suites_file() -> Path:
-    """The evaluation suites: which model repositories to watch (`$COLLAB_SUITES_FILE`)."""
-    return Path(os.environ.get(SUITES_FILE_ENV) or state_dir() / "suites.yaml")
+    """The evaluation suites: `$COLLAB_SUITES_FILE`, else `suites.yaml` in the configuration folder.
+
+    The variable exists for suites written on the machine itself: the demo registers the
+    model repository it creates under the state folder, so its suites file lives there too.
+    """
+    return Path(os.environ.get(SUITES_FILE_ENV) or config_dir() / "suites.yaml")

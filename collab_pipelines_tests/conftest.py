@@ -16,6 +16,10 @@ import pytest
 import sqlalchemy as sa
 
 from collab_pipelines import settings
+from collab_pipelines.demo.paths import DEMO_CONFIG
+
+# Pattern tests run on the demo's configuration unless they write their own (product/ does).
+os.environ.setdefault(settings.CONFIG_DIR_ENV, str(DEMO_CONFIG))
 
 POSTGRES_URL_ENV = "COLLAB_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -41,6 +45,7 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "state"
     path.mkdir()
     monkeypatch.setenv(settings.STATE_DIR_ENV, str(path))
+    monkeypatch.setenv(settings.SUITES_FILE_ENV, str(path / "suites.yaml"))
     monkeypatch.delenv(settings.WAREHOUSE_URL_ENV, raising=False)
     monkeypatch.delenv("COLLAB_SOURCE_URL", raising=False)
     return path

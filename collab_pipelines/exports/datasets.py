@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from collab_pipelines.exports.catalog import DEFAULT_CATALOG, load_catalog
+from collab_pipelines.exports.catalog import load_catalog
 from collab_pipelines.exports.frames import LOADED_AT_COLUMN, PARTITION_COLUMN
 from collab_pipelines.warehouse.datasets import Dataset
 
 
-def export_datasets(catalog_path: Path | str = DEFAULT_CATALOG) -> list[Dataset]:
+def export_datasets(catalog_path: Path | str | None = None) -> list[Dataset]:
     datasets = []
     for spec in load_catalog(catalog_path).exports.values():
         columns = dict(spec.columns)

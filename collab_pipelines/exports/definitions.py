@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from collab_pipelines.exports.assets import build_export_assets
-from collab_pipelines.exports.catalog import DEFAULT_CATALOG, load_catalog
+from collab_pipelines.exports.catalog import load_catalog
 from collab_pipelines.exports.jobs import build_daily_jobs, build_dimension_job
 from collab_pipelines.exports.schedules import (
     build_daily_schedule,
@@ -17,7 +17,7 @@ from collab_pipelines.exports.sensors import (
 )
 
 
-def build_defs(catalog_path: Path | str = DEFAULT_CATALOG) -> dg.Definitions:
+def build_defs(catalog_path: Path | str | None = None) -> dg.Definitions:
     """Everything pattern 1 defines, from one catalog file. Resources come from the root."""
     catalog = load_catalog(catalog_path)
     jobs, schedules, sensors = [], [], []

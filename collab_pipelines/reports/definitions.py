@@ -43,7 +43,7 @@ def dataset_writers() -> dict[str, str]:
 
 
 def load_project_templates(
-    folder: Path = TEMPLATES_DIR, upstream_defs: Sequence[dg.Definitions] | None = None
+    folder: Path | Sequence[Path] = TEMPLATES_DIR, upstream_defs: Sequence[dg.Definitions] | None = None
 ) -> tuple[LoadedTemplates, dict[str, dg.AssetsDefinition]]:
     upstream = upstream_assets(upstream_defs)
     writers = dataset_writers()
@@ -69,7 +69,7 @@ def load_project_templates(
 
 
 def build_defs(
-    folder: Path = TEMPLATES_DIR, upstream_defs: Sequence[dg.Definitions] | None = None
+    folder: Path | Sequence[Path] = TEMPLATES_DIR, upstream_defs: Sequence[dg.Definitions] | None = None
 ) -> dg.Definitions:
     loaded, assets = load_project_templates(folder, upstream_defs)
     specs: dict[str, TemplateSpec] = loaded.specs

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,14 +202,16 @@ def _first_heading(document: Mapping[str, Any]) -> str | None:
 
 
 def load_templates(
-    folder: Path, known_assets: Iterable[str], dataset_writers: Mapping[str, str]
+    folder: Path | Sequence[Path], known_assets: Iterable[str], dataset_writers: Mapping[str, str]
 ) -> LoadedTemplates:
     """Every `*.ipynb` in `folder` (checkpoints excluded), good ones and problems apart."""
     known = set(known_assets)
     specs: dict[str, TemplateSpec] = {}
     problems: dict[str, str] = {}
     assets_seen: dict[str, Path] = {}
-    for path in sorted(Path(folder).glob("*.ipynb")):
+    # The shipped templates and a team's own folder load together; a missing folder has none.
+    folders = [folder] if isinstance(folder, str | Path) else list(folder)
+    for path in sorted(path for each in folders for path in Path(each).glob("*.ipynb")):
         try:
             spec = parse_template(path, known, dataset_writers)
             if spec.asset in assets_seen or spec.asset in known:

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from collab_pipelines.exports.catalog import DEFAULT_CATALOG, CatalogError, load_catalog
+from collab_pipelines.demo.paths import DEMO_CATALOG as DEFAULT_CATALOG
+from collab_pipelines.exports.catalog import CatalogError, load_catalog
 
 GOOD_ENTRY = {
     "name": "orders",

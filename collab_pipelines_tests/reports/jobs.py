@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from collab_pipelines.demo.paths import DEMO_TEMPLATES
 from collab_pipelines.reports.definitions import build_defs
 from collab_pipelines.reports.jobs import diagnose_report_job
 from collab_pipelines.reports.templates import TEMPLATES_DIR
@@ -28,7 +29,7 @@ def _job(folder: Path, asset: str) -> dg.JobDefinition:
 
 
 def flights_quality_report_job() -> dg.JobDefinition:
-    return _job(TEMPLATES_DIR, "flights_quality_report")
+    return _job(DEMO_TEMPLATES, "flights_quality_report")
 
 
 def evaluation_report_job() -> dg.JobDefinition:

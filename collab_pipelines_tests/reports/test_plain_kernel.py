@@ -4,6 +4,7 @@ import nbformat
 import papermill
 import pytest
 
+from collab_pipelines.demo.paths import DEMO_TEMPLATES
 from collab_pipelines.reports.templates import TEMPLATES_DIR
 from collab_pipelines_tests.reports.conftest import CANDIDATE_KEY, LAST_DAY
 
@@ -20,7 +21,10 @@ def test_a_shipped_template_runs_with_its_defaults_outside_dagster(warehouse, tm
     # No parameters: every value comes from the parameters cell; the kernel finds the warehouse
     # through the environment, as in Jupyter started from the project.
     papermill.execute_notebook(
-        str(TEMPLATES_DIR / f"{template}.ipynb"), str(output), kernel_name="python3", progress_bar=False
+        str((DEMO_TEMPLATES if template.startswith("flights") else TEMPLATES_DIR) / f"{template}.ipynb"),
+        str(output),
+        kernel_name="python3",
+        progress_bar=False,
     )
     notebook = nbformat.read(output, as_version=4)
     text = nbformat.writes(notebook)
