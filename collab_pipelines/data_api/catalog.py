@@ -10,23 +10,16 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import dagster as dg
 import sqlalchemy as sa
 
 from collab_pipelines.datasets import all_datasets
+from collab_pipelines.warehouse.columns import SQLALCHEMY_TYPES
 from collab_pipelines.warehouse.datasets import Dataset
 
 log = logging.getLogger(__name__)
-_SA_TYPES = {
-    "integer": sa.BigInteger,
-    "float": sa.Float,
-    "string": sa.String,
-    "boolean": sa.Boolean,
-    "date": sa.Date,
-    "datetime": sa.DateTime,
-}
 # Table columns are re-read at most this often: a new column appears without a restart,
 # yet a busy server does not reflect the table on every request.
 _COLUMNS_TTL_SECONDS = 10.0
@@ -45,8 +38,19 @@ class Materialization:
         return datetime.fromtimestamp(self.timestamp, UTC)
 
 
-class Catalog:
-    """Datasets by name, with the warehouse tables and the instance behind them."""
+@dataclass(frozen=True)
+class TableShape:
+    """The declared columns a warehouse table has (declared order), and which hold a time zone."""
+
+    columns: tuple[str, ...]
+    aware: frozenset[str] = frozenset()
+
+
+class DatasetCatalog:
+    """Datasets by name, with the warehouse tables and the instance behind them.
+
+    (Not the exports' catalog file: this is the data API's view of the dataset registry.)
+    """
 
     def __init__(
         self,
@@ -59,33 +63,49 @@ class Catalog:
         self.instance = instance
         self.asset_graph = asset_graph
         self.datasets = datasets if datasets is not None else all_datasets()
-        self._columns: dict[str, tuple[float, tuple[str, ...] | None]] = {}
+        self._shapes: dict[str, tuple[float, TableShape | None]] = {}
         self._lock = threading.Lock()
 
     # -- the warehouse -------------------------------------------------------------------
     def table_columns(self, dataset: Dataset) -> tuple[str, ...] | None:
         """The declared columns the warehouse table has, in declared order; None if no table."""
+        shape = self.table_shape(dataset)
+        return shape.columns if shape else None
+
+    def table_shape(self, dataset: Dataset) -> TableShape | None:
         now = time.monotonic()
         with self._lock:
-            cached = self._columns.get(dataset.name)
+            cached = self._shapes.get(dataset.name)
         if cached and now - cached[0] < _COLUMNS_TTL_SECONDS:
             return cached[1]
         inspector = sa.inspect(self.engine)
-        if not inspector.has_table(dataset.name):
-            present = None
-        else:
-            actual = {column["name"] for column in inspector.get_columns(dataset.name)}
-            present = tuple(c for c in dataset.columns if c in actual)
+        shape = None
+        if inspector.has_table(dataset.name):
+            actual = {column["name"]: column["type"] for column in inspector.get_columns(dataset.name)}
+            shape = TableShape(
+                columns=tuple(c for c in dataset.columns if c in actual),
+                aware=frozenset(
+                    c
+                    for c, kind in actual.items()
+                    if c in dataset.columns and getattr(kind, "timezone", False) is True
+                ),
+            )
         with self._lock:
-            self._columns[dataset.name] = (now, present)
-        return present
+            self._shapes[dataset.name] = (now, shape)
+        return shape
 
-    def table(self, dataset: Dataset, columns: Iterable[str]) -> sa.Table:
+    def table(self, dataset: Dataset, columns: Iterable[str], aware: Iterable[str] = ()) -> sa.Table:
         """A typed table for query building; only declared names reach this point."""
+        aware = set(aware)
         return sa.Table(
             dataset.name,
             sa.MetaData(),
-            *(sa.Column(c, _SA_TYPES[dataset.columns[c]]()) for c in columns),
+            *(
+                sa.Column(
+                    c, sa.DateTime(timezone=True) if c in aware else SQLALCHEMY_TYPES[dataset.columns[c]]()
+                )
+                for c in columns
+            ),
         )
 
     def row_count(self, dataset: Dataset) -> int | None:
@@ -124,6 +144,20 @@ class Catalog:
 
     def materialized_partitions(self, dataset: Dataset) -> set[str]:
         return self.instance.get_materialized_partitions(dg.AssetKey.from_user_string(dataset.asset_key))
+
+    def latest_partition(self, dataset: Dataset, materialized: set[str] | None = None) -> str | None:
+        """The newest complete partition: the last day materialized, or the last dynamic key."""
+        if dataset.partitioning == "daily":
+            materialized = self.materialized_partitions(dataset) if materialized is None else materialized
+            return max(materialized) if materialized else None
+        latest = self.latest_materialization(dataset)
+        return latest.partition if latest else None
+
+    def partition_bounds(self, dataset: Dataset) -> tuple[date | None, date | None]:
+        """A daily dataset's first day and its end (exclusive), from its partitions definition."""
+        partitions_def = self.partitions_definition(dataset)
+        start, end = getattr(partitions_def, "start", None), getattr(partitions_def, "end", None)
+        return (start.date() if start else None, end.date() if end else None)
 
     def check_results(self, dataset: Dataset) -> list[dict]:
         if self.asset_graph is None:

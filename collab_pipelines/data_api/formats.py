@@ -12,20 +12,15 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
+from collab_pipelines.warehouse.columns import arrow_types
+
 FORMATS = {
     "json": "application/json",
     "ndjson": "application/x-ndjson",
     "csv": "text/csv; charset=utf-8",
     "parquet": "application/vnd.apache.parquet",
 }
-ARROW_TYPES = {
-    "integer": pa.int64(),
-    "float": pa.float64(),
-    "string": pa.string(),
-    "boolean": pa.bool_(),
-    "date": pa.date32(),
-    "datetime": pa.timestamp("us"),
-}
+ARROW_TYPES = arrow_types()
 
 
 def arrow_schema(columns: Sequence[str], types: Sequence[str]) -> pa.Schema:

@@ -5,10 +5,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from collab_pipelines.warehouse.columns import ColumnType
+
 
 class Column(BaseModel):
     name: str
-    type: Literal["integer", "float", "string", "boolean", "date", "datetime"]
+    type: ColumnType
 
 
 class Partitioning(BaseModel):

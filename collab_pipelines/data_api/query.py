@@ -12,7 +12,7 @@ import binascii
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -43,8 +43,14 @@ class Filter:
     value: object
 
 
-def parse_value(dataset: Dataset, column: str, text: str, parameter: str):
-    """`text` as a value of `column`'s declared type, or a 400 naming what is wrong."""
+def parse_value(dataset: Dataset, column: str, text: str, parameter: str, aware: bool = False):
+    """`text` as a value of `column`'s declared type, or a 400 naming what is wrong.
+
+    A date-time column without a time zone (`aware=False`, the usual warehouse column) holds
+    the wall-clock times its source wrote, and nothing says which zone they are in; an offset
+    cannot be converted to that, so a value with one is refused. A column with a time zone
+    (PostgreSQL `timestamptz`) compares instants: an offset is honoured, none means UTC.
+    """
     column_type = dataset.columns[column]
     where = f"{parameter}: value {text[:80]!r} for {column} ({column_type})"
     if len(text) > _MAX_VALUE_LENGTH or "\x00" in text:
@@ -75,8 +81,15 @@ def parse_value(dataset: Dataset, column: str, text: str, parameter: str):
             value = datetime.fromisoformat(text)
         except ValueError:
             raise bad_request(f"{where} is not an ISO 8601 date-time", parameter) from None
-        # The warehouse stores naive UTC; an explicit offset is honoured by converting to it.
-        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+        if aware:
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if value.tzinfo is not None:
+            raise bad_request(
+                f"{where} has a UTC offset, but {column} holds date-times without a time zone "
+                "(compared as stored); give the value without an offset",
+                parameter,
+            )
+        return value
     return text
 
 
@@ -101,7 +114,9 @@ def parse_columns(dataset: Dataset, available: Sequence[str], text: str | None) 
     return [check_column(dataset, available, name, "columns") for name in names]
 
 
-def parse_filters(dataset: Dataset, available: Sequence[str], texts: Sequence[str]) -> list[Filter]:
+def parse_filters(
+    dataset: Dataset, available: Sequence[str], texts: Sequence[str], aware: Collection[str] = ()
+) -> list[Filter]:
     filters = []
     for text in texts:
         parts = text.split(":", 2)
@@ -119,11 +134,11 @@ def parse_filters(dataset: Dataset, available: Sequence[str], texts: Sequence[st
                 raise bad_request(
                     f"filter: the in-list for {column} needs 1 to {MAX_IN_VALUES} values", "filter"
                 )
-            value = [parse_value(dataset, column, item, "filter") for item in items]
+            value = [parse_value(dataset, column, item, "filter", column in aware) for item in items]
         else:
             if operator in ("lt", "lte", "gt", "gte") and dataset.columns[column] == "boolean":
                 raise bad_request(f"filter: {column} is boolean and has no order; use eq or ne", "filter")
-            value = parse_value(dataset, column, raw, "filter")
+            value = parse_value(dataset, column, raw, "filter", column in aware)
         filters.append(Filter(column, operator, value))
     return filters
 
@@ -208,7 +223,9 @@ def encode_cursor(keys: Sequence[SortKey], values: Sequence) -> str:
     return base64.urlsafe_b64encode(json.dumps(payload, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_cursor(dataset: Dataset, keys: Sequence[SortKey], cursor: str) -> list:
+def decode_cursor(
+    dataset: Dataset, keys: Sequence[SortKey], cursor: str, aware: Collection[str] = ()
+) -> list:
     signature = [("-" if k.descending else "") + k.column for k in keys]
     try:
         payload = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
@@ -228,5 +245,5 @@ def decode_cursor(dataset: Dataset, keys: Sequence[SortKey], cursor: str) -> lis
             value = "true" if value else "false"
         elif not isinstance(value, (str, int, float)):
             raise bad_request("cursor: holds a value of the wrong kind", "cursor")
-        parsed.append(parse_value(dataset, key.column, str(value), "cursor"))
+        parsed.append(parse_value(dataset, key.column, str(value), "cursor", key.column in aware))
     return parsed

@@ -13,14 +13,15 @@ from pathlib import Path
 import dagster as dg
 
 from collab_pipelines import settings
-from collab_pipelines.data_api.app import ApiConfig, create_app
+from collab_pipelines.data_api.app import create_app
 from collab_pipelines.data_api.auth import (
     ReloadingTokens,
     TokenConfigError,
     default_tokens_file,
     issue_token,
 )
-from collab_pipelines.data_api.catalog import Catalog, load_asset_graph
+from collab_pipelines.data_api.catalog import DatasetCatalog, load_asset_graph
+from collab_pipelines.data_api.deps import ApiConfig
 from collab_pipelines.warehouse.engine import engine_for_url
 
 CHUNK_ROWS_ENV = "COLLAB_API_CHUNK_ROWS"
@@ -45,7 +46,9 @@ def build_app():
             f"no API token is configured: run `collab-data-api token <name>` (writes {default_tokens_file()}), "
             "or set $COLLAB_API_TOKENS / $COLLAB_API_TOKENS_FILE"
         )
-    catalog = Catalog(engine_for_url(settings.warehouse_url(), readonly=True), instance(), load_asset_graph())
+    catalog = DatasetCatalog(
+        engine_for_url(settings.warehouse_url(), readonly=True), instance(), load_asset_graph()
+    )
     chunk_rows = int(os.environ.get(CHUNK_ROWS_ENV) or 5_000)
     return create_app(
         ApiConfig(catalog=catalog, tokens=tokens, state_dir=settings.state_dir(), chunk_rows=chunk_rows)

@@ -7,7 +7,7 @@ frame, a JSON Schema type to document an API row) from the tables below, never i
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 
@@ -42,6 +42,20 @@ JSON_SCHEMA_TYPES: dict[str, dict[str, str]] = {
     "date": {"type": "string", "format": "date"},
     "datetime": {"type": "string", "format": "date-time"},
 }
+
+
+def arrow_types() -> dict[str, Any]:
+    """Arrow types (the data API's wire types); pyarrow loads only for whoever asks."""
+    import pyarrow as pa
+
+    return {
+        "integer": pa.int64(),
+        "float": pa.float64(),
+        "string": pa.string(),
+        "boolean": pa.bool_(),
+        "date": pa.date32(),
+        "datetime": pa.timestamp("us"),
+    }
 
 
 def is_temporal(column_type: str) -> bool:

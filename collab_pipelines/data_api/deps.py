@@ -1,0 +1,93 @@
+"""What every route depends on: the configuration, the token check and the dataset catalog."""
+
+from dataclasses import dataclass
+from pathlib import Path as FilePath
+from typing import Annotated
+
+from fastapi import Depends, Header, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from collab_pipelines.data_api.auth import ReloadingTokens
+from collab_pipelines.data_api.catalog import DatasetCatalog
+from collab_pipelines.data_api.problems import ApiProblem, not_found
+from collab_pipelines.warehouse.datasets import Dataset
+
+API_VERSION = "v1"
+PREFIX = f"/{API_VERSION}"
+DATASET_NAME_PATTERN = r"^[A-Za-z0-9_]{1,64}$"
+
+
+@dataclass
+class ApiConfig:
+    catalog: DatasetCatalog
+    tokens: ReloadingTokens
+    state_dir: FilePath
+    chunk_rows: int = 5_000
+
+
+def examples(**values) -> dict:
+    """OpenAPI examples, one per keyword: Swagger UI offers each by its name."""
+    return {name: {"summary": name.replace("_", " "), "value": value} for name, value in values.items()}
+
+
+def get_config(request: Request) -> ApiConfig:
+    return request.app.state.config
+
+
+def get_catalog(config: Annotated[ApiConfig, Depends(get_config)]) -> DatasetCatalog:
+    return config.catalog
+
+
+Config = Annotated[ApiConfig, Depends(get_config)]
+Catalog = Annotated[DatasetCatalog, Depends(get_catalog)]
+
+bearer = HTTPBearer(auto_error=False, description="A token issued by `collab-data-api token <name>`.")
+
+
+def authenticated(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)], config: Config
+) -> str:
+    name = config.tokens.name_for(credentials.credentials) if credentials else None
+    if name is None:
+        detail = "this token is not valid" if credentials else "send Authorization: Bearer <token>"
+        raise ApiProblem(401, "Unauthorized", detail)
+    return name
+
+
+PROTECTED = [Depends(authenticated)]
+
+
+def dataset_named(
+    name: Annotated[
+        str,
+        Path(
+            description="A dataset's name, as listed by /v1/datasets.",
+            pattern=DATASET_NAME_PATTERN,
+            openapi_examples=examples(
+                flights="flights", uploads="weather_observations_uploads", evaluations="evaluation_results"
+            ),
+        ),
+    ],
+    catalog: Catalog,
+) -> Dataset:
+    dataset = catalog.datasets.get(name)
+    if dataset is None:
+        raise not_found(f"no dataset named {name[:80]!r}; GET {PREFIX}/datasets lists them", "name")
+    return dataset
+
+
+DatasetFromPath = Annotated[Dataset, Depends(dataset_named)]
+
+
+IfNoneMatch = Annotated[
+    str | None,
+    Header(
+        description="An ETag from an earlier response: 304 if what it names is unchanged.",
+        openapi_examples=examples(etag='"3f2a9c0e7b1d4a5f6e8c9b0a1d2e3f40"'),
+    ),
+]
+
+
+def etag_matches(header: str, etag: str) -> bool:
+    candidates = [part.strip().removeprefix("W/") for part in header.split(",")]
+    return "*" in candidates or etag in candidates

@@ -1,0 +1,1 @@
+"""The data API's routes, one module per resource."""
