@@ -5,10 +5,13 @@ import warnings
 import dagster as dg
 from pydantic import Field
 
-from collab_pipelines.evaluation.evaluator import Evaluation, evaluate_key
-from collab_pipelines.evaluation.harness import EvaluationFailed
+from collab_pipelines.evaluation.candidate_process import EvaluationFailed
+from collab_pipelines.evaluation.commit_evaluation import Evaluation, evaluate_key
+from collab_pipelines.evaluation.feedback import publish
 from collab_pipelines.evaluation.partitions import evaluation_commits
+from collab_pipelines.evaluation.repos import GitError
 from collab_pipelines.evaluation.resources import ModelRepositories
+from collab_pipelines.evaluation.suites import EvaluationKey, EvaluationKeyError
 from collab_pipelines.exports.catalog import load_catalog
 from collab_pipelines.warehouse.resources import Warehouse
 
@@ -78,6 +81,11 @@ def model_evaluation(
     warehouse: Warehouse,
 ) -> dg.MaterializeResult:
     key = context.partition_key
+
+    def forward(stream: str, line: str) -> None:
+        # The model's prints and warnings, in the run's logs while it trains.
+        (context.log.warning if stream == "stderr" else context.log.info)(f"[model {stream}] {line}")
+
     try:
         evaluation = evaluate_key(
             key,
@@ -87,16 +95,21 @@ def model_evaluation(
             data_through=config.data_through,
             run_id=context.run.run_id,
             log=context.log,
+            output=forward,
         )
     except EvaluationFailed as failure:
-        # The data scientist's own traceback, where the UI shows the failed step.
+        publish_failure(key, failure, model_repositories, context)
+        # The data scientist's own traceback, where the UI shows the failed step. The same
+        # commit fails the same way again: a run retry would only repeat it.
         raise dg.Failure(
             description=str(failure),
             metadata={
                 "stage": failure.stage,
                 "traceback": dg.MetadataValue.md(f"```\n{failure.traceback_text or str(failure)}\n```"),
             },
+            allow_retries=False,
         ) from None
+    publish_evaluation(evaluation, model_repositories, context)
     for note in evaluation.notes:
         context.log.info(note)
     return dg.MaterializeResult(
@@ -116,6 +129,7 @@ def evaluation_metadata(evaluation: Evaluation) -> dict:
     metadata.update(
         {
             "verdict": evaluation.status,
+            "prediction_diff": evaluation.diff.outcome,
             "reasons": dg.MetadataValue.md("\n".join(f"- {reason}" for reason in verdict.reasons)),
             "baseline": evaluation.baseline_key or "none",
             "data_through": data.data_through,
@@ -128,6 +142,10 @@ def evaluation_metadata(evaluation: Evaluation) -> dict:
             "dagster/row_count": outcome.test_rows,
         }
     )
+    for name, value in outcome.reported.items():
+        # What the model reported itself (collab_eval.report): numbers plot across commits.
+        is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        metadata[f"model/{name}"] = float(value) if is_number else dg.MetadataValue.json(value)
     for name, commit in evaluation.checkout.commits.items():
         metadata[f"commit/{name}"] = commit.sha
         metadata[f"author/{name}"] = f"{commit.author} <{commit.email}>"
@@ -155,31 +173,71 @@ def check_results(evaluation: Evaluation) -> list[dg.AssetCheckResult]:
             metadata=gate_metadata,
         )
     ]
-    limit = evaluation.contract.max_changed_predictions
-    if evaluation.changed is None:
-        results.append(
-            dg.AssetCheckResult(
-                check_name=DIFF_CHECK,
-                asset_key=EVALUATION_ASSET,
-                passed=True,
-                description="no baseline predictions to compare with",
-            )
+    diff = evaluation.diff
+    metadata = {"outcome": diff.outcome}
+    if diff.share is not None:
+        metadata.update(
+            {"changed_share": float(diff.share), "changed": diff.changed, "shared_rows": diff.shared}
         )
-    else:
-        share, changed, shared = evaluation.changed
-        passed = limit is None or share <= limit
-        words = (
-            f"{changed} of {shared} predicted labels ({share:.1%}) changed against "
-            f"{evaluation.baseline_key}" + ("" if limit is None else f"; allowed {limit:.0%}")
+    results.append(
+        dg.AssetCheckResult(
+            check_name=DIFF_CHECK,
+            asset_key=EVALUATION_ASSET,
+            passed=not diff.breached,
+            # An advisory breach shows as a warning beside a passing verdict; a blocking one
+            # has already made the commit regressed.
+            severity=dg.AssetCheckSeverity.ERROR
+            if diff.outcome == "blocking breach"
+            else dg.AssetCheckSeverity.WARN,
+            description=diff.sentence,
+            metadata=metadata,
         )
-        results.append(
-            dg.AssetCheckResult(
-                check_name=DIFF_CHECK,
-                asset_key=EVALUATION_ASSET,
-                passed=passed,
-                severity=dg.AssetCheckSeverity.WARN,
-                description=words,
-                metadata={"changed_share": float(share), "changed": changed, "shared_rows": shared},
-            )
-        )
+    )
     return results
+
+
+def publish_evaluation(
+    evaluation: Evaluation, model_repositories: ModelRepositories, context: dg.AssetExecutionContext
+) -> None:
+    comparisons = evaluation.verdict.comparisons
+    publish(
+        evaluation.checkout.suite,
+        model_repositories.repository,
+        str(evaluation.checkout.key),
+        {name: commit.sha for name, commit in evaluation.checkout.commits.items()},
+        evaluation.status,
+        evaluation.verdict.reasons,
+        {m: (c.value, c.difference, c.ci_low, c.ci_high) for m, c in comparisons.items()},
+        context.run.run_id,
+        context.log,
+    )
+
+
+def publish_failure(
+    key: str,
+    failure: EvaluationFailed,
+    model_repositories: ModelRepositories,
+    context: dg.AssetExecutionContext,
+) -> None:
+    """A failed commit gets its note and status too, when its key and suite can be read."""
+    try:
+        parsed = EvaluationKey.parse(key)
+        suite = model_repositories.suites()[parsed.suite]
+        commits = {}
+        for name, short in parsed.commits:
+            repo = model_repositories.repository(suite.repository(name))
+            commits[name] = repo.resolve(short)
+    except (EvaluationKeyError, KeyError, GitError):
+        return  # nothing to attach a note to; the failure itself names the problem
+    sentence = f"{failure.stage} failed: {str(failure)[:500]}"
+    publish(
+        suite,
+        model_repositories.repository,
+        key,
+        commits,
+        "failed",
+        [sentence],
+        {},
+        context.run.run_id,
+        context.log,
+    )

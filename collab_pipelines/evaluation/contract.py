@@ -1,7 +1,7 @@
 """The model-repository contract: `collab.toml` at the root of a data scientist's repository.
 
 Plain parsing, no Dagster. Errors name the commit, the file and the field, because the reader
-is the data scientist whose commit failed.
+is the data scientist whose commit failed. Its JSON Schema is docs/schemas/collab.schema.json.
 
     [model]
     entry_point = "model:build"          # returns a scikit-learn estimator or pipeline
@@ -18,19 +18,31 @@ is the data scientist whose commit failed.
     [evaluation]
     metrics = ["roc_auc", "accuracy"]    # scikit-learn scorer names
     test_days = 7                        # the most recent days are held out
-    max_changed_predictions = 0.2        # prediction-diff test: share of labels allowed to change
+    max_changed_predictions = 0.2        # prediction-diff gate: share of labels allowed to change
+    prediction_diff = "advisory"         # or "blocking": a breach makes the commit regressed
 
     [gates.roc_auc]
     min = 0.55                           # absolute floor
     max_drop = 0.01                      # largest drop against the baseline
+
+    [environment]                        # optional: the commit's own packages (see docs)
+    lock = "requirements.lock"           # default: requirements.txt, else pyproject.toml
+    env = ["MODEL_SEED"]                 # variables passed through to the model's process
 """
 
 import re
 import tomllib
 from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from collab_pipelines.config import ConfigError, StrictModel, parse
 
 CONTRACT_FILE = "collab.toml"
 _REFERENCE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Metrics the harness can compute from labels and scores; names follow scikit-learn.
 SUPPORTED_METRICS = {
     "roc_auc": "score",
@@ -45,8 +57,114 @@ SUPPORTED_METRICS = {
 }
 
 
-class ContractError(ValueError):
+class ContractError(ConfigError):
     """The contract file is missing or wrong; the message names where and what."""
+
+
+def _reference(value: str) -> str:
+    if not _REFERENCE.match(value):
+        raise ValueError(f"{value!r} is not 'module:function'")
+    return value
+
+
+def _metric(value: str) -> str:
+    if value not in SUPPORTED_METRICS:
+        raise ValueError(f"unknown metric {value!r}; supported: {sorted(SUPPORTED_METRICS)}")
+    return value
+
+
+def _variable(value: str) -> str:
+    if not _VARIABLE.match(value):
+        raise ValueError(f"{value!r} is not an environment variable name")
+    return value
+
+
+Reference = Annotated[str, AfterValidator(_reference)]
+Number = Annotated[float, Field(strict=True)]
+
+
+def _field_error(loc: tuple, message: str, value: Any) -> ValidationError:
+    """An error placed on one field, raised from a validator that checks several fields."""
+    details = InitErrorDetails(type=PydanticCustomError("value_error", message), loc=loc, input=value)
+    return ValidationError.from_exception_data("collab.toml", [details])
+
+
+class ModelSection(StrictModel):
+    entry_point: Reference | None = Field(default=None, description="A function returning an estimator.")
+    fit: Reference | None = Field(default=None, description="fit(X, y, **params) -> model")
+    predict: Reference | None = Field(default=None, description="predict(model, X) -> labels or scores")
+
+    @model_validator(mode="after")
+    def _one_way(self):
+        if self.entry_point and (self.fit or self.predict):
+            raise ValueError("give either entry_point or the fit/predict pair, not both")
+        if not self.entry_point and not (self.fit and self.predict):
+            raise _field_error(
+                ("entry_point",),
+                "missing; name a function returning an estimator, or fit and predict",
+                None,
+            )
+        return self
+
+
+class DataSection(StrictModel):
+    dataset: str = Field(min_length=1, description="An export from the catalog.")
+    target: str = Field(min_length=1)
+    time_column: str = Field(min_length=1, description="The time-based split uses it.")
+    row_id: str = Field(default="id", description="Identifies a row across commits.")
+    features: Reference | None = Field(default=None, description="frames -> features and target")
+    join: tuple[str, ...] = Field(default=(), description="More datasets the feature function receives.")
+
+
+class EvaluationSection(StrictModel):
+    metrics: tuple[Annotated[str, AfterValidator(_metric)], ...] = Field(default=("roc_auc",), min_length=1)
+    test_days: Annotated[int, Field(strict=True, ge=1)] = 7
+    max_changed_predictions: Annotated[Number, Field(ge=0, le=1)] | None = Field(
+        default=None, description="Share of predicted labels allowed to change against the baseline."
+    )
+    prediction_diff: Literal["advisory", "blocking"] = Field(
+        default="advisory",
+        description="Whether a breach of max_changed_predictions makes the commit regressed "
+        "(blocking) or is recorded and shown beside a passing verdict (advisory).",
+    )
+
+
+class GateSection(StrictModel):
+    min: Number | None = None
+    max_drop: Number | None = None
+    max_relative_drop: Number | None = None
+
+
+class EnvironmentSection(StrictModel):
+    lock: str | None = Field(
+        default=None,
+        description="A pinned requirements file in the repository to build the environment from "
+        "(default: requirements.txt, else pyproject.toml; neither means the project's own packages).",
+    )
+    env: tuple[Annotated[str, AfterValidator(_variable)], ...] = Field(
+        default=(), description="Environment variables passed through to the model's process."
+    )
+
+
+class ContractFile(StrictModel):
+    """collab.toml: how the project trains, scores and gates a model repository."""
+
+    model: ModelSection = Field(default_factory=dict, validate_default=True)
+    data: DataSection
+    evaluation: EvaluationSection = EvaluationSection()
+    gates: dict[str, GateSection] = Field(default_factory=dict)
+    environment: EnvironmentSection = EnvironmentSection()
+
+    @model_validator(mode="after")
+    def _gated_metrics_are_computed(self):
+        for metric in self.gates:
+            if metric not in self.evaluation.metrics:
+                raise _field_error(
+                    ("gates", metric),
+                    f"gates a metric that is not computed; metrics are {list(self.evaluation.metrics)}",
+                    metric,
+                )
+        return self
 
 
 @dataclass(frozen=True)
@@ -59,6 +177,8 @@ class Gate:
 
 @dataclass(frozen=True)
 class Contract:
+    """The parsed contract, flat: the candidate's process receives it as JSON."""
+
     dataset: str
     target: str
     time_column: str
@@ -71,7 +191,10 @@ class Contract:
     metrics: tuple[str, ...] = ("roc_auc",)
     test_days: int = 7
     max_changed_predictions: float | None = None
+    prediction_diff: str = "advisory"
     gates: dict[str, Gate] = field(default_factory=dict)
+    lock: str | None = None
+    env: tuple[str, ...] = ()
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -86,87 +209,26 @@ def parse_contract(text: str | None, where: str) -> Contract:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ContractError(f"{where}: not valid TOML: {error}") from error
-
-    def fail(field_name: str, problem: str) -> ContractError:
-        return ContractError(f"{where}: field '{field_name}': {problem}")
-
-    def table(name: str) -> dict:
-        value = raw.get(name, {})
-        if not isinstance(value, dict):
-            raise fail(name, "must be a table")
-        return value
-
-    def reference(section: dict, key: str, prefix: str) -> str | None:
-        value = section.get(key)
-        if value is not None and (not isinstance(value, str) or not _REFERENCE.match(value)):
-            raise fail(f"{prefix}.{key}", f"{value!r} is not 'module:function'")
-        return value
-
-    unknown = set(raw) - {"model", "data", "evaluation", "gates"}
-    if unknown:
-        raise ContractError(f"{where}: unknown table(s) {sorted(unknown)}")
-    model, data, evaluation, gates_raw = table("model"), table("data"), table("evaluation"), table("gates")
-
-    entry_point = reference(model, "entry_point", "model")
-    fit, predict = reference(model, "fit", "model"), reference(model, "predict", "model")
-    if entry_point and (fit or predict):
-        raise fail("model", "give either entry_point or the fit/predict pair, not both")
-    if not entry_point and not (fit and predict):
-        raise fail("model.entry_point", "missing; name a function returning an estimator, or fit and predict")
-
-    for required in ("dataset", "target", "time_column"):
-        if not isinstance(data.get(required), str) or not data[required]:
-            raise fail(f"data.{required}", "missing; it is required")
-    join = data.get("join", [])
-    if not isinstance(join, list) or not all(isinstance(j, str) for j in join):
-        raise fail("data.join", "must be a list of dataset names")
-
-    metrics = evaluation.get("metrics", ["roc_auc"])
-    if not isinstance(metrics, list) or not metrics:
-        raise fail("evaluation.metrics", "must be a non-empty list of scikit-learn metric names")
-    for metric in metrics:
-        if metric not in SUPPORTED_METRICS:
-            raise fail(
-                "evaluation.metrics", f"unknown metric {metric!r}; supported: {sorted(SUPPORTED_METRICS)}"
-            )
-    test_days = evaluation.get("test_days", 7)
-    if isinstance(test_days, bool) or not isinstance(test_days, int) or test_days < 1:
-        raise fail("evaluation.test_days", f"{test_days!r} is not a positive whole number of days")
-
-    max_changed = evaluation.get("max_changed_predictions")
-    if max_changed is not None and (
-        isinstance(max_changed, bool)
-        or not isinstance(max_changed, (int, float))
-        or not 0 <= max_changed <= 1
-    ):
-        raise fail("evaluation.max_changed_predictions", f"{max_changed!r} is not a share between 0 and 1")
-    unknown_keys = set(evaluation) - {"metrics", "test_days", "max_changed_predictions"}
-    if unknown_keys:
-        raise fail("evaluation", f"unknown key(s) {sorted(unknown_keys)}")
-
-    gates = {}
-    for metric, settings in gates_raw.items():
-        if metric not in metrics:
-            raise fail(f"gates.{metric}", f"gates a metric that is not computed; metrics are {metrics}")
-        if not isinstance(settings, dict) or set(settings) - {"min", "max_drop", "max_relative_drop"}:
-            raise fail(f"gates.{metric}", "allowed keys are min, max_drop and max_relative_drop")
-        for key, value in settings.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise fail(f"gates.{metric}.{key}", f"{value!r} is not a number")
-        gates[metric] = Gate(metric=metric, **{k: float(v) for k, v in settings.items()})
-
+    file = parse(ContractFile, raw, where, entry_depth=0, error=ContractError)
+    model, data, evaluation = file.model, file.data, file.evaluation
     return Contract(
-        dataset=data["dataset"],
-        target=data["target"],
-        time_column=data["time_column"],
-        row_id=str(data.get("row_id", "id")),
-        features=reference(data, "features", "data"),
-        entry_point=entry_point,
-        fit=fit,
-        predict=predict,
-        join=tuple(join),
-        metrics=tuple(metrics),
-        test_days=test_days,
-        max_changed_predictions=None if max_changed is None else float(max_changed),
-        gates=gates,
+        dataset=data.dataset,
+        target=data.target,
+        time_column=data.time_column,
+        row_id=data.row_id,
+        features=data.features,
+        entry_point=model.entry_point,
+        fit=model.fit,
+        predict=model.predict,
+        join=data.join,
+        metrics=evaluation.metrics,
+        test_days=evaluation.test_days,
+        max_changed_predictions=evaluation.max_changed_predictions,
+        prediction_diff=evaluation.prediction_diff,
+        gates={
+            metric: Gate(metric, **{k: v for k, v in gate.model_dump().items() if v is not None})
+            for metric, gate in file.gates.items()
+        },
+        lock=file.environment.lock,
+        env=file.environment.env,
     )

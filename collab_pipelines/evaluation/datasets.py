@@ -32,7 +32,9 @@ DATASETS: list[Dataset] = [
         name="evaluation_results",
         description=(
             "One row per evaluated commit (or combination of commits): its verdict, the baseline it "
-            "was compared with, and the data it was trained and scored on, so it can be reproduced."
+            "was compared with, and the data it was trained and scored on, so it can be reproduced. "
+            "prediction_diff is the prediction-diff gate's outcome (none, within, advisory breach, "
+            "blocking breach) and changed_share the share of predicted labels that changed."
         ),
         columns={
             "evaluation_key": "string",
@@ -47,6 +49,8 @@ DATASETS: list[Dataset] = [
             "train_rows": "integer",
             "test_rows": "integer",
             "seconds": "float",
+            "prediction_diff": "string",
+            "changed_share": "float",
             "evaluated_at": "datetime",
             "run_id": "string",
         },

@@ -12,7 +12,7 @@ import pandas as pd
 from scipy.stats import rankdata
 
 from collab_pipelines.evaluation.contract import Contract
-from collab_pipelines.evaluation.harness import compute_metrics
+from collab_pipelines.evaluation.scoring import compute_metrics
 
 BOOTSTRAP_SAMPLES = 200
 CONFIDENCE = 0.90
@@ -190,3 +190,52 @@ def changed_share(current: pd.DataFrame, baseline: pd.DataFrame) -> tuple[float,
         return 0.0, 0, 0
     changed = int((mine["y_pred"].to_numpy() != theirs["y_pred"].to_numpy()).sum())
     return changed / len(mine), changed, len(mine)
+
+
+@dataclass(frozen=True)
+class DiffVerdict:
+    """The prediction-diff gate: how many predicted labels changed against the baseline."""
+
+    outcome: str
+    """'none' (no baseline or no limit), 'within', 'advisory breach' or 'blocking breach'."""
+    sentence: str
+    share: float | None = None
+    changed: int | None = None
+    shared: int | None = None
+
+    @property
+    def breached(self) -> bool:
+        return self.outcome.endswith("breach")
+
+
+def diff_gate(
+    contract: Contract, changed: tuple[float, int, int] | None, baseline_key: str | None
+) -> DiffVerdict:
+    if changed is None:
+        return DiffVerdict("none", "no baseline predictions to compare with")
+    share, count, shared = changed
+    limit = contract.max_changed_predictions
+    words = f"{count} of {shared} predicted labels ({share:.1%}) changed against {baseline_key}"
+    if limit is None:
+        return DiffVerdict("none", words + "; no limit is set", share, count, shared)
+    if share <= limit:
+        return DiffVerdict("within", f"{words}; allowed {limit:.0%}", share, count, shared)
+    mode = contract.prediction_diff
+    return DiffVerdict(
+        f"{mode} breach",
+        f"{words}, beyond the allowed {limit:.0%} ({mode} prediction_diff gate)",
+        share,
+        count,
+        shared,
+    )
+
+
+def with_diff(verdict: GateVerdict, diff: DiffVerdict) -> GateVerdict:
+    """The verdict with the diff gate's breach in its reasons; a blocking breach fails it."""
+    if not diff.breached:
+        return verdict
+    blocking = diff.outcome == "blocking breach"
+    reasons = (
+        [r for r in verdict.reasons if not r.startswith("every gate passed")] if blocking else verdict.reasons
+    )
+    return GateVerdict(verdict.passed and not blocking, [*reasons, diff.sentence], verdict.comparisons)

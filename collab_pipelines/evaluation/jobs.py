@@ -41,17 +41,17 @@ def add_history_partitions(
     name = config.repository or suite.contract_repository
     spec = suite.repository(name)
     branch = config.branch or spec.branches[0]
-    repos = {other.name: model_repositories.repository(other) for other in suite.repositories}
+    repos = {other.name: model_repositories.repository(other) for other in suite.specs}
     for repo in repos.values():
         repo.sync()
-    heads = {other.name: repos[other.name].head(other.branches[0]) for other in suite.repositories}
+    heads = {other.name: repos[other.name].head(other.branches[0]) for other in suite.specs}
     keys = [
         str(
             EvaluationKey(
                 suite.name,
                 tuple(
                     (other.name, commit.sha if other.name == name else heads[other.name])
-                    for other in suite.repositories
+                    for other in suite.specs
                 ),
             )
         )

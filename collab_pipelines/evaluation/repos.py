@@ -14,6 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 _FIELD, _RECORD = "\x1f", "\x1e"
+NOTES_REF = "refs/notes/collab"
+# Notes are commits on the notes ref; they need an author even where git has no identity set.
+_IDENTITY = ("-c", "user.name=collab-pipelines", "-c", "user.email=collab-pipelines@localhost")
 _FORMAT = _FIELD.join(["%H", "%an", "%ae", "%ct", "%s"]) + _RECORD
 
 
@@ -42,10 +45,10 @@ class GitRepository:
         digest = hashlib.sha256(location.encode()).hexdigest()[:12]
         self.git_dir = Path(location) if self.is_local else mirrors / f"{self.name}-{digest}.git"
 
-    def _git(self, *args: str, input_bytes: bytes | None = None, check: bool = True) -> bytes:
+    def _git(self, *args: str) -> bytes:
         command = ["git", "--git-dir", str(self._resolved_git_dir()), *args]
-        completed = subprocess.run(command, input=input_bytes, capture_output=True, timeout=300, check=False)
-        if check and completed.returncode != 0:
+        completed = subprocess.run(command, capture_output=True, timeout=300, check=False)
+        if completed.returncode != 0:
             raise GitError(
                 f"repository {self.name!r} ({self.location}): `git {' '.join(args)}` failed: "
                 f"{completed.stderr.decode(errors='replace').strip()}"
@@ -91,13 +94,17 @@ class GitRepository:
         """
         revisions = [f"refs/heads/{branch}"] + ([f"^{since}"] if since else [])
         output = self._git("log", f"--format={_FORMAT}", f"--max-count={limit}", "--first-parent", *revisions)
-        commits = []
-        for record in output.decode("utf-8", errors="replace").split(_RECORD):
-            if not record.strip():
-                continue
-            sha, author, email, timestamp, subject = record.strip("\n").split(_FIELD)
-            commits.append(Commit(sha, author, email, datetime.fromtimestamp(int(timestamp), UTC), subject))
-        return list(reversed(commits))
+        return list(reversed(_parse_log(output)))
+
+    def commits_after(self, branch: str, since: str, limit: int) -> tuple[list[Commit], int]:
+        """The oldest `limit` commits on `branch` after `since`, oldest first, and how many
+        newer ones are left for later: a burst is worked off in order, none skipped."""
+        shas = self._git("rev-list", "--first-parent", f"refs/heads/{branch}", f"^{since}").decode().split()
+        oldest = shas[::-1][:limit]
+        if not oldest:
+            return [], 0
+        output = self._git("log", "--no-walk=unsorted", f"--format={_FORMAT}", *oldest)
+        return _parse_log(output), len(shas) - len(oldest)
 
     def commit(self, sha: str) -> Commit:
         output = self._git("log", "-1", f"--format={_FORMAT}", sha).decode("utf-8", errors="replace")
@@ -130,3 +137,27 @@ class GitRepository:
     def ancestors(self, sha: str, limit: int = 1000) -> list[str]:
         """`sha` and its first-parent ancestors, nearest first: the branch history it was built on."""
         return self._git("rev-list", "--first-parent", f"--max-count={limit}", sha).decode().split()
+
+    def add_note(self, sha: str, text: str, ref: str = NOTES_REF) -> None:
+        """Attach `text` to `sha` under `ref`, replacing the project's earlier note there."""
+        self._git(*_IDENTITY, "notes", f"--ref={ref}", "add", "--force", "--message", text, sha)
+
+    def note(self, sha: str, ref: str = NOTES_REF) -> str | None:
+        try:
+            return self._git("notes", f"--ref={ref}", "show", sha).decode("utf-8", errors="replace")
+        except GitError:
+            return None
+
+    def push_notes(self, remote: str, ref: str = NOTES_REF) -> None:
+        """Publish the notes ref, so `git log --notes=collab` shows them in every clone."""
+        self._git("push", "--quiet", remote if self.is_local else "origin", f"{ref}:{ref}")
+
+
+def _parse_log(output: bytes) -> list[Commit]:
+    commits = []
+    for record in output.decode("utf-8", errors="replace").split(_RECORD):
+        if not record.strip():
+            continue
+        sha, author, email, timestamp, subject = record.strip("\n").split(_FIELD)
+        commits.append(Commit(sha, author, email, datetime.fromtimestamp(int(timestamp), UTC), subject))
+    return commits

@@ -75,15 +75,19 @@ def model_commits_sensor(context: dg.SensorEvaluationContext, model_repositories
     for suite in suites.values():
         previous = cursor.get(suite.name, {})
         try:
-            candidates, cursor[suite.name] = discover(
-                suite, cursor.get(suite.name, {}), model_repositories.repository
-            )
+            found = discover(suite, cursor.get(suite.name, {}), model_repositories.repository)
         except GitError as error:
             # One unreachable repository must not stop the other suites; its cursor stays,
             # so its commits are found on a later tick.
             problems.append(f"suite {suite.name!r}: {error}")
             context.log.warning(f"suite {suite.name!r} skipped this tick: {error}")
             continue
+        candidates, cursor[suite.name] = found.candidates, found.cursor
+        for branch, left in found.backlog.items():
+            # Said in the tick's log and skip reason; the next ticks take these, oldest first.
+            message = f"suite {suite.name!r}: {left} newer commit(s) of {branch} wait for the next ticks"
+            context.log.info(message)
+            problems.append(message + ".")
         waiting = unexported_datasets(context.instance, model_repositories, suite, candidates)
         if waiting:
             # Evaluating before the data exists would only fail; the cursor stays, so these

@@ -2,6 +2,7 @@
 
 Plain parsing, no Dagster. The suites file belongs to the engineers (a deployment's
 `suites.yaml`); the contract inside each repository belongs to the data scientists.
+Its JSON Schema is docs/schemas/suites.schema.json.
 
     suites:
       delay-model:                       # one suite, one repository
@@ -11,7 +12,10 @@ Plain parsing, no Dagster. The suites file belongs to the engineers (a deploymen
         contract: model                  # the repository holding collab.toml (default: the first)
         baseline: last_passing           # or {champion: "delays:features@1a2b3c4d5e+model@5e6f7a8b9c"}
         initial_commits: 10              # commits evaluated when a repository is first seen
+        commits_per_tick: 50             # a burst is worked off over the following ticks
         limits: {seconds: 600, memory_mb: 4096}
+        notes: {push: true}              # push refs/notes/collab to the repository's origin
+        commit_status: {host: github, repository: ada/model, token_env: GITHUB_TOKEN}
         repositories:
           features: {location: "https://git.example.com/ada/features.git", branches: [main]}
           model: {location: "git@git.example.com:bob/model.git"}
@@ -21,47 +25,157 @@ An evaluation key names the suite and every commit it combines, e.g.
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Literal
 
-import yaml
+from pydantic import AfterValidator, Field, StrictInt, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
-from collab_pipelines.evaluation.harness import Limits
+from collab_pipelines.config import ConfigError, StrictModel, parse, read_yaml
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SHORT_SHA = re.compile(r"^[0-9a-f]{7,40}$")
 SHORT_SHA_LENGTH = 10
 
 
-class SuiteConfigError(ValueError):
-    """The suites file is wrong; the message names the file and the field."""
+class SuiteConfigError(ConfigError):
+    """The suites file is wrong; the message names the file, the suite and the field."""
 
 
 class EvaluationKeyError(ValueError):
     """A partition key that does not name a suite and its commits."""
 
 
-@dataclass(frozen=True)
-class RepositorySpec:
-    name: str
-    location: str
-    branches: tuple[str, ...] = ("main",)
+def _name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(f"{value!r}: a name uses letters, digits, '_', '.' and '-' only")
+    return value
 
 
-@dataclass(frozen=True)
-class Suite:
-    name: str
-    repositories: tuple[RepositorySpec, ...]
-    contract_repository: str
-    champion: str | None = None
-    initial_commits: int = 10
-    limits: Limits = field(default_factory=Limits)
+Name = Annotated[str, AfterValidator(_name)]
+Positive = Annotated[StrictInt, Field(ge=1)]
+
+
+class Limits(StrictModel):
+    """What one candidate's process may use."""
+
+    seconds: float = Field(default=600, gt=0, description="Wall-clock limit of one evaluation run.")
+    memory_mb: Positive = Field(default=4096, description="Address-space limit of the process.")
+
+
+class RepositorySpec(StrictModel):
+    name: SkipJsonSchema[str] = Field(default="", exclude=True)  # its key in the file
+    location: str = Field(description="A local path or a git URL (https://, ssh, git@host:path).")
+    branches: tuple[str, ...] = Field(default=("main",), min_length=1, description="Branches to follow.")
+
+
+class Champion(StrictModel):
+    champion: str = Field(description="The evaluation key every commit is compared with.")
+
+
+class Notes(StrictModel):
+    push: bool = Field(
+        default=False,
+        description="Push refs/notes/collab to the repository's remote after each evaluation, so "
+        "`git log --notes=collab` shows the verdict in every clone.",
+    )
+    remote: str = Field(default="origin", description="The remote a local repository pushes notes to.")
+
+
+class CommitStatus(StrictModel):
+    """A commit status on the contract repository's commit, through the host's REST API."""
+
+    host: Literal["github", "gitlab"]
+    repository: str = Field(description="owner/name on GitHub; the project path or id on GitLab.")
+    token_env: str = Field(description="The environment variable holding the API token.")
+    api_url: str | None = Field(
+        default=None,
+        description="The API's base URL; default https://api.github.com or https://gitlab.com/api/v4.",
+    )
+
+
+class Suite(StrictModel):
+    name: SkipJsonSchema[str] = Field(default="", exclude=True)  # its key in the file
+    repositories: dict[Name, RepositorySpec] = Field(min_length=1)
+    contract: str | None = Field(
+        default=None, description="The repository holding collab.toml; default: the first."
+    )
+    baseline: Literal["last_passing"] | Champion = "last_passing"
+    initial_commits: Positive = Field(default=10, description="Commits evaluated on first sight.")
+    commits_per_tick: Positive = Field(
+        default=50,
+        description="New commits requested per branch and sensor tick; a larger burst is worked "
+        "off over the following ticks, oldest first, and none is skipped.",
+    )
+    limits: Limits = Limits()
+    notes: Notes = Notes()
+    commit_status: CommitStatus | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names(cls, raw):
+        # A repository's name is its key; the models carry it so the code can pass one object.
+        if isinstance(raw, dict) and isinstance(raw.get("repositories"), dict):
+            raw = {
+                **raw,
+                "repositories": {
+                    key: {**value, "name": key} if isinstance(value, dict) else value
+                    for key, value in raw["repositories"].items()
+                },
+            }
+        return raw
+
+    @model_validator(mode="after")
+    def _contract_is_a_repository(self):
+        if self.contract is not None and self.contract not in self.repositories:
+            raise ValueError(f"contract {self.contract!r} is not one of the suite's repositories")
+        if isinstance(self.baseline, Champion):
+            try:
+                suite = EvaluationKey.parse(self.baseline.champion).suite
+            except EvaluationKeyError as error:
+                raise ValueError(str(error)) from None
+            if self.name and suite != self.name:
+                raise ValueError(
+                    f"baseline.champion {self.baseline.champion!r} is not an evaluation of suite {self.name!r}"
+                )
+        return self
+
+    @property
+    def contract_repository(self) -> str:
+        return self.contract or next(iter(self.repositories))
+
+    @property
+    def champion(self) -> str | None:
+        return self.baseline.champion if isinstance(self.baseline, Champion) else None
+
+    @property
+    def specs(self) -> tuple[RepositorySpec, ...]:
+        return tuple(self.repositories.values())
 
     def repository(self, name: str) -> RepositorySpec:
-        for spec in self.repositories:
-            if spec.name == name:
-                return spec
-        raise EvaluationKeyError(f"suite {self.name!r} has no repository {name!r}")
+        if name not in self.repositories:
+            raise EvaluationKeyError(f"suite {self.name!r} has no repository {name!r}")
+        return self.repositories[name]
+
+
+class SuitesFile(StrictModel):
+    """The suites file: evaluation suites by name."""
+
+    suites: dict[Name, Suite] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _names(cls, raw):
+        if isinstance(raw, dict) and isinstance(raw.get("suites"), dict):
+            raw = {
+                **raw,
+                "suites": {
+                    key: {**value, "name": key} if isinstance(value, dict) else value
+                    for key, value in raw["suites"].items()
+                },
+            }
+        return raw
 
 
 @dataclass(frozen=True)
@@ -91,68 +205,8 @@ def load_suites(path: Path) -> dict[str, Suite]:
     """Read the suites file; a missing file means no suite yet, not an error."""
     if not path.exists():
         return {}
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise SuiteConfigError(f"{path}: not valid YAML: {error}") from error
-    return parse_suites(raw, str(path))
+    return parse_suites(read_yaml(path, SuiteConfigError) or {}, str(path))
 
 
 def parse_suites(raw: object, where: str) -> dict[str, Suite]:
-    def fail(field_name: str, problem: str) -> SuiteConfigError:
-        return SuiteConfigError(f"{where}: field '{field_name}': {problem}")
-
-    if not isinstance(raw, dict) or not isinstance(raw.get("suites", {}), dict):
-        raise fail("suites", "must be a mapping of suite names to suites")
-    suites = {}
-    for name, body in (raw.get("suites") or {}).items():
-        prefix = f"suites.{name}"
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise fail(prefix, "a suite name uses letters, digits, '_', '.' and '-' only")
-        if not isinstance(body, dict):
-            raise fail(prefix, "must be a mapping")
-        unknown = set(body) - {"repositories", "contract", "baseline", "initial_commits", "limits"}
-        if unknown:
-            raise fail(prefix, f"unknown key(s) {sorted(unknown)}")
-        repositories = []
-        for repo_name, repo in (body.get("repositories") or {}).items():
-            repo_prefix = f"{prefix}.repositories.{repo_name}"
-            if not isinstance(repo_name, str) or not _NAME.match(repo_name):
-                raise fail(repo_prefix, "a repository name uses letters, digits, '_', '.' and '-' only")
-            if not isinstance(repo, dict) or not isinstance(repo.get("location"), str):
-                raise fail(f"{repo_prefix}.location", "missing: a local path or a git URL")
-            branches = repo.get("branches", [repo.get("branch", "main")])
-            if (
-                not isinstance(branches, list)
-                or not branches
-                or not all(isinstance(b, str) for b in branches)
-            ):
-                raise fail(f"{repo_prefix}.branches", "must be a non-empty list of branch names")
-            repositories.append(RepositorySpec(repo_name, repo["location"], tuple(branches)))
-        if not repositories:
-            raise fail(f"{prefix}.repositories", "a suite needs at least one repository")
-        contract = body.get("contract", repositories[0].name)
-        if contract not in {r.name for r in repositories}:
-            raise fail(f"{prefix}.contract", f"{contract!r} is not one of the suite's repositories")
-        baseline = body.get("baseline", "last_passing")
-        champion = None
-        if isinstance(baseline, dict) and set(baseline) == {"champion"}:
-            champion = str(baseline["champion"])
-            if EvaluationKey.parse(champion).suite != name:
-                raise fail(
-                    f"{prefix}.baseline.champion", f"{champion!r} is not an evaluation of suite {name!r}"
-                )
-        elif baseline != "last_passing":
-            raise fail(f"{prefix}.baseline", "use 'last_passing' or {champion: <evaluation key>}")
-        initial = body.get("initial_commits", 10)
-        if isinstance(initial, bool) or not isinstance(initial, int) or initial < 1:
-            raise fail(f"{prefix}.initial_commits", f"{initial!r} is not a positive whole number")
-        limits_raw = body.get("limits", {})
-        if not isinstance(limits_raw, dict) or set(limits_raw) - {"seconds", "memory_mb"}:
-            raise fail(f"{prefix}.limits", "allowed keys are seconds and memory_mb")
-        try:
-            limits = Limits(**{k: type(getattr(Limits(), k))(v) for k, v in limits_raw.items()})
-        except (TypeError, ValueError) as error:
-            raise fail(f"{prefix}.limits", str(error)) from error
-        suites[name] = Suite(name, tuple(repositories), contract, champion, initial, limits)
-    return suites
+    return parse(SuitesFile, raw, where, entry_depth=2, error=SuiteConfigError).suites

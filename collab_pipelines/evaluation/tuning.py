@@ -14,10 +14,10 @@ import pandas as pd
 from pydantic import Field
 
 from collab_pipelines import settings
+from collab_pipelines.evaluation.candidate_process import EvaluationFailed, evaluate, write_frames
+from collab_pipelines.evaluation.commit_evaluation import check_out
 from collab_pipelines.evaluation.contract import ContractError
 from collab_pipelines.evaluation.data import EvaluationDataError, load_evaluation_data
-from collab_pipelines.evaluation.evaluator import check_out
-from collab_pipelines.evaluation.harness import EvaluationFailed, evaluate, write_frames
 from collab_pipelines.evaluation.resources import ModelRepositories
 from collab_pipelines.warehouse.resources import Warehouse
 

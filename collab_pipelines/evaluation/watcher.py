@@ -11,9 +11,6 @@ from dataclasses import dataclass
 from collab_pipelines.evaluation.repos import Commit, GitError, GitRepository
 from collab_pipelines.evaluation.suites import EvaluationKey, RepositorySpec, Suite
 
-# A poll never walks more than this many new commits per branch.
-MAX_NEW_COMMITS = 200
-
 SuiteCursor = dict[str, dict[str, str]]
 """repository name -> branch -> newest SHA considered."""
 
@@ -27,25 +24,37 @@ class Candidate:
     """The repository and branch whose new commit made it, e.g. "model/main"."""
 
 
+@dataclass(frozen=True)
+class Discovery:
+    candidates: list[Candidate]
+    cursor: "SuiteCursor"
+    backlog: dict[str, int]
+    """repository/branch -> new commits left for the following ticks (a burst's remainder)."""
+
+
 def discover(
     suite: Suite, cursor: SuiteCursor, repository: Callable[[RepositorySpec], GitRepository]
-) -> tuple[list[Candidate], SuiteCursor]:
+) -> Discovery:
     """The suite's new evaluations since `cursor`, oldest first, and the cursor after them.
 
-    Raises GitError when a repository cannot be read; the caller keeps the old cursor, so
-    nothing is skipped.
+    At most `suite.commits_per_tick` new commits per branch are taken; the cursor moves past
+    those only, so a larger burst is worked off over the following ticks. Raises GitError
+    when a repository cannot be read; the caller keeps the old cursor, so nothing is skipped.
     """
-    repos = {spec.name: repository(spec) for spec in suite.repositories}
+    repos = {spec.name: repository(spec) for spec in suite.specs}
     new_cursor: SuiteCursor = {name: dict(cursor.get(name, {})) for name in repos}
     news: dict[str, list[tuple[str, Commit]]] = {}
     current: dict[str, Commit] = {}
-    for spec in suite.repositories:
+    backlog: dict[str, int] = {}
+    for spec in suite.specs:
         repo = repos[spec.name]
         repo.sync()
         seen = cursor.get(spec.name, {})
         news[spec.name] = []
         for branch in spec.branches:
-            commits = _new_commits(repo, branch, seen.get(branch), suite.initial_commits)
+            commits, left = _new_commits(repo, branch, seen.get(branch), suite)
+            if left:
+                backlog[f"{spec.name}/{branch}"] = left
             news[spec.name].extend((branch, commit) for commit in commits)
             new_cursor[spec.name][branch] = (
                 commits[-1].sha if commits else seen.get(branch) or repo.head(branch)
@@ -59,7 +68,7 @@ def discover(
         )
 
     candidates, keys = [], set()
-    for spec in suite.repositories:
+    for spec in suite.specs:
         for branch, commit in news[spec.name]:
             combination = {**current, spec.name: commit}
             if branch == spec.branches[0]:
@@ -67,23 +76,26 @@ def discover(
             key = str(
                 EvaluationKey(
                     suite.name,
-                    tuple((other.name, combination[other.name].sha) for other in suite.repositories),
+                    tuple((other.name, combination[other.name].sha) for other in suite.specs),
                 )
             )
             if key not in keys:
                 keys.add(key)
                 candidates.append(Candidate(key, combination, f"{spec.name}/{branch}"))
-    return candidates, new_cursor
+    return Discovery(candidates, new_cursor, backlog)
 
 
-def _new_commits(repo: GitRepository, branch: str, since: str | None, initial: int) -> list[Commit]:
+def _new_commits(
+    repo: GitRepository, branch: str, since: str | None, suite: Suite
+) -> tuple[list[Commit], int]:
     if since is None:
-        return repo.commits_since(branch, None, limit=initial)
+        # First sight: the newest few; the history before them is the add_commit_history job's.
+        return repo.commits_since(branch, None, limit=suite.initial_commits), 0
     try:
-        return repo.commits_since(branch, since, limit=MAX_NEW_COMMITS)
+        return repo.commits_after(branch, since, suite.commits_per_tick)
     except GitError:
         # The commit we stopped at is gone (a force-push): start again from the newest few.
-        return repo.commits_since(branch, None, limit=initial)
+        return repo.commits_since(branch, None, limit=suite.initial_commits), 0
 
 
 def _exists(repo: GitRepository, sha: str) -> bool:

@@ -9,11 +9,11 @@ import json
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
+from collab_pipelines.evaluation.candidate_process import EvaluationFailed, Outcome, OutputLog, evaluate
 from collab_pipelines.evaluation.contract import (
     CONTRACT_FILE,
     Contract,
@@ -25,19 +25,29 @@ from collab_pipelines.evaluation.data import (
     EvaluationDataError,
     load_evaluation_data,
 )
-from collab_pipelines.evaluation.gates import GateVerdict, changed_share, compare, judge
-from collab_pipelines.evaluation.harness import (
-    EvaluationFailed,
-    Limits,
-    Outcome,
-    evaluate,
+from collab_pipelines.evaluation.gates import (
+    DiffVerdict,
+    GateVerdict,
+    changed_share,
+    compare,
+    diff_gate,
+    judge,
+    with_diff,
+)
+from collab_pipelines.evaluation.records import (
+    FAILED,
+    PASSED,
+    PREDICTIONS,
+    REGRESSED,
+    RESULTS,
+    empty_predictions,
+    metrics_frame,
+    results_row,
+    write_evaluation,
 )
 from collab_pipelines.evaluation.repos import Commit, GitError, GitRepository
-from collab_pipelines.evaluation.suites import EvaluationKey, EvaluationKeyError, Suite
+from collab_pipelines.evaluation.suites import EvaluationKey, EvaluationKeyError, Limits, Suite
 from collab_pipelines.warehouse.resources import Warehouse
-
-RESULTS, METRICS, PREDICTIONS = "evaluation_results", "evaluation_metrics", "evaluation_predictions"
-PASSED, REGRESSED, FAILED = "passed", "regressed", "failed"
 
 
 @dataclass
@@ -80,7 +90,7 @@ class Evaluation:
     outcome: Outcome
     baseline_key: str | None
     verdict: GateVerdict
-    changed: tuple[float, int, int] | None
+    diff: DiffVerdict
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -100,10 +110,10 @@ def check_out(
         raise EvaluationFailed(
             f"{key_text}: suite {key.suite!r} is not in the suites file (known: {sorted(suites)})", "checkout"
         )
-    if [name for name, _ in key.commits] != [spec.name for spec in suite.repositories]:
+    if [name for name, _ in key.commits] != [spec.name for spec in suite.specs]:
         raise EvaluationFailed(
             f"{key_text}: suite {suite.name!r} combines "
-            f"{[spec.name for spec in suite.repositories]}, the key names "
+            f"{[spec.name for spec in suite.specs]}, the key names "
             f"{[name for name, _ in key.commits]}",
             "checkout",
         )
@@ -122,11 +132,18 @@ def check_out(
 
 
 def run_commit(
-    checkout: Checkout, contract: Contract, data: EvaluationData, limits: Limits, params: dict | None = None
+    checkout: Checkout,
+    contract: Contract,
+    data: EvaluationData,
+    limits: Limits,
+    params: dict | None = None,
+    output: OutputLog | None = None,
 ) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="collab-checkout-") as tmp:
         sources = checkout.export(Path(tmp))
-        return evaluate(sources, contract, data.frames, data.split_at, checkout.where(), limits, params)
+        return evaluate(
+            sources, contract, data.frames, data.split_at, checkout.where(), limits, params, output=output
+        )
 
 
 def evaluate_key(
@@ -138,6 +155,7 @@ def evaluate_key(
     data_through: str | None = None,
     run_id: str = "",
     log=None,
+    output: OutputLog | None = None,
 ) -> Evaluation:
     """Evaluate one key and record it. Raises EvaluationFailed (also recorded) for a bad commit."""
     checkout = None
@@ -148,7 +166,7 @@ def evaluate_key(
             data = load_evaluation_data(contract, warehouse, checkout.where(CONTRACT_FILE), data_through)
         except (ContractError, EvaluationDataError) as error:
             raise EvaluationFailed(str(error), "contract") from error
-        outcome = run_commit(checkout, contract, data, checkout.suite.limits)
+        outcome = run_commit(checkout, contract, data, checkout.suite.limits, output=output)
         baseline_key, baseline_predictions, notes = _baseline(
             checkout, data, suites, repository, warehouse, log
         )
@@ -159,11 +177,12 @@ def evaluate_key(
             outcome.metrics,
             gated=tuple(contract.gates),
         )
-        verdict = judge(contract, comparisons, baseline_key)
         changed = (
             None if baseline_predictions is None else changed_share(outcome.predictions, baseline_predictions)
         )
-        evaluation = Evaluation(checkout, contract, data, outcome, baseline_key, verdict, changed, notes)
+        diff = diff_gate(contract, changed, baseline_key)
+        verdict = with_diff(judge(contract, comparisons, baseline_key), diff)
+        evaluation = Evaluation(checkout, contract, data, outcome, baseline_key, verdict, diff, notes)
     except EvaluationFailed as failure:
         _record_failure(key_text, checkout, failure, warehouse, run_id)
         raise
@@ -227,50 +246,22 @@ def find_baseline(checkout: Checkout, warehouse: Warehouse) -> str | None:
     return best
 
 
-def _results_row(key_text: str, checkout: Checkout | None, run_id: str, **values) -> pd.DataFrame:
-    suite = checkout.suite.name if checkout else key_text.partition(":")[0]
-    commits = {name: commit.sha for name, commit in checkout.commits.items()} if checkout else {}
-    row = {
-        "evaluation_key": key_text,
-        "suite": suite,
-        "commits": json.dumps(commits, sort_keys=True),
-        "status": None,
-        "message": None,
-        "baseline_key": None,
-        "split_at": None,
-        "data_through": None,
-        "data_version": None,
-        "train_rows": None,
-        "test_rows": None,
-        "seconds": None,
-        "evaluated_at": datetime.now(UTC).replace(tzinfo=None),
-        "run_id": run_id,
-    }
-    row.update(values)
-    frame = pd.DataFrame([row])
-    frame["split_at"] = pd.to_datetime(frame["split_at"])
-    for column in ("train_rows", "test_rows"):
-        frame[column] = frame[column].astype("Int64")
-    frame["seconds"] = frame["seconds"].astype(float)
-    return frame
+def _commit_shas(checkout: Checkout | None) -> dict[str, str]:
+    return {name: commit.sha for name, commit in checkout.commits.items()} if checkout else {}
 
 
 def _record_failure(
     key_text: str, checkout: Checkout | None, failure: EvaluationFailed, warehouse: Warehouse, run_id: str
 ) -> None:
-    where = {"evaluation_key": key_text}
-    warehouse.replace(PREDICTIONS, _empty_predictions(), where=where)
-    warehouse.replace(METRICS, _metrics_frame(key_text, {}), where=where)
-    warehouse.replace(
-        RESULTS,
-        _results_row(key_text, checkout, run_id, status=FAILED, message=str(failure)[:4000]),
-        where=where,
+    suite = checkout.suite.name if checkout else key_text.partition(":")[0]
+    row = results_row(
+        key_text, suite, _commit_shas(checkout), run_id, status=FAILED, message=str(failure)[:4000]
     )
+    write_evaluation(warehouse, key_text, row, metrics_frame(key_text, {}), empty_predictions())
 
 
 def record(evaluation: Evaluation, warehouse: Warehouse, run_id: str) -> None:
     key = str(evaluation.checkout.key)
-    where = {"evaluation_key": key}
     predictions = evaluation.outcome.predictions.copy()
     times = evaluation.data.frames[evaluation.contract.dataset]
     time_by_row = dict(
@@ -290,57 +281,22 @@ def record(evaluation: Evaluation, warehouse: Warehouse, run_id: str) -> None:
             "y_score": predictions["y_score"].astype(float),
         }
     )
-    warehouse.replace(PREDICTIONS, frame, where=where)
-    warehouse.replace(METRICS, _metrics_frame(key, evaluation.verdict.comparisons), where=where)
-    data, outcome = evaluation.data, evaluation.outcome
-    warehouse.replace(
-        RESULTS,
-        _results_row(
-            key,
-            evaluation.checkout,
-            run_id,
-            status=evaluation.status,
-            message="; ".join(evaluation.verdict.reasons)[:4000],
-            baseline_key=evaluation.baseline_key,
-            split_at=data.split_at,
-            data_through=data.data_through,
-            data_version=data.data_version,
-            train_rows=outcome.train_rows,
-            test_rows=outcome.test_rows,
-            seconds=outcome.seconds,
-        ),
-        where=where,
+    data, outcome, diff = evaluation.data, evaluation.outcome, evaluation.diff
+    results = results_row(
+        key,
+        evaluation.checkout.suite.name,
+        _commit_shas(evaluation.checkout),
+        run_id,
+        status=evaluation.status,
+        message="; ".join(evaluation.verdict.reasons)[:4000],
+        baseline_key=evaluation.baseline_key,
+        split_at=data.split_at,
+        data_through=data.data_through,
+        data_version=data.data_version,
+        train_rows=outcome.train_rows,
+        test_rows=outcome.test_rows,
+        seconds=outcome.seconds,
+        prediction_diff=diff.outcome,
+        changed_share=diff.share,
     )
-
-
-def _empty_predictions() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "evaluation_key": pd.Series(dtype=str),
-            "row_id": pd.Series(dtype=str),
-            "time": pd.Series(dtype="datetime64[ns]"),
-            "y_true": pd.Series(dtype="Int64"),
-            "y_pred": pd.Series(dtype="Int64"),
-            "y_score": pd.Series(dtype=float),
-        }
-    )
-
-
-def _metrics_frame(key: str, comparisons: dict) -> pd.DataFrame:
-    rows = [
-        {
-            "evaluation_key": key,
-            "metric": c.metric,
-            "value": c.value,
-            "baseline_value": c.baseline_value,
-            "ci_low": c.ci_low,
-            "ci_high": c.ci_high,
-        }
-        for c in comparisons.values()
-    ]
-    frame = pd.DataFrame(
-        rows, columns=["evaluation_key", "metric", "value", "baseline_value", "ci_low", "ci_high"]
-    )
-    for column in ("value", "baseline_value", "ci_low", "ci_high"):
-        frame[column] = frame[column].astype(float)
-    return frame
+    write_evaluation(warehouse, key, results, metrics_frame(key, evaluation.verdict.comparisons), frame)

@@ -1,9 +1,21 @@
-"""Runs a data scientist's code at one commit. Started by the harness in its own process.
+"""Runs a data scientist's code at one commit, inside the candidate's own process.
 
-    python -m collab_pipelines.evaluation.runner job.json MEMORY_MB
+    python -I -B path/to/candidate_script.py job.json MEMORY_MB
 
-It imports only from the exported commit and the frames it is given; whatever goes wrong is
-written to error.json with the stage and the data scientist's own traceback.
+candidate_process.py starts it by path, not with `-m`, so the package (and Dagster) is
+never imported here. It imports only from the exported commit and the frames it is given;
+whatever goes wrong is written to error.json with the stage and the data scientist's own
+traceback. The stage is also written to `stage` as it changes, so a time limit can name it.
+
+A model reports values of its own (a loss per epoch, feature importances) without importing
+anything of the project; they become metadata of the evaluation in the UI:
+
+    try:
+        from collab_eval import report
+    except ImportError:  # run outside the project
+        def report(**values): pass
+
+    report(train_loss=0.31, importances={"distance": 0.4})
 """
 
 import importlib
@@ -11,9 +23,21 @@ import json
 import resource
 import sys
 import traceback
+import types
 from pathlib import Path
 
 import pandas as pd
+
+
+def _install_report_module(output: Path) -> None:
+    def report(**values) -> None:
+        """Record JSON-serializable values as this evaluation's metadata (`model/<name>`)."""
+        with (output / "reported.jsonl").open("a") as file:
+            file.write(json.dumps(values, default=str) + "\n")
+
+    module = types.ModuleType("collab_eval", "The project's call for a model to report its own values.")
+    module.report = report
+    sys.modules["collab_eval"] = module
 
 
 def _load(reference: str):
@@ -33,7 +57,14 @@ def main(job_path: str) -> int:
     output = Path(job["output"])
     contract = job["contract"]
     stage = "import"
+
+    def enter(name: str) -> str:
+        (output / "stage").write_text(name)
+        return name
+
+    _install_report_module(output)
     try:
+        enter(stage)
         for source in reversed(job["sources"]):
             sys.path.insert(0, source)
         features = _load(contract["features"]) if contract.get("features") else None
@@ -41,7 +72,7 @@ def main(job_path: str) -> int:
         fit = _load(contract["fit"]) if contract.get("fit") else None
         predict = _load(contract["predict"]) if contract.get("predict") else None
 
-        stage = "features"
+        stage = enter("features")
         frames = {name: pd.read_parquet(path) for name, path in job["frames"].items()}
         table = features(frames) if features else frames[contract["dataset"]]
         for column in (contract["target"], contract["time_column"], contract["row_id"]):
@@ -54,7 +85,7 @@ def main(job_path: str) -> int:
         x_train, y_train = train.drop(columns=drop), train[contract["target"]]
         x_test = test.drop(columns=drop)
 
-        stage = "fit"
+        stage = enter("fit")
         params = job.get("params") or {}
         if build:
             model = build()
@@ -64,7 +95,7 @@ def main(job_path: str) -> int:
         else:
             model = fit(x_train, y_train, **params)
 
-        stage = "predict"
+        stage = enter("predict")
         if build and hasattr(model, "predict_proba"):
             scores = model.predict_proba(x_test)[:, 1]
             labels = model.predict(x_test)
@@ -98,5 +129,9 @@ def main(job_path: str) -> int:
 
 
 if __name__ == "__main__":
+    # -I ignores PYTHONUNBUFFERED; line buffering lets each printed line reach the run's logs
+    # while the model trains, not when it ends.
+    sys.stdout.reconfigure(line_buffering=True)
+    sys.stderr.reconfigure(line_buffering=True)
     confine(int(sys.argv[2]))
     sys.exit(main(sys.argv[1]))

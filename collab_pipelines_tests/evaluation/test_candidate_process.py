@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from collab_pipelines.evaluation.candidate_process import EvaluationFailed, Limits, evaluate
 from collab_pipelines.evaluation.contract import parse_contract
-from collab_pipelines.evaluation.harness import EvaluationFailed, Limits, evaluate
 
 CONTRACT = """
 [model]

@@ -1,0 +1,183 @@
+"""Per-commit environments: the packages a commit declares, installed with uv, cached by the
+hash of the declaration.
+
+Plain subprocesses, no Dagster. A commit declares its packages in `requirements.txt`, in
+`pyproject.toml` (its [project] dependencies), or in the lock file its collab.toml names; a
+commit without a declaration runs with the project's interpreter, as before. The
+environment is a virtual environment whose own site-packages come first and the project's
+follow (a `.pth` file), so a commit's pin of another scikit-learn wins while the candidate
+script still finds pandas and pyarrow.
+
+The cache lives in $COLLAB_ENVIRONMENTS_DIR (default: environments/ in the state folder);
+on Celery or Kubernetes point it at a volume every worker mounts, or leave it per worker.
+It keeps at most $COLLAB_ENVIRONMENTS_MAX environments (default 8) and
+$COLLAB_ENVIRONMENTS_MAX_MB megabytes (default 4096), evicting the least recently used.
+"""
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+import site
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+
+from collab_pipelines import settings
+
+DIR_ENV, MAX_ENV, MAX_MB_ENV = (
+    "COLLAB_ENVIRONMENTS_DIR",
+    "COLLAB_ENVIRONMENTS_MAX",
+    "COLLAB_ENVIRONMENTS_MAX_MB",
+)
+_READY = "collab-ready.json"
+# What the installer may see of this process's environment: network and index settings,
+# not the deployment's secrets (a package's build script runs with it).
+_INSTALLER_ENV = ("PATH", "HOME", "LANG", "SSL_CERT_FILE", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
+_INSTALLER_PREFIXES = ("UV_", "PIP_")
+
+
+class EnvironmentBuildError(RuntimeError):
+    """A commit's environment cannot be built; the message holds the installer's own words."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get(DIR_ENV) or settings.state_dir() / "environments")
+
+
+def declaration(source: Path, lock: str | None) -> Path | None:
+    """The file that declares the commit's packages, or None for the project's interpreter."""
+    if lock:
+        path = source / lock
+        if not path.is_file():
+            raise EnvironmentBuildError(f"collab.toml names the lock file {lock!r}, which this commit lacks")
+        return path
+    if (source / "requirements.txt").is_file():
+        return source / "requirements.txt"
+    pyproject = source / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            project = tomllib.loads(pyproject.read_text()).get("project", {})
+        except tomllib.TOMLDecodeError as error:
+            raise EnvironmentBuildError(f"pyproject.toml is not valid TOML: {error}") from error
+        if project.get("dependencies"):
+            return pyproject
+    return None
+
+
+def python_for(source: Path, lock: str | None, root: Path | None = None) -> str:
+    """The interpreter the commit at `source` runs with: its cached environment's, built if new."""
+    declared = declaration(source, lock)
+    if declared is None:
+        return sys.executable
+    root = root or cache_dir()
+    digest = hashlib.sha256(
+        "\0".join([declared.name, declared.read_text(), sys.version, *site.getsitepackages()]).encode()
+    ).hexdigest()[:20]
+    target = root / digest
+    ready = target / _READY
+    if ready.exists():
+        os.utime(ready)  # the LRU order
+        return str(target / "bin" / "python")
+    root.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+    try:
+        _build(building, declared)
+        ready_text = json.dumps(
+            {"declaration": declared.name, "bytes": _size(building), "built": time.time()}
+        )
+        (building / _READY).write_text(ready_text)
+        try:
+            building.rename(target)
+        except OSError:
+            pass  # another run built the same environment meanwhile; use theirs
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    evict(root, keep=target)
+    return str(target / "bin" / "python")
+
+
+def _build(target: Path, declared: Path) -> None:
+    uv = _uv()
+    env = {k: v for k, v in os.environ.items() if k in _INSTALLER_ENV or k.startswith(_INSTALLER_PREFIXES)}
+    python = target / "bin" / "python"
+    for command in (
+        [uv, "venv", "--quiet", "--python", sys.executable, str(target)],
+        [uv, "pip", "install", "--quiet", "--python", str(python), *_index_args(), "-r", str(declared)],
+    ):
+        completed = subprocess.run(
+            command, capture_output=True, text=True, env=env, timeout=1800, check=False
+        )
+        if completed.returncode != 0:
+            words = (completed.stderr or completed.stdout).strip()[-3000:]
+            raise EnvironmentBuildError(f"installing {declared.name} failed: {words}")
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    # Appended after the environment's own site-packages: the commit's pins win.
+    Path(purelib, "zz_collab_project.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+
+
+def _uv() -> str:
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        found = shutil.which("uv")
+        if found is None:
+            raise EnvironmentBuildError("the uv installer is not installed (pip install uv)") from None
+        return found
+
+
+@functools.cache
+def _index_args() -> tuple[str, ...]:
+    """The package index pip is configured with, so a closed network's mirror serves uv too."""
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=False
+    ).stdout
+    pairs: list[tuple[str, str]] = []
+    for line in listed.splitlines():
+        key, _, value = line.partition("=")
+        option = key.rpartition(".")[2]
+        flag = {
+            "index-url": "--index-url",
+            "extra-index-url": "--extra-index-url",
+            "find-links": "--find-links",
+        }
+        if option not in flag:
+            continue
+        for item in value.strip("'\"").split():
+            local = item.removeprefix("file://")
+            if item.startswith(("http://", "https://")) or Path(local).exists():
+                pairs.append((flag[option], item))
+    return tuple(part for pair in dict.fromkeys(pairs) for part in pair)
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+def evict(root: Path, keep: Path | None = None) -> list[Path]:
+    """Remove the least recently used environments beyond the count and size bounds."""
+    max_count = int(os.environ.get(MAX_ENV) or 8)
+    max_bytes = int(os.environ.get(MAX_MB_ENV) or 4096) * 1024 * 1024
+    entries = []
+    for ready in root.glob(f"*/{_READY}"):
+        entries.append((ready.stat().st_mtime, json.loads(ready.read_text())["bytes"], ready.parent))
+    entries.sort(key=lambda entry: entry[0], reverse=True)  # newest first
+    removed, count, total = [], 0, 0
+    for _, size, path in entries:
+        count, total = count + 1, total + size
+        if path != keep and (count > max_count or total > max_bytes):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+            count, total = count - 1, total - size
+    return removed
