@@ -32,7 +32,15 @@ class SchemaFile:
     """Files in this repository (relative to its root) that must validate against the schema."""
 
 
-SCHEMA_FILES: tuple[SchemaFile, ...] = ()
+SCHEMA_FILES: tuple[SchemaFile, ...] = (
+    SchemaFile(
+        file="catalog.schema.json",
+        model="collab_pipelines.exports.catalog:CatalogFile",
+        title="Export catalog (catalog.yaml)",
+        description="Source connections and the exports copied from them into the warehouse.",
+        examples=("collab_pipelines/demo/config/catalog.yaml",),
+    ),
+)
 
 
 def render(entry: SchemaFile) -> str:

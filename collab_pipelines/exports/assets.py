@@ -26,22 +26,15 @@ from collab_pipelines.exports.resources import SourceConnectionError, SqlSources
 from collab_pipelines.warehouse.resources import Warehouse
 
 EXPORTS_GROUP = "exports"
-_SCHEMA_TYPES = {
-    "integer": "int",
-    "float": "float",
-    "string": "string",
-    "boolean": "bool",
-    "date": "date",
-    "datetime": "datetime",
-}
 
 
 def column_schema(spec: ExportSpec) -> dg.TableSchema:
     return dg.TableSchema(
         columns=[
+            # The catalog's own type words (warehouse.columns), as the data API shows them.
             dg.TableColumn(
                 name,
-                _SCHEMA_TYPES[column_type],
+                column_type,
                 constraints=dg.TableColumnConstraints(
                     nullable=name not in spec.primary_key, unique=spec.primary_key == (name,)
                 ),

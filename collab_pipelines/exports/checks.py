@@ -72,7 +72,7 @@ def run_checks(
 
 def _structural_levels(spec: ExportSpec) -> dict[str, str]:
     return {
-        SCHEMA_CHECK: spec.checks.schema,
+        SCHEMA_CHECK: spec.checks.schema_check,
         NON_EMPTY_CHECK: spec.checks.non_empty,
         PRIMARY_KEY_CHECK: spec.checks.primary_key_unique,
     }

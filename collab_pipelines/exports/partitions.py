@@ -1,11 +1,12 @@
 """Partition definitions of the daily exports, one per distinct (start, end) in the catalog.
 
-Assets in one job must share a PartitionsDefinition object, so they are built once here.
+Assets in one job must have equal PartitionsDefinitions; two built from the same
+(start, end) are equal, so each asset builds its own from its entry.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import dagster as dg
 
@@ -33,7 +34,3 @@ def partition_groups(catalog: Catalog) -> dict[tuple[date, date | None], list[Ex
 def days_between(start: date, end: date) -> list[str]:
     """Partition keys of the days in [start, end)."""
     return [(start + timedelta(days=i)).strftime(DATE_FORMAT) for i in range((end - start).days)]
-
-
-def parse_day(key: str) -> date:
-    return datetime.strptime(key, DATE_FORMAT).date()

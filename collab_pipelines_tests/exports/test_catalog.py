@@ -155,3 +155,32 @@ def test_a_bad_catalog_fails_when_the_definitions_load(tmp_path):
 
 def test_default_catalog_is_the_packaged_file():
     assert DEFAULT_CATALOG.exists()
+
+
+@pytest.mark.parametrize("content", [None, "", "connections: {}\nexports: []\n"])
+def test_a_team_without_exports_defines_nothing(tmp_path, content):
+    from collab_pipelines.exports.definitions import build_defs
+
+    path = tmp_path / "catalog.yaml"
+    if content is not None:
+        path.write_text(content)
+    defs = build_defs(path)
+    assert list(defs.assets or []) == []
+    assert list(defs.jobs or []) == list(defs.schedules or []) == list(defs.sensors or []) == []
+
+
+def test_an_invalid_date_names_file_entry_and_field(tmp_path):
+    # YAML itself would turn 2010-13-01 into a bare ValueError with no file or field.
+    path = write_catalog(tmp_path, GOOD_ENTRY)
+    path.write_text(path.read_text().replace("'2024-01-01'", "2010-13-01"))
+    assert "start: 2010-13-01" in path.read_text()
+    with pytest.raises(CatalogError) as raised:
+        load_catalog(path)
+    assert f"{path}: exports[0] 'orders': field 'partition.start': '2010-13-01' is not a date" in str(
+        raised.value
+    )
+
+
+def test_a_declared_string_length_needs_a_string_column(tmp_path):
+    with pytest.raises(CatalogError, match=r"exports\[0\] 'orders': field 'max_lengths': 'id': a maximum"):
+        load_catalog(write_catalog(tmp_path, entry(max_lengths={"id": 3})))
