@@ -35,6 +35,8 @@ INSTALL_REQUIRES = [
     "fastapi-offline>=1.7",
     "uvicorn>=0.29",
     "httpx>=0.27",
+    # evaluation: per-commit environments (a fast, maintained installer)
+    "uv>=0.4",
     # evaluation harness limits
     "psutil>=5.9",
     "redis>=5",
@@ -70,6 +72,7 @@ setup(
         "console_scripts": [
             "collab-demo=collab_pipelines.demo.cli:main",
             "collab-data-api=collab_pipelines.data_api.server:main",
+            "collab-eval=collab_pipelines.evaluation.cli:main",
         ],
     },
 )

@@ -81,7 +81,7 @@ def python_for(source: Path, lock: str | None, root: Path | None = None) -> str:
     target = root / digest
     ready = target / _READY
     if ready.exists():
-        os.utime(ready)  # the LRU order
+        _touch(ready)
         return str(target / "bin" / "python")
     root.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
@@ -91,6 +91,7 @@ def python_for(source: Path, lock: str | None, root: Path | None = None) -> str:
             {"declaration": declared.name, "bytes": _size(building), "built": time.time()}
         )
         (building / _READY).write_text(ready_text)
+        _touch(building / _READY)
         try:
             building.rename(target)
         except OSError:
@@ -159,6 +160,13 @@ def _index_args() -> tuple[str, ...]:
             if item.startswith(("http://", "https://")) or Path(local).exists():
                 pairs.append((flag[option], item))
     return tuple(part for pair in dict.fromkeys(pairs) for part in pair)
+
+
+def _touch(ready: Path) -> None:
+    # The LRU order. The clock's own time: a file system's "now" is coarse (a few ms), too
+    # coarse to order two uses in quick succession.
+    now = time.time()
+    os.utime(ready, (now, now))
 
 
 def _size(path: Path) -> int:
