@@ -9,17 +9,23 @@ RUN apt-get update \
 WORKDIR /app
 # Dependencies first, so a code change does not reinstall them.
 COPY setup.py Makefile ./
+# EXTRAS= installs what runs in production only: no test or benchmark extras (Playwright,
+# schemathesis, datasette); collab_pipelines_tests/test_deploy_files.py checks it.
 RUN mkdir collab_pipelines && touch collab_pipelines/__init__.py \
-    && make install PYTHON=python3.11 \
+    && make install PYTHON=python3.11 EXTRAS= \
     && rm -rf collab_pipelines
 COPY . .
 # The same install command as README's `make run` and `make test` (`make install`).
-RUN touch setup.py && make install PYTHON=python3.11
+RUN touch setup.py && make install PYTHON=python3.11 EXTRAS=
 
+# The team's configuration folder (catalog, suites, templates, uploads, SFTP accounts) is
+# /app/config: copied in with the code, or mounted (deploy/docker-compose.yml). The state
+# folder is shared storage in a deployment: reports, upload staging, tuning work.
 ENV PATH=/app/.venv/bin:$PATH \
     DAGSTER_HOME=/opt/dagster/home \
-    COLLAB_STATE_DIR=/app/.state
-RUN mkdir -p $DAGSTER_HOME $COLLAB_STATE_DIR
+    COLLAB_STATE_DIR=/app/.state \
+    COLLAB_CONFIG_DIR=/app/config
+RUN mkdir -p $DAGSTER_HOME $COLLAB_STATE_DIR $COLLAB_CONFIG_DIR
 
 EXPOSE 4000
 CMD ["dagster", "code-server", "start", "-m", "collab_pipelines.definitions", "-a", "defs", "-h", "0.0.0.0", "-p", "4000"]

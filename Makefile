@@ -7,34 +7,49 @@ PORT ?= 3000
 API_PORT ?= 8020
 export DAGSTER_HOME := $(STATE)/dagster
 export COLLAB_STATE_DIR := $(STATE)
+# The UI's notebook view renders reports with nbconvert's page minus its CDN scripts (docs/reports.md).
+export JUPYTER_PATH := $(CURDIR)/collab_pipelines/reports/jupyter
 PYTEST_ARGS ?=
+# Extras to install: the tests and benchmarks for a checkout; none for the production image.
+EXTRAS ?= dev
 
-.PHONY: install lint run test bench clean
+.PHONY: install lint run check test bench clean
 
 # Re-install only when the dependency list changes.
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '$(if $(EXTRAS),.[$(EXTRAS)],.)'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
 	touch $@
 
 install: $(VENV)/.installed
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+# The embedded instance's settings (SQLite under $DAGSTER_HOME). The template is kept out of
+# the project folder: Dagster warns about a dagster.yaml in the current folder.
+$(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
+	cp deploy/local/dagster.yaml $@
 
-# The data API runs beside the UI and stops with it (Ctrl-C reaches the whole group). Its
-# first start issues a token for "demo", shown once; only its hash is kept.
+# The demo: its own code location (workspace.yaml) on its own configuration folder. The data
+# API runs beside the UI; `collab-demo up` stops both within seconds of Ctrl-C or SIGTERM. The
+# first start issues a data API token for "demo", shown once; only its hash is kept.
+run: export COLLAB_CONFIG_DIR := $(CURDIR)/collab_pipelines/demo/config
+run: export COLLAB_SUITES_FILE := $(STATE)/suites.yaml
 run: install $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/collab-demo init
 	$(BIN)/collab-demo model-repo
 	@test -s $(STATE)/api_tokens || { echo "data API token for 'demo' (shown once):"; \
 	  $(BIN)/collab-data-api token demo --file $(STATE)/api_tokens; }
-	$(BIN)/collab-data-api serve --host 127.0.0.1 --port $(API_PORT) & api=$$!; \
-	trap 'kill $$api 2> /dev/null' EXIT; \
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
+	exec $(BIN)/collab-demo up --workspace workspace.yaml --port $(PORT) --api-port $(API_PORT)
+
+# For a team's CI: load the product location from the configuration folder ($COLLAB_CONFIG_DIR,
+# default config/) in strict mode, where a broken template, suite or catalog entry fails the
+# load instead of being logged and skipped. Exits non-zero on any problem.
+CONFIG ?= $(CURDIR)/config
+check: install
+	COLLAB_STRICT=1 COLLAB_CONFIG_DIR=$${COLLAB_CONFIG_DIR:-$(CONFIG)} \
+	  $(BIN)/dagster definitions validate -m collab_pipelines.definitions -a defs
 
 # Lint first: a style or import mistake fails in seconds, before the slow suite starts.
 lint: install

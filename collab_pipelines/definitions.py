@@ -44,7 +44,7 @@ def build_definitions(config_dir: Path | None = None) -> dg.Definitions:
     upstream = (
         export_defs(catalog) if catalog.exists() else dg.Definitions(),
         evaluation_defs(),
-        intake_defs(),
+        intake_defs(config / settings.uploads_file().name),
     )
     # The shipped templates (generic ones, such as evaluation_report) and the team's own.
     templates = [TEMPLATES_DIR, config / settings.templates_dir().name]

@@ -1,6 +1,7 @@
 """The deployment files agree with each other and with the Dockerfile (Docker cannot run here)."""
 
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +18,9 @@ DOCS = PROJECT / "docs" / "deploy.md"
 IMAGE = "collab-pipelines:latest"
 # Services that run someone else's image, not the project's code.
 THIRD_PARTY = {"postgres", "redis"}
+SHARED_STATE = DEPLOY / "k8s" / "shared-state.yaml"
+SHARED_STATE_CLAIM = "collab-state"
+STATE_PATH = "/app/.state"
 
 
 def services() -> dict:
@@ -169,7 +173,9 @@ def test_helm_values_run_launcher_and_storage():
     secret = values["global"]["postgresqlSecretName"]
     # The same claim backs $DAGSTER_HOME/storage in run pods and in the Celery workers.
     k8s = launcher["config"]["k8sRunLauncher"]
-    (claim,) = {v["persistentVolumeClaim"]["claimName"] for v in k8s["volumes"]}
+    (claim,) = {
+        v["persistentVolumeClaim"]["claimName"] for v in k8s["volumes"] if v["name"] == "dagster-storage"
+    }
     pvc, workers = k8s_documents()
     assert pvc["kind"] == "PersistentVolumeClaim" and pvc["metadata"]["name"] == claim
     assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
@@ -182,7 +188,7 @@ def test_helm_values_run_launcher_and_storage():
     )
     assert {
         v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v
-    } == {claim}
+    } == {claim, SHARED_STATE_CLAIM}
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert {m["mountPath"] for m in k8s["volumeMounts"]} <= mounts
     assert any(e.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == secret for e in container["env"])
@@ -211,3 +217,127 @@ def test_docs_and_readme_describe_these_files():
     assert "docs/deploy.md" in production
     for name in python_services():
         assert name in production, f"README's Production section does not name {name}"
+
+
+def dockerfile_install_commands() -> list[str]:
+    """The `make install ...` arguments of every RUN line of the Dockerfile."""
+    text = (PROJECT / "Dockerfile").read_text().replace("\\\n", " ")
+    return [
+        part.strip().split("make install", 1)[1].split("&&")[0].split()
+        for part in text.splitlines()
+        if part.startswith("RUN") and "make install" in part
+    ]
+
+
+def production_closure(extras: set[str]) -> set[str]:
+    """Every installed distribution that installing the project with `extras` pulls in."""
+    import re
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    def name(text: str) -> str:
+        return re.sub(r"[-_.]+", "-", text).lower()
+
+    seen: set[str] = set()
+    pending = [("collab_pipelines", frozenset(extras))]
+    while pending:
+        dist_name, wanted = pending.pop()
+        if name(dist_name) in seen:
+            continue
+        seen.add(name(dist_name))
+        try:
+            requires = metadata.distribution(dist_name).requires or []
+        except metadata.PackageNotFoundError:
+            continue  # an optional dependency not installed here cannot be in the image either
+        for line in requires:
+            requirement = Requirement(line)
+            env_extras = wanted or {""}
+            if requirement.marker is None or any(
+                requirement.marker.evaluate({"extra": e}) for e in env_extras
+            ):
+                pending.append((requirement.name, frozenset(requirement.extras)))
+    return seen
+
+
+def test_the_production_image_installs_no_test_or_bench_extras():
+    commands = dockerfile_install_commands()
+    assert commands, "the Dockerfile installs with `make install`"
+    for args in commands:
+        assert "EXTRAS=" in args, f"the image must install without extras: make install {' '.join(args)}"
+    # What `make install EXTRAS=` runs: the project alone, no extras.
+    dry = subprocess.run(
+        ["make", "-n", "-B", ".venv/.installed", "EXTRAS=", "PYTHON=python3.11"],
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    [pip_line] = [line for line in dry.splitlines() if "pip install" in line and "-e" in line]
+    assert pip_line.split()[-1] == "'.'", pip_line
+
+    production = production_closure(set())
+    development = production_closure({"dev"})
+    test_only = setup_list("TEST_REQUIRES") | setup_list("BENCH_REQUIRES")
+    assert test_only <= development, "the closure walk must see the dev extras"
+    assert production.isdisjoint(test_only), sorted(production & test_only)
+
+
+def setup_list(variable: str) -> set[str]:
+    """The distribution names in one of setup.py's requirement lists, read without running it."""
+    import ast
+    import re
+
+    from packaging.requirements import Requirement
+
+    tree = ast.parse((PROJECT / "setup.py").read_text())
+    [node] = [n for n in tree.body if isinstance(n, ast.Assign) and n.targets[0].id == variable]
+    return {re.sub(r"[-_.]+", "-", Requirement(s).name).lower() for s in ast.literal_eval(node.value)}
+
+
+def mounts_state(volumes: list[dict], mounts: list[dict]) -> bool:
+    names = {
+        v["name"]
+        for v in volumes
+        if v.get("persistentVolumeClaim", {}).get("claimName") == SHARED_STATE_CLAIM
+    }
+    return any(m["name"] in names and m["mountPath"] == STATE_PATH for m in mounts)
+
+
+def test_shared_state_is_declared_for_every_process_that_reads_or_writes_it():
+    """Reports, upload staging and tuning work live in the state folder; every process that
+    writes or reads them (code location, runs, webserver, workers, SFTP) mounts the same storage."""
+    dockerfile = (PROJECT / "Dockerfile").read_text()
+    assert f"COLLAB_STATE_DIR={STATE_PATH}" in dockerfile
+    for name, service in python_services().items():
+        assert service["environment"]["COLLAB_STATE_DIR"] == STATE_PATH, name
+        assert f"collab-state:{STATE_PATH}" in service["volumes"], name
+    assert "collab-state" in yaml.safe_load(COMPOSE.read_text())["volumes"]
+
+    [claim] = list(yaml.safe_load_all(SHARED_STATE.read_text()))
+    assert claim["kind"] == "PersistentVolumeClaim" and claim["metadata"]["name"] == SHARED_STATE_CLAIM
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    values = helm_values()
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    assert deployment["env"]["COLLAB_STATE_DIR"] == STATE_PATH
+    assert mounts_state(deployment["volumes"], deployment["volumeMounts"]), "code location"
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    assert mounts_state(launcher["volumes"], launcher["volumeMounts"]), "run pods"
+    webserver = values["dagsterWebserver"]
+    assert mounts_state(webserver["volumes"], webserver["volumeMounts"]), "webserver (View Notebook)"
+    _, workers = k8s_documents()
+    pod = workers["spec"]["template"]["spec"]
+    assert mounts_state(pod["volumes"], pod["containers"][0]["volumeMounts"]), "Celery workers"
+
+
+def test_the_deployment_loads_the_product_location_from_the_team_configuration():
+    for name in ("code-location", "webserver", "daemon"):
+        assert services()[name]["environment"]["COLLAB_CONFIG_DIR"] == "/app/config", name
+    assert any(v.endswith(":/app/config:ro") for v in services()["code-location"]["volumes"])
+    (deployment,) = helm_values()["dagster-user-deployments"]["deployments"]
+    assert deployment["env"]["COLLAB_CONFIG_DIR"] == "/app/config"
+    assert "COLLAB_CONFIG_DIR=/app/config" in (PROJECT / "Dockerfile").read_text()
+    # No demo default: the product names no demo source.
+    assert "product.db" not in COMPOSE.read_text()
+    for command in (services()["code-location"]["command"], deployment["codeServerArgs"]):
+        assert "collab_pipelines.definitions" in command and "demo" not in " ".join(command)

@@ -13,7 +13,11 @@ from collab_pipelines.demo.source import FIRST_DAY, NotADemoDatabase
 
 DEFAULT_INITIAL_DAYS = 14
 # Demo modules that add their own subcommands through `register(commands)`.
-SUBCOMMAND_MODULES = ("collab_pipelines.demo.model_repo", "collab_pipelines.demo.sftp")
+SUBCOMMAND_MODULES = (
+    "collab_pipelines.demo.model_repo",
+    "collab_pipelines.demo.sftp",
+    "collab_pipelines.demo.up",
+)
 
 
 def _init(args: argparse.Namespace) -> None:

@@ -1,0 +1,112 @@
+"""`collab-demo up`: the UI and the data API side by side, stopped together within seconds.
+
+`dagster dev` alone outlives Ctrl-C and SIGTERM for 20 s and more, and a plain SIGTERM to it
+leaves its webserver, daemon and code servers behind (ARCHITECTURE.md). This supervisor asks
+every process it started to stop, waits a few seconds, then kills whatever is left, so
+`make run` ends within 10 s of Ctrl-C or a SIGTERM to its process group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import psutil
+
+# Seconds the services get to stop on their own before what is left is killed.
+GRACE_SECONDS = 4.0
+# `dagster dev` names `dg dev` (a separate package) as its successor on every start; a
+# newcomer can do nothing about it, so that one warning is silenced for the UI's process.
+SILENCED_WARNINGS = "ignore:Function `dev_command` is superseded"
+# Every process started here carries this variable, so orphans are found too: `dagster dev`
+# may exit first and leave its code servers, daemon and run workers to init.
+MARK_ENV = "COLLAB_DEMO_UP"
+
+
+def dagster_dev_command(workspace: Path, host: str, port: int) -> list[str]:
+    dagster = str(Path(sys.executable).with_name("dagster"))
+    return [dagster, "dev", "-w", str(workspace), "-h", host, "-p", str(port)]
+
+
+def data_api_command(host: str, port: int) -> list[str]:
+    api = str(Path(sys.executable).with_name("collab-data-api"))
+    return [api, "serve", "--host", host, "--port", str(port)]
+
+
+def marked(mark: str) -> list[psutil.Process]:
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.pid != os.getpid() and process.environ().get(MARK_ENV) == mark:
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def signal_all(processes: list[psutil.Process], signum: int) -> None:
+    for process in processes:
+        try:
+            process.send_signal(signum)
+        except psutil.NoSuchProcess:
+            pass
+
+
+def supervise(commands: dict[str, tuple[list[str], Path]], env: dict[str, str]) -> int:
+    """Run each (command, working directory) until one exits or a stop signal arrives."""
+    stopping = False
+
+    def request_stop(signum, _frame):
+        nonlocal stopping
+        stopping = True
+
+    previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    mark = uuid.uuid4().hex
+    env = {**env, MARK_ENV: mark}
+    processes = [subprocess.Popen(command, cwd=cwd, env=env) for command, cwd in commands.values()]
+    try:
+        while not stopping and all(p.poll() is None for p in processes):
+            time.sleep(0.2)
+    finally:
+        # SIGINT is what Ctrl-C sends; Dagster's processes shut down cleanly on it.
+        signal_all(marked(mark), signal.SIGINT)
+        deadline = time.monotonic() + GRACE_SECONDS
+        while time.monotonic() < deadline and marked(mark):
+            time.sleep(0.2)
+        left = marked(mark)
+        signal_all(left, signal.SIGKILL)
+        psutil.wait_procs(left, timeout=2)
+        for process in processes:
+            process.poll()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0 if stopping else 1
+
+
+def _up(args: argparse.Namespace) -> None:
+    project = Path(args.workspace).resolve().parent
+    env = dict(os.environ, PYTHONWARNINGS=SILENCED_WARNINGS)
+    commands = {
+        "data API": (data_api_command(args.host, args.api_port), project),
+        "UI": (dagster_dev_command(Path(args.workspace).resolve(), args.host, args.port), project),
+    }
+    print(
+        f"UI on http://{args.host}:{args.port}, data API on http://{args.host}:{args.api_port}; "
+        "Ctrl-C stops both"
+    )
+    sys.exit(supervise(commands, env))
+
+
+def register(commands) -> None:
+    up = commands.add_parser("up", help="run the UI (dagster dev) and the data API until Ctrl-C")
+    up.add_argument("--workspace", default="workspace.yaml")
+    up.add_argument("--host", default="127.0.0.1")
+    up.add_argument("--port", type=int, default=3000)
+    up.add_argument("--api-port", type=int, default=8020)
+    up.set_defaults(func=_up)
