@@ -24,16 +24,13 @@ import paramiko
 import sqlalchemy as sa
 import yaml
 
+from collab_pipelines.demo.paths import DEMO_CONFIG
 from collab_pipelines.intake.assets import build_uploads_asset
 from collab_pipelines.intake.landing import LocalLandingZone
-from collab_pipelines.intake.schemas import WEATHER_OBSERVATIONS
 from collab_pipelines.intake.sensors import build_upload_sensor
-from collab_pipelines.intake.sftp_server import (
-    ServerConfig,
-    load_accounts,
-    password_hash,
-    start_server,
-)
+from collab_pipelines.intake.sftp_accounts import load_accounts, password_hash
+from collab_pipelines.intake.sftp_server import ServerConfig, start_server
+from collab_pipelines.intake.upload_types import load_uploads
 from collab_pipelines.warehouse.resources import Warehouse
 
 
@@ -64,6 +61,7 @@ def observations(rows: int) -> bytes:
 def main() -> int:
     rows = int(sys.argv[1]) if len(sys.argv) > 1 else 150_000
     data = observations(rows)
+    uploads = load_uploads(DEMO_CONFIG / "uploads.yaml")
     # The instance is made before the clock starts: a deployment has one already.
     with tempfile.TemporaryDirectory() as tmp, dg.instance_for_test() as instance:
         work = Path(tmp)
@@ -101,8 +99,8 @@ def main() -> int:
 
         landing = LocalLandingZone(root=str(work / "landing"))
         warehouse = Warehouse(url=f"sqlite:///{work / 'warehouse.db'}")
-        asset = build_uploads_asset(WEATHER_OBSERVATIONS)
-        result = build_upload_sensor()(
+        asset = build_uploads_asset(uploads.upload_types["weather_observations"])
+        result = build_upload_sensor(uploads)(
             dg.build_sensor_context(instance=instance, resources={"landing_zone": landing})
         )
         for request in result.dynamic_partitions_requests:

@@ -40,6 +40,20 @@ SCHEMA_FILES: tuple[SchemaFile, ...] = (
         description="Source connections and the exports copied from them into the warehouse.",
         examples=("collab_pipelines/demo/config/catalog.yaml",),
     ),
+    SchemaFile(
+        file="uploads.schema.json",
+        model="collab_pipelines.intake.upload_types:UploadsFile",
+        title="Upload types (uploads.yaml)",
+        description="What domain teams may upload by SFTP, who uploads which type, and where uploads land.",
+        examples=("collab_pipelines/demo/config/uploads.yaml",),
+    ),
+    SchemaFile(
+        file="sftp_accounts.schema.json",
+        model="collab_pipelines.intake.sftp_accounts:AccountsFile",
+        title="SFTP accounts (sftp_accounts.yaml)",
+        description="Who may log in to the intake SFTP server, and how failed logins are limited.",
+        examples=("docs/examples/intake/sftp_accounts.yaml", "deploy/sftp/users.example.yaml"),
+    ),
 )
 
 

@@ -29,6 +29,8 @@ EXPECTED_CHECKS = (
         for check in EXPORT_CHECKS - {"null_rates_within_limits"}
     }
     | {("model_evaluation", "metric_gates"), ("model_evaluation", "prediction_diff")}
+    # A refused upload is a verdict on the data: this check fails, the run does not.
+    | {("weather_observations_uploads", "upload_accepted")}
 )
 EXPECTED_JOBS = {
     "daily_exports",

@@ -1,4 +1,10 @@
-"""Ingestion assets: one per upload type, one partition per upload."""
+"""Ingestion assets: one per upload type, one partition per upload; and the combined tables.
+
+A refused upload is a verdict on the data, not a crash: its partition is materialized with
+no rows, `verdict: refused` and the reasons, and its `upload_accepted` check fails (severity
+ERROR) with the same reasons. The run succeeds, so it is never retried, and run-failure
+alerts keep meaning that something broke: the landing zone or the warehouse.
+"""
 
 import hashlib
 from datetime import UTC, datetime
@@ -7,34 +13,35 @@ import dagster as dg
 import pandas as pd
 
 from collab_pipelines.intake.landing import LandingZone
-from collab_pipelines.intake.partitions import split_staged_name, upload_partitions
-from collab_pipelines.intake.schemas import (
-    UPLOAD_TYPES,
-    WEATHER_OBSERVATIONS,
-    UploadType,
-)
+from collab_pipelines.intake.partitions import split_staged_name, upload_partitions, uploader_of
 from collab_pipelines.intake.sensors import SIDECAR_SUFFIXES
-from collab_pipelines.intake.validation import validate_upload
+from collab_pipelines.intake.upload_types import UploadType
+from collab_pipelines.intake.validation import ValidationReport, validate_upload
 from collab_pipelines.warehouse.resources import Warehouse
 
 INTAKE_GROUP = "intake"
-UPLOAD_COLUMNS = ("upload_id", "uploader", "file_name", "_loaded_at")
-
-
-def uploader_of(key: str) -> str:
-    return key.rsplit("-", 1)[0]
+UPLOAD_ACCEPTED = "upload_accepted"
 
 
 def build_uploads_asset(upload_type: UploadType) -> dg.AssetsDefinition:
+    key = dg.AssetKey(upload_type.table)
+
     @dg.asset(
-        name=f"{upload_type.name}_uploads",
-        partitions_def=upload_partitions[upload_type.name],
+        key=key,
+        partitions_def=upload_partitions(upload_type.name),
         group_name=INTAKE_GROUP,
         owners=list(upload_type.owners),
         kinds={"sftp", "pandas"},
         tags={"collab/pattern": "intake"},
+        check_specs=[
+            dg.AssetCheckSpec(
+                UPLOAD_ACCEPTED,
+                asset=key,
+                description="The upload passed validation; if not, the reasons the uploader was given.",
+            )
+        ],
         description=f"{upload_type.description} One partition per uploaded file; invalid files are "
-        "quarantined with a report the uploader can read.",
+        "quarantined with a report the uploader can read, and fail the upload_accepted check.",
     )
     def _uploads(context: dg.AssetExecutionContext, landing_zone: LandingZone, warehouse: Warehouse):
         key = context.partition_key
@@ -42,9 +49,11 @@ def build_uploads_asset(upload_type: UploadType) -> dg.AssetsDefinition:
         staged = [f for f in landing_zone.list(user, "staging") if f.name.startswith(f"{key}__")]
         files = [f for f in staged if not f.name.endswith(SIDECAR_SUFFIXES)]
         if not files:
+            # Another run of this upload finished it; running again would find the same nothing.
             raise dg.Failure(
-                description=f"upload {key}: no file in {user}/staging; it was already processed "
-                f"(see {user}/processed or {user}/quarantine) or never staged",
+                description=f"upload {key}: no file in {user}/staging of {landing_zone.describe()}; "
+                f"it was already processed (see {user}/processed or {user}/quarantine) or never staged",
+                allow_retries=False,
             )
         upload = files[0]
         # The upload moves last (see sensors.py): a crash midway leaves it in staging, to be recovered.
@@ -52,75 +61,121 @@ def build_uploads_asset(upload_type: UploadType) -> dg.AssetsDefinition:
         original = split_staged_name(upload.name)[1]
         data = landing_zone.read(user, "staging", upload.name)
         frame, report = validate_upload(data, original, upload_type)
+        metadata = {
+            "uploader": user,
+            "file_name": original,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+            "landing_zone": landing_zone.describe(),
+        }
         if not report.ok:
-            # The reason is written first, so a quarantined file is never without it.
-            landing_zone.write_text(user, "quarantine", f"{upload.name}.error.txt", report.text())
-            for landed in staged:
-                landing_zone.move(user, "staging", landed.name, "quarantine")
-            raise dg.Failure(
-                description=f"upload {original!r} from {user} was quarantined:\n{report.text()}",
-                metadata={"uploader": user, "file_name": original, "problems": len(report.problems)},
-            )
+            return _refuse(context, landing_zone, staged, upload.name, report, metadata)
         frame.insert(0, "upload_id", key)
         frame.insert(1, "uploader", user)
         frame.insert(2, "file_name", original)
         frame["_loaded_at"] = datetime.now(UTC).replace(tzinfo=None)
         # Keyed by upload: a re-run after a crash replaces, never duplicates.
-        warehouse.replace(f"{upload_type.name}_uploads", frame, where={"upload_id": key})
+        warehouse.replace(upload_type.table, frame, where={"upload_id": key})
         for landed in staged:
             landing_zone.move(user, "staging", landed.name, "processed")
         context.log.info(f"ingested {len(frame)} rows of {original!r} from {user}")
         return dg.MaterializeResult(
             metadata={
-                "uploader": user,
-                "file_name": original,
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "bytes": len(data),
+                **metadata,
+                "verdict": "ingested",
                 "dagster/row_count": len(frame),
-                "landing_zone": landing_zone.describe(),
                 "preview": dg.MetadataValue.md(frame.head(10).astype(str).to_markdown(index=False)),
-            }
+            },
+            check_results=[dg.AssetCheckResult(check_name=UPLOAD_ACCEPTED, passed=True)],
         )
 
     return _uploads
 
 
-@dg.asset(
-    name="weather_observations",
-    group_name=INTAKE_GROUP,
-    owners=["team:meteorology", "team:data-engineering"],
-    kinds={"pandas", "sql"},
-    tags={"collab/pattern": "intake"},
-    deps=["weather", "weather_observations_uploads"],
-    description="Every hourly weather observation: the exported `weather` table, with the "
-    "meteorology team's uploaded observations taking precedence for the same airport and hour. "
-    "Evaluation features and reports that need weather read this table.",
-)
-def weather_observations(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-    columns = [c.name for c in WEATHER_OBSERVATIONS.columns]
-    parts = []
-    if warehouse.has_table("weather"):
-        exported = warehouse.read("weather", columns=columns)
-        exported["source"] = "export"
-        parts.append(exported)
-    if warehouse.has_table("weather_observations_uploads"):
-        uploaded = warehouse.read("weather_observations_uploads", columns=[*columns, "_loaded_at"])
-        uploaded = uploaded.sort_values("_loaded_at").drop(columns="_loaded_at")
-        uploaded["source"] = "upload"
-        parts.append(uploaded)
-    if not parts:
-        raise dg.Failure(description="neither the weather export nor any upload is in the warehouse yet")
-    combined = pd.concat(parts, ignore_index=True)
-    combined["observed_at"] = pd.to_datetime(combined["observed_at"])
-    combined = combined.drop_duplicates(["origin", "observed_at"], keep="last")
-    warehouse.replace("weather_observations", combined)
+def _refuse(
+    context: dg.AssetExecutionContext,
+    landing_zone: LandingZone,
+    staged: list,
+    upload_name: str,
+    report: ValidationReport,
+    metadata: dict,
+) -> dg.MaterializeResult:
+    user = uploader_of(context.partition_key)
+    # The reason is written first, so a quarantined file is never without it.
+    landing_zone.write_text(user, "quarantine", f"{upload_name}.error.txt", report.text())
+    for landed in staged:
+        landing_zone.move(user, "staging", landed.name, "quarantine")
+    reasons = "\n".join(f"- {p}" for p in report.problems[:20])
+    context.log.warning(f"upload {metadata['file_name']!r} from {user} was refused:\n{reasons}")
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(combined),
-            "rows_from_uploads": int((combined["source"] == "upload").sum()),
-        }
+            **metadata,
+            "verdict": "refused",
+            "problems": len(report.problems),
+            "reasons": dg.MetadataValue.md(reasons),
+            "dagster/row_count": 0,
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name=UPLOAD_ACCEPTED,
+                passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=report.problems[0],
+                metadata={"problems": len(report.problems), "reasons": dg.MetadataValue.md(reasons)},
+            )
+        ],
     )
 
 
-def build_intake_assets() -> list[dg.AssetsDefinition]:
-    return [*(build_uploads_asset(t) for t in UPLOAD_TYPES.values()), weather_observations]
+def build_combined_asset(upload_type: UploadType) -> dg.AssetsDefinition:
+    combined = upload_type.combined
+    columns = upload_type.column_names
+    key = list(upload_type.key)
+
+    @dg.asset(
+        name=combined.asset,
+        group_name=INTAKE_GROUP,
+        owners=list(combined.owners or upload_type.owners),
+        kinds={"pandas", "sql"},
+        tags={"collab/pattern": "intake"},
+        deps=[combined.export, upload_type.table],
+        description=combined.description
+        or f"The `{combined.export}` export, with `{upload_type.name}` uploads taking precedence "
+        f"for the same {', '.join(key)}.",
+    )
+    def _combined(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+        parts = []
+        if warehouse.has_table(combined.export):
+            # An optional upload column the export lacks is empty for exported rows.
+            exported = warehouse.read(combined.export).reindex(columns=columns)
+            exported["source"] = "export"
+            parts.append(exported)
+        if warehouse.has_table(upload_type.table):
+            uploaded = warehouse.read(upload_type.table, columns=[*columns, "_loaded_at"])
+            uploaded = uploaded.sort_values("_loaded_at").drop(columns="_loaded_at")
+            uploaded["source"] = "upload"
+            parts.append(uploaded)
+        if not parts:
+            raise dg.Failure(
+                description=f"neither the {combined.export} export nor any {upload_type.name} upload "
+                "is in the warehouse yet",
+            )
+        frame = pd.concat(parts, ignore_index=True)
+        for column in upload_type.column_list:
+            if column.type in ("date", "datetime"):
+                frame[column.name] = pd.to_datetime(frame[column.name])
+        frame = frame.drop_duplicates(key, keep="last")
+        warehouse.replace(combined.asset, frame)
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": len(frame),
+                "rows_from_uploads": int((frame["source"] == "upload").sum()),
+            }
+        )
+
+    return _combined
+
+
+def build_intake_assets(upload_types: list[UploadType]) -> list[dg.AssetsDefinition]:
+    assets = [build_uploads_asset(t) for t in upload_types]
+    return assets + [build_combined_asset(t) for t in upload_types if t.combined is not None]

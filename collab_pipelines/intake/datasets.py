@@ -1,39 +1,55 @@
-from collab_pipelines.intake.schemas import UPLOAD_TYPES
+"""The warehouse tables intake writes, derived from an uploads file. No Dagster here."""
+
+from pathlib import Path
+
+from collab_pipelines import settings
+from collab_pipelines.intake.upload_types import UploadsFile, UploadType, load_uploads
 from collab_pipelines.warehouse.datasets import Dataset
 
-_TYPES = {"string": "string", "float": "float", "integer": "integer", "datetime": "datetime"}
+UPLOAD_COLUMNS = {"upload_id": "string", "uploader": "string", "file_name": "string"}
 
-DATASETS: list[Dataset] = [
-    *(
-        Dataset(
-            name=f"{upload_type.name}_uploads",
-            description=upload_type.description,
-            columns={
-                "upload_id": "string",
-                "uploader": "string",
-                "file_name": "string",
-                **{c.name: _TYPES[c.type] for c in upload_type.columns},
-                "_loaded_at": "datetime",
-            },
-            primary_key=("upload_id", *upload_type.key),
-            asset_key=f"{upload_type.name}_uploads",
-            owners=upload_type.owners,
-            partition_column="upload_id",
-            partitioning=f"dynamic:{upload_type.name}_uploads",
-            pattern="intake",
-        )
-        for upload_type in UPLOAD_TYPES.values()
-    ),
-    Dataset(
-        name="weather_observations",
-        description="Exported and uploaded hourly weather observations, uploads taking precedence.",
+
+def intake_datasets(path: Path | str | None = None) -> list[Dataset]:
+    """Every intake table of the uploads file at `path` (default: the configuration folder's)."""
+    return datasets_of(load_uploads(path or settings.uploads_file()))
+
+
+def datasets_of(uploads: UploadsFile) -> list[Dataset]:
+    datasets = []
+    for upload_type in uploads.upload_types.values():
+        datasets.append(uploads_dataset(upload_type))
+        if upload_type.combined is not None:
+            datasets.append(combined_dataset(upload_type))
+    return datasets
+
+
+def uploads_dataset(upload_type: UploadType) -> Dataset:
+    return Dataset(
+        name=upload_type.table,
+        description=upload_type.description,
         columns={
-            **{c.name: _TYPES[c.type] for c in UPLOAD_TYPES["weather_observations"].columns},
-            "source": "string",
+            **UPLOAD_COLUMNS,
+            **{c.name: c.type for c in upload_type.column_list},
+            "_loaded_at": "datetime",
         },
-        primary_key=("origin", "observed_at"),
-        asset_key="weather_observations",
-        owners=("team:meteorology", "team:data-engineering"),
+        primary_key=("upload_id", *upload_type.key),
+        asset_key=upload_type.table,
+        owners=upload_type.owners,
+        partition_column="upload_id",
+        partitioning=f"dynamic:{upload_type.table}",
         pattern="intake",
-    ),
-]
+    )
+
+
+def combined_dataset(upload_type: UploadType) -> Dataset:
+    combined = upload_type.combined
+    return Dataset(
+        name=combined.asset,
+        description=combined.description
+        or f"The {combined.export} export with {upload_type.name} uploads taking precedence.",
+        columns={**{c.name: c.type for c in upload_type.column_list}, "source": "string"},
+        primary_key=upload_type.key,
+        asset_key=combined.asset,
+        owners=combined.owners or upload_type.owners,
+        pattern="intake",
+    )

@@ -5,6 +5,7 @@ waiting for ingestion), `processed/` and `quarantine/` (where every file ends, w
 `.error.txt` beside a quarantined one). Moves are renames, so a file is never in two places.
 """
 
+import builtins
 import os
 import posixpath
 import stat
@@ -16,6 +17,7 @@ import paramiko
 from pydantic import Field, PrivateAttr
 
 from collab_pipelines import settings
+from collab_pipelines.intake.upload_types import LandingZoneConfig
 
 FOLDERS = ("inbox", "staging", "processed", "quarantine")
 
@@ -42,20 +44,20 @@ def _check(user: str, folder: str, name: str | None = None) -> None:
 
 
 class LandingZone(dg.ConfigurableResource):
-    """Where uploads arrive. `LocalLandingZone` and `SftpLandingZone` implement it."""
+    """Where uploads arrive. `LocalLandingZone` and `SftpLandingZone` implement it.
 
-    default_upload_type: str = Field(
-        default="weather_observations", description="What an uploader's files are, unless upload_types says."
-    )
-    upload_types: dict[str, str] = Field(default_factory=dict, description="Upload type by uploader.")
-
-    def upload_type_for(self, user: str) -> str:
-        return self.upload_types.get(user, self.default_upload_type)
+    Every process of a deployment (sensor, run workers) must reach the same landing zone:
+    the SFTP server itself, or a folder they all mount. A run never reads the code server's disk.
+    """
 
     def users(self) -> list[str]:
         raise NotImplementedError
 
     def list(self, user: str, folder: str) -> list[LandedFile]:
+        return self.scan(user, folder)[0]
+
+    def scan(self, user: str, folder: str) -> tuple[builtins.list[LandedFile], builtins.list[str]]:
+        """The regular files of a folder, and the names of anything else there (folders, links)."""
         raise NotImplementedError
 
     def read(self, user: str, folder: str, name: str) -> bytes:
@@ -92,14 +94,16 @@ class LocalLandingZone(LandingZone):
             return []
         return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
-    def list(self, user: str, folder: str) -> list[LandedFile]:
-        files = []
+    def scan(self, user: str, folder: str) -> tuple[builtins.list[LandedFile], builtins.list[str]]:
+        files, others = [], []
         for entry in os.scandir(self._folder(user, folder)):
             # Symlinks are never followed: an upload is a regular file or nothing.
             if entry.is_file(follow_symlinks=False):
                 info = entry.stat(follow_symlinks=False)
                 files.append(LandedFile(user, folder, entry.name, info.st_size, info.st_mtime))
-        return sorted(files, key=lambda f: f.name)
+            else:
+                others.append(entry.name)
+        return sorted(files, key=lambda f: f.name), sorted(others)
 
     def read(self, user: str, folder: str, name: str) -> bytes:
         _check(user, folder, name)
@@ -198,17 +202,16 @@ class SftpLandingZone(LandingZone):
             if stat.S_ISDIR(a.st_mode or 0) and not a.filename.startswith(".")
         )
 
-    def list(self, user: str, folder: str) -> list[LandedFile]:
+    def scan(self, user: str, folder: str) -> tuple[builtins.list[LandedFile], builtins.list[str]]:
         path = self._remote(user, folder)
         self._ensure(path)
-        return sorted(
-            (
-                LandedFile(user, folder, a.filename, a.st_size or 0, float(a.st_mtime or 0))
-                for a in self._connection().listdir_attr(path)
-                if stat.S_ISREG(a.st_mode or 0)
-            ),
-            key=lambda f: f.name,
-        )
+        files, others = [], []
+        for a in self._connection().listdir_attr(path):
+            if stat.S_ISREG(a.st_mode or 0):
+                files.append(LandedFile(user, folder, a.filename, a.st_size or 0, float(a.st_mtime or 0)))
+            else:
+                others.append(a.filename)
+        return sorted(files, key=lambda f: f.name), sorted(others)
 
     def read(self, user: str, folder: str, name: str) -> bytes:
         with self._connection().open(self._remote(user, folder, name), "rb") as handle:
@@ -228,3 +231,19 @@ class SftpLandingZone(LandingZone):
 
     def describe(self) -> str:
         return f"sftp://{self.username}@{self.host}:{self.port}{self.root}"
+
+
+def landing_zone_from(config: LandingZoneConfig | None) -> LandingZone:
+    """The landing zone an uploads file names; without one, the local `<state folder>/landing`."""
+    if config is None or config.local is not None:
+        return LocalLandingZone(root=config.local.root if config else None)
+    sftp = config.sftp
+    return SftpLandingZone(
+        host=sftp.host,
+        port=sftp.port,
+        username=sftp.username,
+        password=dg.EnvVar(sftp.password_env) if sftp.password_env else None,
+        private_key_path=sftp.private_key_path,
+        known_hosts_path=sftp.known_hosts_path,
+        root=sftp.root,
+    )

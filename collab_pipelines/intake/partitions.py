@@ -1,13 +1,19 @@
+"""One dynamic partition per upload, keyed "<uploader>-<first 16 hex digits of its SHA-256>"."""
+
 import dagster as dg
 
-from collab_pipelines.intake.schemas import UPLOAD_TYPES
 
-# One dynamic partition per upload, keyed "<uploader>-<first 16 hex digits of its SHA-256>".
-upload_partitions = {name: dg.DynamicPartitionsDefinition(name=f"{name}_uploads") for name in UPLOAD_TYPES}
+def upload_partitions(upload_type: str) -> dg.DynamicPartitionsDefinition:
+    # Equal by name: every call gives the same partitions definition.
+    return dg.DynamicPartitionsDefinition(name=f"{upload_type}_uploads")
 
 
 def upload_key(user: str, digest: str) -> str:
     return f"{user}-{digest[:16]}"
+
+
+def uploader_of(key: str) -> str:
+    return key.rsplit("-", 1)[0]
 
 
 def staged_name(key: str, original: str) -> str:

@@ -1,7 +1,15 @@
-"""The upload sensor: take complete uploads from the inboxes and request their ingestion."""
+"""The upload sensor: take complete uploads from the inboxes and request their ingestion.
+
+Every entry of an inbox ends somewhere: a complete file is staged and ingested (or refused
+by its run), a repeat of earlier content is set aside beside that one's verdict, and a
+sub-folder or a temporary-named file left untouched too long is quarantined with a reason.
+A failed ingestion is never re-requested here: Dagster's run retries handle transient
+failures, so the sensor's requests never stack on top of them.
+"""
 
 import hashlib
 import json
+import time
 import uuid
 from collections import defaultdict
 
@@ -14,12 +22,11 @@ from collab_pipelines.intake.partitions import (
     upload_key,
     upload_partitions,
 )
-from collab_pipelines.intake.schemas import UPLOAD_TYPES
+from collab_pipelines.intake.upload_types import UploadsFile
 
 # Names SFTP clients and editors give files that are still being written.
 TEMPORARY_SUFFIXES = (".filepart", ".part", ".partial", ".tmp", ".crdownload", ".swp")
 SIDECAR_SUFFIXES = (".sha256", ".done")
-MAX_INGESTION_ATTEMPTS = 3
 
 
 # Files move sidecars first, the upload itself last: a crash in between leaves the upload where
@@ -37,19 +44,19 @@ def uploads_asset_key(upload_type: str) -> dg.AssetKey:
 class _Tick:
     """One evaluation: what to stage, request, and remember."""
 
-    def __init__(self, context: dg.SensorEvaluationContext, landing: LandingZone):
-        self.context, self.landing = context, landing
+    def __init__(self, context: dg.SensorEvaluationContext, landing: LandingZone, uploads: UploadsFile):
+        self.context, self.landing, self.uploads = context, landing, uploads
         self.pending = json.loads(context.cursor)["pending"] if context.cursor else {}
         self.still_pending: dict[str, list] = {}
         self.new_partitions: dict[str, list[str]] = defaultdict(list)
         self.requests: list[dg.RunRequest] = []
         self.notes: list[str] = []
         self.errors: list[str] = []
+        self.now = time.time()
 
     def known(self, upload_type: str, key: str) -> bool:
-        partitions = upload_partitions[upload_type]
         return key in self.new_partitions[upload_type] or self.context.instance.has_dynamic_partition(
-            partitions.name, key
+            upload_partitions(upload_type).name, key
         )
 
     def request(self, upload_type: str, key: str, user: str, original: str, run_key: str) -> None:
@@ -63,30 +70,51 @@ class _Tick:
         )
 
     def recover_staged(self, user: str, upload_type: str) -> None:
-        """Files left in staging by a crash: request them again, or finish a finished one."""
+        """Files left in staging by a crash: request the ones no run has decided."""
         staged = [f for f in self.landing.list(user, "staging") if not f.name.endswith(SIDECAR_SUFFIXES)]
         for landed in staged:
             key, original = split_staged_name(landed.name)
             if not self.known(upload_type, key):
+                # Staged, but the tick's result (partition and request) was never saved.
                 self.new_partitions[upload_type].append(key)
                 self.request(upload_type, key, user, original, run_key=key)
                 self.notes.append(f"recovered {user}/staging/{landed.name}")
                 continue
             runs = self.context.instance.get_runs(
-                filters=dg.RunsFilter(tags={"dagster/partition": key}, job_name=None)
+                filters=dg.RunsFilter(tags={"dagster/partition": key}), limit=1
             )
-            if any(not run.is_finished for run in runs):
+            if not runs:
+                self.request(upload_type, key, user, original, run_key=key)
+            elif not runs[0].is_finished:
                 continue  # its ingestion is queued or running
-            failed = [run for run in runs if run.status != dg.DagsterRunStatus.SUCCESS]
-            if len(failed) < MAX_INGESTION_ATTEMPTS:
-                self.request(upload_type, key, user, original, run_key=f"{key}:attempt-{len(failed) + 1}")
-                self.notes.append(f"retrying {user}/staging/{landed.name} (attempt {len(failed) + 1})")
+            elif runs[0].status == dg.DagsterRunStatus.SUCCESS:
+                # The run loaded the rows, then stopped before the last move: finish it, once.
+                self.request(upload_type, key, user, original, run_key=f"{key}:after-{runs[0].run_id}")
+                self.notes.append(
+                    f"finishing {user}/staging/{landed.name} (run {runs[0].run_id} stopped midway)"
+                )
+            else:
+                self.errors.append(
+                    f"{user}/staging/{landed.name}: its ingestion failed in run {runs[0].run_id}; run retries "
+                    "re-run a transient failure, otherwise re-execute that run once the cause is fixed"
+                )
 
     def take_inbox(self, user: str, upload_type: str) -> None:
-        files = self.landing.list(user, "inbox")
+        files, others = self.landing.scan(user, "inbox")
+        for name in others:
+            self.quarantine_entry(
+                user, name, "it is not a file (a folder or a link); only files directly in inbox/ are taken"
+            )
         names = {f.name for f in files}
         for landed in files:
-            if is_temporary(landed.name) or landed.name.endswith(SIDECAR_SUFFIXES):
+            if is_temporary(landed.name):
+                hours = (self.now - landed.mtime) / 3600
+                if hours >= self.uploads.abandoned_after_hours:
+                    self.quarantine_entry(
+                        user, landed.name, f"its name marks an unfinished upload, untouched for {hours:.0f} h"
+                    )
+                continue
+            if landed.name.endswith(SIDECAR_SUFFIXES):
                 continue
             sidecars = [landed.name + s for s in SIDECAR_SUFFIXES if landed.name + s in names]
             marker = f"{user}/{landed.name}"
@@ -112,11 +140,10 @@ class _Tick:
                 if self.pending.get(marker) != [landed.size, landed.mtime]:
                     self.still_pending[marker] = [landed.size, landed.mtime]  # maybe still uploading
                     return
-                self.reject(
-                    landed,
-                    sidecars,
-                    f"its SHA-256 is {digest}, but {checksum} says {expected[0] if expected else '(empty)'}",
+                reason = (
+                    f"its SHA-256 is {digest}, but {checksum} says {expected[0] if expected else '(empty)'}"
                 )
+                self.quarantine_entry(user, landed.name, reason, sidecars)
                 return
         key = upload_key(user, digest)
         if self.known(upload_type, key):
@@ -131,7 +158,7 @@ class _Tick:
     def set_aside_duplicate(self, landed: LandedFile, sidecars: list[str], key: str) -> None:
         """Same content as an earlier upload: it goes where that one went, and is not ingested."""
         user = landed.user
-        # Only on a duplicate, so listing quarantine does not add to an ordinary tick's cost.
+        # Only on a duplicate, so an ordinary tick's cost does not grow with the archive.
         earlier_report = next(
             (
                 f.name
@@ -140,6 +167,12 @@ class _Tick:
             ),
             None,
         )
+        if earlier_report is None and not any(
+            f.name.startswith(f"{key}__") for f in self.landing.list(user, "processed")
+        ):
+            # The earlier upload is still staged: its verdict decides where this copy goes.
+            self.notes.append(f"{user}/inbox/{landed.name} repeats upload {key}; waiting for its verdict")
+            return
         target = "quarantine" if earlier_report else "processed"
         # A token per set-aside file: the same content may arrive any number of times.
         prefix = f"duplicate-{uuid.uuid4().hex[:8]}-of-{key}"
@@ -155,48 +188,55 @@ class _Tick:
             self.landing.move(user, "inbox", name, target, f"{prefix}__{name}")
         self.notes.append(f"{user}/inbox/{landed.name} repeats upload {key}; not ingested again ({target})")
 
-    def reject(self, landed: LandedFile, sidecars: list[str], reason: str) -> None:
-        user = landed.user
+    def quarantine_entry(self, user: str, name: str, reason: str, sidecars: list[str] = ()) -> None:
+        """Refuse an inbox entry before any run: the reason goes beside it, for the uploader."""
         stamp = f"rejected-{uuid.uuid4().hex[:8]}"
-        self.landing.write_text(
-            user,
-            "quarantine",
-            f"{stamp}__{landed.name}.error.txt",
-            f"Upload {landed.name!r} was not ingested: {reason}.\n",
-        )
-        for name in [*sidecars, landed.name]:
-            self.landing.move(user, "inbox", name, "quarantine", f"{stamp}__{name}")
-        self.notes.append(f"quarantined {user}/inbox/{landed.name}: {reason}")
+        try:
+            self.landing.write_text(
+                user,
+                "quarantine",
+                f"{stamp}__{name}.error.txt",
+                f"Upload {name!r} was not ingested: {reason}.\n",
+            )
+            for entry in [*sidecars, name]:
+                self.landing.move(user, "inbox", entry, "quarantine", f"{stamp}__{entry}")
+        except (LandingZoneError, OSError) as error:
+            self.errors.append(f"{user}/inbox/{name}: {reason}, and it could not be quarantined: {error}")
+            return
+        self.notes.append(f"quarantined {user}/inbox/{name}: {reason}")
 
 
-def build_upload_sensor() -> dg.SensorDefinition:
+def build_upload_sensor(uploads: UploadsFile) -> dg.SensorDefinition:
     @dg.sensor(
         name="upload_sensor",
-        asset_selection=[uploads_asset_key(name) for name in UPLOAD_TYPES],
+        asset_selection=[uploads_asset_key(name) for name in uploads.upload_types],
         minimum_interval_seconds=15,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Takes complete uploads from every uploader's inbox (size and mtime stable "
         "across two ticks, or a .done/.sha256 sidecar), moves them to staging and requests one "
-        "ingestion per upload. Repeated content is recognised and not ingested twice.",
+        "ingestion per upload. Repeated content is recognised and not ingested twice; folders and "
+        "abandoned temporary files are quarantined with a reason.",
     )
     def upload_sensor(context: dg.SensorEvaluationContext, landing_zone: LandingZone):
-        tick = _Tick(context, landing_zone)
+        tick = _Tick(context, landing_zone, uploads)
         for user in landing_zone.users():
-            upload_type = landing_zone.upload_type_for(user)
-            if upload_type not in UPLOAD_TYPES:
-                raise ValueError(
-                    f"uploader {user!r}: unknown upload type {upload_type!r}; known: {sorted(UPLOAD_TYPES)}"
+            upload_type = uploads.type_for(user)
+            if upload_type is None:
+                tick.errors.append(
+                    f"uploader {user!r}: no upload type lists them and there is no default_upload_type; "
+                    f"their files wait in the inbox (upload types: {', '.join(uploads.upload_types)})"
                 )
-            tick.recover_staged(user, upload_type)
-            tick.take_inbox(user, upload_type)
+                continue
+            tick.recover_staged(user, upload_type.name)
+            tick.take_inbox(user, upload_type.name)
         for note in tick.notes:
             context.log.info(note)
         for error in tick.errors:
-            context.log.error(f"upload not taken, will retry: {error}")
+            context.log.error(error)
         return dg.SensorResult(
             run_requests=tick.requests,
             dynamic_partitions_requests=[
-                upload_partitions[name].build_add_request(keys)
+                upload_partitions(name).build_add_request(keys)
                 for name, keys in tick.new_partitions.items()
                 if keys
             ],

@@ -1,97 +1,65 @@
 """The SFTP server domain experts upload to, built on asyncssh's SFTP server.
 
-Each account is confined to its own folder of the landing zone (asyncssh's chroot, plus a
-check that no path resolves outside it through a symbolic link), may write only in `inbox/`,
-and may not create links. The `collector` kind of account (home ".") sees every uploader's
-folder: it is what `SftpLandingZone` logs in as.
+Each uploader is confined to its own folder of the landing zone (asyncssh's chroot, plus a
+check that no path resolves outside it through a symbolic link). There, it may only create,
+write, rename, truncate, retime and remove files directly in `inbox/`; `staging/`,
+`processed/` and `quarantine/` are read-only, sub-folders and links cannot be made, and no
+one changes permissions or owners. The `collector` kind of account (home ".") sees every
+uploader's folder: it is what `SftpLandingZone` logs in as. Failed logins all cost the same
+time and are limited per address (`sftp_guard.py`).
 """
 
 import asyncio
-import hashlib
-import hmac
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncssh
-import yaml
 
-WRITABLE_FOLDER = b"inbox"
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+from collab_pipelines.intake.sftp_accounts import (
+    Account,
+    LoginLimits,
+    check_password,
+    load_accounts,
+    load_accounts_file,
+    password_hash,
+)
+from collab_pipelines.intake.sftp_guard import LoginGuard, log
 
-
-@dataclass(frozen=True)
-class Account:
-    name: str
-    home: str
-    password_hash: str | None = None
-    authorized_keys: tuple[str, ...] = ()
-    collector: bool = False
-
-    def password_ok(self, password: str) -> bool:
-        return bool(self.password_hash) and verify_password(password, self.password_hash)
+__all__ = ["ServerConfig", "load_accounts", "password_hash", "serve_forever", "start_server"]
+UPLOADER_FOLDERS = ("inbox", "staging", "processed", "quarantine")
 
 
 @dataclass
 class ServerConfig:
     root: Path
     accounts: dict[str, Account] = field(default_factory=dict)
+    limits: LoginLimits = field(default_factory=LoginLimits)
 
-
-def load_accounts(path: Path) -> dict[str, Account]:
-    """Read the accounts file: `users: {name: {password_hash, authorized_keys, home}}`."""
-    raw = yaml.safe_load(Path(path).read_text()) or {}
-    accounts = {}
-    for name, settings in (raw.get("users") or {}).items():
-        settings = settings or {}
-        if not settings.get("password_hash") and not settings.get("authorized_keys"):
-            raise ValueError(f"{path}: user {name!r} has neither password_hash nor authorized_keys")
-        if settings.get("password_hash") and not str(settings["password_hash"]).startswith("scrypt$"):
-            raise ValueError(
-                f"{path}: user {name!r}: password_hash must come from "
-                "`collab-demo sftp-password` (scrypt$...)"
-            )
-        home = str(settings.get("home", name))
-        accounts[name] = Account(
-            name=name,
-            home=home,
-            password_hash=settings.get("password_hash"),
-            authorized_keys=tuple(settings.get("authorized_keys") or ()),
-            collector=home == ".",
-        )
-    return accounts
-
-
-# A salted, memory-hard hash: a leaked accounts file must not give the passwords away.
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
-
-
-def password_hash(password: str) -> str:
-    salt = os.urandom(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, **_SCRYPT)
-    return f"scrypt${_SCRYPT['n']}${_SCRYPT['r']}${_SCRYPT['p']}${salt.hex()}${digest.hex()}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        _, n, r, p, salt, digest = stored.split("$")
-        offered = hashlib.scrypt(
-            password.encode("utf-8"), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p)
-        )
-    except ValueError:
-        return False
-    return hmac.compare_digest(offered.hex(), digest)
+    @classmethod
+    def from_file(cls, root: Path, accounts_file: Path) -> "ServerConfig":
+        parsed = load_accounts_file(accounts_file)
+        return cls(root=root, accounts=dict(parsed.users), limits=parsed.login_limits)
 
 
 class _Server(asyncssh.SSHServer):
-    def __init__(self, config: ServerConfig):
-        self.config = config
+    def __init__(self, config: ServerConfig, guard: LoginGuard):
+        self.config, self.guard = config, guard
         self.connection: asyncssh.SSHServerConnection | None = None
+        self.address = "?"
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.connection = conn
+        peer = conn.get_extra_info("peername")
+        self.address = str(peer[0]) if peer else "?"
 
     def begin_auth(self, username: str) -> bool:
+        remaining = self.guard.banned_for(self.address)
+        if remaining:
+            raise asyncssh.DisconnectError(
+                asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE,
+                f"too many failed logins from {self.address}; try again in {remaining:.0f} s",
+            )
         account = self.config.accounts.get(username)
         if account and account.authorized_keys and self.connection is not None:
             self.connection.set_authorized_keys(
@@ -102,9 +70,16 @@ class _Server(asyncssh.SSHServer):
     def password_auth_supported(self) -> bool:
         return True
 
-    def validate_password(self, username: str, password: str) -> bool:
+    async def validate_password(self, username: str, password: str) -> bool:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         account = self.config.accounts.get(username)
-        return bool(account and account.password_ok(password))
+        # The hash runs off the event loop, so one login does not stall every other session.
+        if await loop.run_in_executor(None, check_password, account, password):
+            return True
+        delay = self.guard.failed(self.address, username)
+        await asyncio.sleep(max(0.0, self.config.limits.failure_seconds - (loop.time() - started)) + delay)
+        return False
 
     def public_key_auth_supported(self) -> bool:
         return True
@@ -115,11 +90,12 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
 
     def __init__(self, chan: asyncssh.SSHServerChannel, config: ServerConfig):
         account = config.accounts[chan.get_extra_info("username")]
-        home = (config.root / account.home).resolve()
+        home = (config.root / account.folder).resolve()
         if not account.collector:
-            for folder in ("inbox", "staging", "processed", "quarantine"):
+            for folder in UPLOADER_FOLDERS:
                 (home / folder).mkdir(parents=True, exist_ok=True)
         self._home = os.fsencode(home)
+        self._inbox = os.path.join(self._home, b"inbox")
         self._collector = account.collector
         super().__init__(chan, chroot=self._home)
 
@@ -131,43 +107,76 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
             raise asyncssh.SFTPPermissionDenied("path leads outside your folder")
         return local
 
-    def _require_writable(self, local: bytes) -> None:
+    def _require_upload(self, local: bytes) -> None:
+        """Only the account's own files directly in inbox/ may change."""
         if self._collector:
             return
-        inbox = os.path.join(self._home, WRITABLE_FOLDER)
-        if local != inbox and not local.startswith(inbox + b"/"):
+        if os.path.dirname(os.path.normpath(local)) != self._inbox:
+            if os.path.normpath(local).startswith(self._inbox + b"/"):
+                raise asyncssh.SFTPPermissionDenied(
+                    "sub-folders of inbox/ are not taken; upload files directly"
+                )
             raise asyncssh.SFTPPermissionDenied("uploads go into inbox/; other folders are read-only")
 
     def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs):
         if pflags & (asyncssh.FXF_WRITE | asyncssh.FXF_APPEND | asyncssh.FXF_CREAT | asyncssh.FXF_TRUNC):
-            self._require_writable(self.map_path(path))
+            self._require_upload(self.map_path(path))
         return super().open(path, pflags, attrs)
 
     def open56(self, path: bytes, desired_access: int, flags: int, attrs: asyncssh.SFTPAttrs):
-        if desired_access & (asyncssh.ACE4_WRITE_DATA | asyncssh.ACE4_APPEND_DATA):
-            self._require_writable(self.map_path(path))
+        if desired_access & (
+            asyncssh.ACE4_WRITE_DATA | asyncssh.ACE4_APPEND_DATA | asyncssh.ACE4_WRITE_ATTRIBUTES
+        ):
+            self._require_upload(self.map_path(path))
         return super().open56(path, desired_access, flags, attrs)
 
+    def _check_attrs(self, local: bytes, attrs: asyncssh.SFTPAttrs) -> None:
+        self._require_upload(local)
+        if self._collector:
+            return
+        if (
+            attrs.permissions is not None
+            or attrs.uid is not None
+            or attrs.gid is not None
+            or attrs.owner
+            or attrs.group
+        ):
+            raise asyncssh.SFTPPermissionDenied("permissions and owners are set by the server")
+
+    def setstat(self, path: bytes, attrs: asyncssh.SFTPAttrs):
+        self._check_attrs(self.map_path(path), attrs)
+        return super().setstat(path, attrs)
+
+    def lsetstat(self, path: bytes, attrs: asyncssh.SFTPAttrs):
+        self._check_attrs(self.map_path(path), attrs)
+        return super().lsetstat(path, attrs)
+
+    def fsetstat(self, file_obj, attrs: asyncssh.SFTPAttrs):
+        self._check_attrs(os.fsencode(file_obj.name), attrs)
+        return super().fsetstat(file_obj, attrs)
+
     def remove(self, path: bytes) -> None:
-        self._require_writable(self.map_path(path))
+        self._require_upload(self.map_path(path))
         return super().remove(path)
 
     def rename(self, oldpath: bytes, newpath: bytes) -> None:
-        self._require_writable(self.map_path(oldpath))
-        self._require_writable(self.map_path(newpath))
+        self._require_upload(self.map_path(oldpath))
+        self._require_upload(self.map_path(newpath))
         return super().rename(oldpath, newpath)
 
     def posix_rename(self, oldpath: bytes, newpath: bytes) -> None:
-        self._require_writable(self.map_path(oldpath))
-        self._require_writable(self.map_path(newpath))
+        self._require_upload(self.map_path(oldpath))
+        self._require_upload(self.map_path(newpath))
         return super().posix_rename(oldpath, newpath)
 
     def mkdir(self, path: bytes, attrs: asyncssh.SFTPAttrs) -> None:
-        self._require_writable(self.map_path(path))
+        if not self._collector:
+            raise asyncssh.SFTPPermissionDenied("folders cannot be made; upload files directly into inbox/")
         return super().mkdir(path, attrs)
 
     def rmdir(self, path: bytes) -> None:
-        self._require_writable(self.map_path(path))
+        if not self._collector:
+            raise asyncssh.SFTPPermissionDenied("folders cannot be removed")
         return super().rmdir(path)
 
     def symlink(self, oldpath: bytes, newpath: bytes) -> None:
@@ -191,11 +200,13 @@ def host_key(path: Path) -> asyncssh.SSHKey:
 async def start_server(config: ServerConfig, host_key_path: Path, host: str = "127.0.0.1", port: int = 2222):
     """Start listening; returns the asyncssh acceptor (`.close()` stops it)."""
     config.root.mkdir(parents=True, exist_ok=True)
+    guard = LoginGuard(config.limits)
+    log.info("SFTP server on %s:%s, %d accounts", host, port, len(config.accounts))
     return await asyncssh.listen(
         host,
         port,
         server_host_keys=[host_key(host_key_path)],
-        server_factory=lambda: _Server(config),
+        server_factory=lambda: _Server(config, guard),
         sftp_factory=lambda chan: ConfinedSFTPServer(chan, config),
         allow_scp=False,
     )

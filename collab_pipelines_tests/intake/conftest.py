@@ -9,27 +9,54 @@ import asyncssh
 import dagster as dg
 import paramiko
 import pytest
+import yaml
 
 from collab_pipelines.intake.assets import build_uploads_asset
 from collab_pipelines.intake.landing import LocalLandingZone
 from collab_pipelines.intake.partitions import upload_partitions
-from collab_pipelines.intake.schemas import WEATHER_OBSERVATIONS
 from collab_pipelines.intake.sensors import build_upload_sensor
-from collab_pipelines.intake.sftp_server import (
-    ServerConfig,
-    load_accounts,
-    password_hash,
-    start_server,
-)
+from collab_pipelines.intake.sftp_accounts import password_hash
+from collab_pipelines.intake.sftp_server import ServerConfig, start_server
+from collab_pipelines.intake.upload_types import UploadsFile, UploadType, parse_uploads
 from collab_pipelines.warehouse.resources import Warehouse
 
 PASSWORDS = {"alice": "alice-secret", "bob": "bob-secret"}
+
+# The tests' own upload type (not the demo's): hourly observations, one integer column.
+UPLOADS_YAML = """
+upload_types:
+  weather_observations:
+    description: Hourly observations uploaded for the tests.
+    owners: [team:meteorology]
+    uploaders: [alice, bob]
+    key: [origin, observed_at]
+    columns:
+      origin: {type: string, choices: [EWR, JFK, LGA]}
+      observed_at: {type: datetime}
+      temp: {type: float, minimum: -60, maximum: 130}
+      dewp: {type: float, required: false}
+      humid: {type: float, required: false, minimum: 0, maximum: 100}
+      wind_speed: {type: float, required: false, minimum: 0}
+      precip: {type: float, required: false, minimum: 0}
+      pressure: {type: float, required: false}
+      visib: {type: float, required: false}
+      station: {type: integer, required: false, minimum: 0}
+    combined: {asset: weather_observations, export: weather}
+"""
+
+
+def uploads_config() -> UploadsFile:
+    return parse_uploads(yaml.safe_load(UPLOADS_YAML), "uploads.yaml")
+
+
+def weather_type() -> UploadType:
+    return uploads_config().upload_types["weather_observations"]
 
 
 class SftpServer:
     def __init__(self, root: Path, host_key_path: Path, users_file: Path):
         self.root, self.host_key_path = root, host_key_path
-        self.config = ServerConfig(root=root, accounts=load_accounts(users_file))
+        self.config = ServerConfig.from_file(root, users_file)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -74,16 +101,20 @@ def collector_key(tmp_path) -> Path:
 
 
 @pytest.fixture
-def sftp_server(tmp_path, landing_root, collector_key) -> Iterator[SftpServer]:
-    import yaml
+def login_limits() -> dict:
+    """Generous limits, so tests that log in often are not slowed; tests of the limits override."""
+    return {"slow_after": 50, "ban_after": 100, "failure_seconds": 0.2}
 
+
+@pytest.fixture
+def sftp_server(tmp_path, landing_root, collector_key, login_limits) -> Iterator[SftpServer]:
     users = {name: {"password_hash": password_hash(pw)} for name, pw in PASSWORDS.items()}
     users["collector"] = {
         "home": ".",
         "authorized_keys": [(tmp_path / "collector_key.pub").read_text().strip()],
     }
     users_file = tmp_path / "users.yaml"
-    users_file.write_text(yaml.safe_dump({"users": users}))
+    users_file.write_text(yaml.safe_dump({"users": users, "login_limits": login_limits}))
     server = SftpServer(landing_root, tmp_path / "host_key", users_file)
     yield server
     server.stop()
@@ -131,8 +162,9 @@ class Intake:
 
     def __init__(self, instance: dg.DagsterInstance, landing: LocalLandingZone, warehouse: Warehouse):
         self.instance, self.landing, self.warehouse = instance, landing, warehouse
-        self.asset = build_uploads_asset(WEATHER_OBSERVATIONS)
-        self.sensor = build_upload_sensor()
+        self.uploads = uploads_config()
+        self.asset = build_uploads_asset(self.uploads.upload_types["weather_observations"])
+        self.sensor = build_upload_sensor(self.uploads)
         self.cursor = None
 
     def tick(self, apply: bool = True):
@@ -163,7 +195,7 @@ class Intake:
         return [self.ingest(request.partition_key) for request in result.run_requests]
 
     def partition_keys(self):
-        return self.instance.get_dynamic_partitions(upload_partitions["weather_observations"].name)
+        return self.instance.get_dynamic_partitions(upload_partitions("weather_observations").name)
 
 
 @pytest.fixture
@@ -188,3 +220,12 @@ def upload(sftp: paramiko.SFTPClient, name: str, content: str | bytes) -> None:
     data = content.encode() if isinstance(content, str) else content
     with sftp.open(f"inbox/{name}", "wb") as handle:
         handle.write(data)
+
+
+def verdict(result) -> tuple[str, bool, str]:
+    """An ingestion run's verdict: ("ingested" | "refused", the check passed, its description)."""
+    assert result.success, "a verdict on the data never fails the run"
+    [materialization] = result.asset_materializations_for_node("weather_observations_uploads")
+    [check] = result.get_asset_check_evaluations()
+    assert check.check_name == "upload_accepted"
+    return materialization.metadata["verdict"].value, check.passed, check.description or ""

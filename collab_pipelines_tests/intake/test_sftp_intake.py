@@ -10,7 +10,7 @@ from collab_pipelines.intake.landing import (
     LocalLandingZone,
     SftpLandingZone,
 )
-from collab_pipelines_tests.intake.conftest import GOOD_CSV, Intake, upload
+from collab_pipelines_tests.intake.conftest import GOOD_CSV, Intake, upload, verdict
 
 
 def folder(landing_root, user, name):
@@ -90,10 +90,9 @@ def test_bad_uploads_are_quarantined_with_a_reason(connect, intake, landing_root
     upload(alice, "bad.csv", content)
     upload(alice, "bad.csv.done", "")
     result = intake.tick()
-    outcome = intake.run_all(result)[0]
-    assert not outcome.success
-    failure = outcome.get_step_failure_events()[0].event_specific_data.error.message
-    assert reason in failure
+    outcome, passed, description = verdict(intake.run_all(result)[0])
+    assert (outcome, passed) == ("refused", False)
+    assert reason in description
     key = result.run_requests[0].partition_key
     assert folder(landing_root, "alice", "quarantine") == [
         f"{key}__bad.csv",
@@ -139,7 +138,7 @@ def test_a_copy_of_a_refused_upload_is_refused_with_a_pointer(connect, intake, l
     bad = "origin,observed_at,temp\nJFK,2013-01-01 01:00,warm\n"
     upload(alice, "bad.csv", bad)
     upload(alice, "bad.csv.done", "")
-    assert not intake.run_all(intake.tick())[0].success
+    assert verdict(intake.run_all(intake.tick())[0])[:2] == ("refused", False)
     upload(alice, "bad-again.csv", bad)
     upload(alice, "bad-again.csv.done", "")
     assert intake.tick().run_requests == []
@@ -243,7 +242,7 @@ def test_a_crash_between_staging_and_ingestion_loses_nothing(connect, intake, la
         r.partition_key for r in crashed.run_requests
     )
     outcomes = intake.run_all(recovered)
-    assert sorted(o.success for o in outcomes) == [False, True, True]
+    assert sorted(verdict(o)[0] for o in outcomes) == ["ingested", "ingested", "refused"]
     assert intake.tick().run_requests == []  # nothing asked twice
 
     processed, quarantined = (

@@ -5,9 +5,10 @@ import io
 import pandas as pd
 import pytest
 
-from collab_pipelines.intake.schemas import WEATHER_OBSERVATIONS
 from collab_pipelines.intake.validation import validate_upload
-from collab_pipelines_tests.intake.conftest import GOOD_CSV
+from collab_pipelines_tests.intake.conftest import GOOD_CSV, weather_type
+
+WEATHER_OBSERVATIONS = weather_type()
 
 
 def good_frame() -> pd.DataFrame:

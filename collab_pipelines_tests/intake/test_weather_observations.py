@@ -1,4 +1,4 @@
-"""The downstream asset: exported weather and uploaded observations, on SQLite and PostgreSQL."""
+"""A combined table: exported weather and uploaded observations, on SQLite and PostgreSQL."""
 
 import dagster as dg
 import pandas as pd
@@ -7,9 +7,11 @@ import pytest
 from collab_pipelines.demo.resources import SqlSources
 from collab_pipelines.exports.assets import build_export_assets
 from collab_pipelines.exports.catalog import load_catalog
-from collab_pipelines.intake.assets import weather_observations
+from collab_pipelines.intake.assets import build_combined_asset
+from collab_pipelines.intake.definitions import build_defs
+from collab_pipelines.intake.upload_types import UploadConfigError, load_uploads
 from collab_pipelines.warehouse.resources import Warehouse
-from collab_pipelines_tests.intake.conftest import GOOD_CSV, upload
+from collab_pipelines_tests.intake.conftest import GOOD_CSV, UPLOADS_YAML, upload, weather_type
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -37,6 +39,7 @@ def test_uploads_join_the_weather_export(product_db, instance, any_warehouse, co
     upload(alice, "obs.csv.done", "")
     assert all(outcome.success for outcome in intake.run_all(intake.tick()))
 
+    weather_observations = build_combined_asset(weather_type())
     result = dg.materialize([weather_observations], instance=instance, resources={"warehouse": any_warehouse})
     assert result.success
     combined = any_warehouse.read("weather_observations")
@@ -58,7 +61,7 @@ def test_uploads_join_the_weather_export(product_db, instance, any_warehouse, co
     assert metadata["rows_from_uploads"].value == 3
 
 
-def test_intake_definitions_load():
+def test_the_demo_ships_its_upload_type_and_the_project_loads_it():
     from collab_pipelines_tests.project import project_defs
 
     repository = project_defs().get_repository_def()
@@ -69,3 +72,36 @@ def test_intake_definitions_load():
     assert repository.get_sensor_def("upload_sensor").asset_selection is not None
     upstream = repository.asset_graph.get(dg.AssetKey("weather_observations")).parent_keys
     assert upstream == {dg.AssetKey("weather"), dg.AssetKey("weather_observations_uploads")}
+
+
+def test_the_definitions_follow_the_uploads_file(tmp_path):
+    path = tmp_path / "uploads.yaml"
+    assert build_defs(path).assets is None or list(build_defs(path).assets) == []  # no file, nothing
+    path.write_text(UPLOADS_YAML)
+    defs = build_defs(path)
+    keys = {key.to_user_string() for asset in defs.assets for key in asset.keys}
+    assert keys == {"weather_observations_uploads", "weather_observations"}
+    assert [sensor.name for sensor in defs.sensors] == ["upload_sensor"]
+    checks = {key.name for asset in defs.assets for key in asset.check_keys}
+    assert checks == {"upload_accepted"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("{type: integer, required: false, minimum: 0}", "{type: integr}"), "field 'columns.station.type'"),
+        (("key: [origin, observed_at]", "key: [origin, when]"), "key names unknown column(s) when"),
+        (
+            ("uploaders: [alice, bob]", "uploaders: [alice, bob]\n    colour: red"),
+            "field 'colour': unknown field",
+        ),
+        (("{type: string, choices", "{type: float, choices"), "choices apply to string columns, not float"),
+    ],
+)
+def test_uploads_file_errors_name_the_file_the_type_and_the_field(tmp_path, change, message):
+    path = tmp_path / "uploads.yaml"
+    path.write_text(UPLOADS_YAML.replace(*change))
+    with pytest.raises(UploadConfigError) as error:
+        load_uploads(path)
+    assert str(error.value).startswith(f"{path}: upload_types 'weather_observations': ")
+    assert message in str(error.value)
