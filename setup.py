@@ -61,7 +61,10 @@ setup(
     python_requires=">=3.11,<3.13",
     packages=find_packages(exclude=["collab_pipelines_tests*", "benchmarks*"]),
     include_package_data=True,
-    package_data={"": ["*.yaml", "*.ipynb", "*.json", "*.toml", "*.md", "*.csv", "*.py.txt"]},
+    package_data={
+        "": ["*.yaml", "*.ipynb", "*.json", "*.toml", "*.md", "*.csv", "*.py.txt"],
+        "collab_pipelines.reports": ["jupyter/nbconvert/templates/lab/*"],  # the offline notebook page
+    },
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "test": TEST_REQUIRES,

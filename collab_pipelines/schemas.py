@@ -54,6 +54,14 @@ SCHEMA_FILES: tuple[SchemaFile, ...] = (
         description="Who may log in to the intake SFTP server, and how failed logins are limited.",
         examples=("docs/examples/intake/sftp_accounts.yaml", "deploy/sftp/users.example.yaml"),
     ),
+    SchemaFile(
+        file="report-template.schema.json",
+        model="collab_pipelines.reports.templates:TemplateMetadata",
+        title="Report template metadata (collab_report, <name>.report.json)",
+        description="What a report notebook reads and how it is partitioned: its notebook metadata "
+        "under `collab_report`, or a sidecar <name>.report.json beside it.",
+        examples=("docs/examples/reports/weather_quality_report.report.json",),
+    ),
 )
 
 

@@ -74,3 +74,8 @@ def suites_file() -> Path:
     model repository it creates under the state folder, so its suites file lives there too.
     """
     return Path(os.environ.get(SUITES_FILE_ENV) or config_dir() / "suites.yaml")
+
+
+def strict() -> bool:
+    """`COLLAB_STRICT=1` (CI, `make check`): a broken configuration entry fails the definitions load."""
+    return os.environ.get("COLLAB_STRICT", "").strip().lower() in ("1", "true", "yes")

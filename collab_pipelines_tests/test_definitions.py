@@ -18,6 +18,7 @@ EXPECTED_ASSETS = {
     "tuning_candidates",
     "flights_quality_report",
     "evaluation_report",
+    "evaluation_trend",
     "diagnostic_report",
 }
 EXPECTED_CHECKS = (

@@ -6,12 +6,15 @@ from pathlib import Path
 
 import dagster as dg
 
-from collab_pipelines.reports.assets import build_diagnostic_asset, build_report_asset
+from collab_pipelines import settings
+from collab_pipelines.reports.assets import build_report_asset
+from collab_pipelines.reports.diagnose import build_diagnostic_asset
 from collab_pipelines.reports.jobs import diagnose_report_job
 from collab_pipelines.reports.partitions import partitions_for
 from collab_pipelines.reports.templates import (
     TEMPLATES_DIR,
     LoadedTemplates,
+    TemplateError,
     TemplateSpec,
     load_templates,
 )
@@ -63,7 +66,13 @@ def load_project_templates(
             if dep in upstream
         }
         assets[name] = build_report_asset(spec, partitions_def, upstream_partitions)
-    for line in loaded.problem_lines():
+    problems = loaded.problem_lines()
+    if problems and settings.strict():
+        # CI's `COLLAB_STRICT=1 dagster definitions validate` exits non-zero on a broken template.
+        raise TemplateError(
+            f"{len(problems)} report template(s) did not load (COLLAB_STRICT is set):\n" + "\n".join(problems)
+        )
+    for line in problems:
         log.warning("report template not loaded: %s", line)
     return loaded, assets
 

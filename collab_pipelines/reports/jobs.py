@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from collab_pipelines.reports.assets import DIAGNOSTIC_ASSET
+from collab_pipelines.reports.diagnose import DIAGNOSTIC_ASSET
 
 DIAGNOSE_JOB = "diagnose_report"
 

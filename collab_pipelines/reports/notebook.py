@@ -13,9 +13,8 @@ Nothing here imports Dagster's execution machinery, so a plain kernel starts qui
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +22,15 @@ import pandas as pd
 import sqlalchemy as sa
 
 from collab_pipelines import settings
+from collab_pipelines.warehouse.engine import (
+    WarehouseError,
+    check_identifier,
+    count_rows,
+    describe,
+    engine_for_url,
+    read_rows,
+)
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 FILE_SUFFIXES = (".csv", ".parquet", ".json", ".jsonl")
 # Column that tells which partition is newest, when the partition key itself does not sort
 # by time (evaluation keys): the first one a dataset has.
@@ -34,12 +40,6 @@ DAY = "%Y-%m-%d"
 
 class ReportInputError(LookupError):
     """A template asked for data that is not there; the message names the dataset and keys."""
-
-
-def _identifier(name: str) -> str:
-    if not _IDENTIFIER.match(name):
-        raise ReportInputError(f"{name!r} is not a plain table or column name")
-    return name
 
 
 def is_file_source(source: str) -> bool:
@@ -121,12 +121,13 @@ class ReportInputs(Mapping):
     def __repr__(self) -> str:
         return (
             f"ReportInputs(datasets={self.datasets!r}, partition_keys={self.partition_keys!r}, "
-            f"warehouse={self.engine.url.render_as_string(hide_password=True)!r})"
+            f"warehouse={describe(self.engine)!r})"
         )
 
     @property
     def engine(self) -> sa.Engine:
-        return _engine(self.warehouse_url)
+        # Reports only read: the database itself refuses a write (warehouse/engine.py).
+        return engine_for_url(self.warehouse_url, readonly=True)
 
     def registry(self) -> Mapping[str, Any]:
         if self._registry is None:
@@ -182,6 +183,11 @@ class ReportInputs(Mapping):
             conditions[column] = self.partition_keys
         return self._read_table(source, conditions, columns)
 
+    def whole(self, role: str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """Every row of a role's dataset, whatever the bound partitions (trends across them)."""
+        source = self.datasets[role]
+        return _read_file(Path(source)) if is_file_source(source) else self._read_table(source, {}, columns)
+
     def before(self, role: str, days: int) -> pd.DataFrame:
         """The `days` daily partitions just before the first bound one (for drift baselines)."""
         if self.partitioning(role) != "daily" or not self.partition_keys:
@@ -207,37 +213,55 @@ class ReportInputs(Mapping):
         return None if value is None else str(value)
 
     def _table(self, connection: sa.Connection, name: str) -> sa.Table:
-        if not sa.inspect(connection).has_table(_identifier(name)):
+        try:
+            check_identifier(name, "dataset name")
+        except WarehouseError as error:
+            raise ReportInputError(str(error)) from error
+        if not sa.inspect(connection).has_table(name):
             raise ReportInputError(
-                f"dataset {name!r} is not in the warehouse "
-                f"{self.engine.url.render_as_string(hide_password=True)}; materialize it first"
+                f"dataset {name!r} is not in the warehouse {describe(self.engine)}; materialize it first"
             )
         return sa.Table(name, sa.MetaData(), autoload_with=connection)
 
     def _read_table(
         self, table: str, where: Mapping[str, Any], columns: Sequence[str] | None
     ) -> pd.DataFrame:
-        with self.engine.connect() as connection:
-            target = self._table(connection, table)
-            selected = [target.c[_identifier(c)] for c in columns or []]
-            query = sa.select(*selected) if selected else sa.select(target)
-            for column, values in where.items():
-                if column not in target.c:
-                    raise ReportInputError(f"dataset {table!r} has no column {column!r}")
-                if isinstance(values, (str, bytes, int, float, date)):
-                    values = [values]
-                query = query.where(target.c[column].in_(list(values)))
-            return pd.read_sql(query, connection)
+        try:
+            return read_rows(self.engine, table, where=where, columns=columns)
+        except WarehouseError as error:
+            raise ReportInputError(f"dataset {table!r}: {error}; materialize it first") from error
 
+    def missing(self) -> list[str]:
+        """What is missing of the bound partitions: one reason per upstream asset, else [].
 
-_ENGINES: dict[str, sa.Engine] = {}
-
-
-def _engine(url: str) -> sa.Engine:
-    # Reports only read; one engine per URL and kernel keeps warm kernels from reconnecting.
-    if url not in _ENGINES:
-        _ENGINES[url] = sa.create_engine(url)
-    return _ENGINES[url]
+        An upstream asset writes all its tables at once, so its partition is missing only if
+        none of its bound tables has a row for it (a failed evaluation writes only a result).
+        """
+        by_writer: dict[str, list[str]] = {}
+        for role, source in self.datasets.items():
+            if is_file_source(source):
+                if not Path(source).exists():
+                    return [f"file {source} does not exist"]
+                continue
+            dataset = self.dataset(role)
+            by_writer.setdefault(dataset.asset_key if dataset else source, []).append(role)
+        reasons = []
+        for writer, roles in by_writer.items():
+            tables = [self.datasets[role] for role in roles]
+            bound = [role for role in roles if self.is_bound(role)]
+            if bound and not self.partition_keys:
+                reasons.append(f"datasets {tables} have no partitions yet (asset {writer!r})")
+                continue
+            for key in self.partition_keys if bound else [None]:
+                found = 0
+                for role in bound or roles:
+                    column = self.partition_column(role) if bound else None
+                    where = {column: [key]} if column else None
+                    found += count_rows(self.engine, self.datasets[role], where=where)
+                if not found:
+                    where = f" for partition {key!r}" if key is not None else ""
+                    reasons.append(f"dataset {' / '.join(tables)} has no rows{where} (asset {writer!r})")
+        return reasons
 
 
 def _read_file(path: Path) -> pd.DataFrame:
@@ -260,3 +284,14 @@ def report_inputs(
 ) -> ReportInputs:
     """The inputs of a report; see ReportInputs. None keys mean the newest partition."""
     return ReportInputs(datasets, partition_key, partition_keys, warehouse_url, partitioned_by)
+
+
+def missing_inputs(
+    datasets: Mapping[str, str], partition_keys: Sequence[str] | None, warehouse_url: str | None = None
+) -> list[str]:
+    """Why a report of these partitions would be empty, naming dataset and partition; [] if not."""
+    try:
+        inputs = ReportInputs(datasets, partition_keys=partition_keys, warehouse_url=warehouse_url)
+        return inputs.missing()
+    except ReportInputError as error:
+        return [str(error)]

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from collab_pipelines.config import ConfigError, StrictModel, parse
 
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 METADATA_KEY = "collab_report"
@@ -24,13 +27,10 @@ PARAMETERS_TAG = "parameters"
 # How a template is partitioned: by the daily export partitions, by the evaluation commits
 # of continuous evaluation, or not at all (one report of the latest data).
 PARTITIONINGS = ("daily", "evaluation_commits", "none")
-# Names the runtime sets in every executed template; see docs/reports.md.
-RUNTIME_NAMES = ("partition_key", "partition_keys", "datasets", "warehouse_url")
-_FIELDS = {"asset", "description", "datasets", "deps", "partitions", "owners", "tags", "parameters"}
-_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_NAME = r"^[a-z_][a-z0-9_]{0,62}$"
 
 
-class TemplateError(ValueError):
+class TemplateError(ConfigError):
     """A template cannot become a report; the message names the file and the problem."""
 
 
@@ -109,7 +109,31 @@ def parameter_defaults(source: str, where: str) -> dict[str, str]:
     return defaults
 
 
-def _declaration(path: Path, document: Mapping[str, Any]) -> dict:
+class TemplateMetadata(StrictModel):
+    """What a report template reads and how it is partitioned: the notebook's `collab_report`
+    metadata, or its sidecar `<name>.report.json` (docs/reports.md)."""
+
+    asset: Annotated[str, Field(pattern=_NAME)] | None = Field(
+        default=None, description="The asset name; defaults to the notebook's file name."
+    )
+    description: str | None = Field(
+        default=None, description="Shown in the catalog; defaults to the notebook's first heading."
+    )
+    datasets: dict[str, str] = Field(
+        default_factory=dict,
+        description="Role in the notebook (`inputs[role]`) to the warehouse dataset it reads.",
+    )
+    deps: tuple[str, ...] = Field(default=(), description="Further upstream assets, by name.")
+    partitions: Literal[PARTITIONINGS] = Field(
+        default="none",
+        description="daily: the upstream export's days; evaluation_commits: one report per evaluated "
+        "commit; none: one report of the latest data.",
+    )
+    owners: tuple[str, ...] = ()
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+def _declaration(path: Path, document: Mapping[str, Any]) -> TemplateMetadata:
     sidecar = path.with_name(path.stem + SIDECAR_SUFFIX)
     if sidecar.exists():
         try:
@@ -127,12 +151,7 @@ def _declaration(path: Path, document: Mapping[str, Any]) -> dict:
                 f"{path}: says nothing of what it reads; add notebook metadata {METADATA_KEY!r} "
                 f"or a sidecar {sidecar.name} (see docs/reports.md)"
             )
-    if not isinstance(declared, dict):
-        raise TemplateError(f"{where}: must be a JSON object")
-    unknown = sorted(set(declared) - _FIELDS)
-    if unknown:
-        raise TemplateError(f"{where}: unknown fields {unknown}; allowed: {sorted(_FIELDS)}")
-    return declared
+    return parse(TemplateMetadata, declared, where, entry_depth=0, error=TemplateError)
 
 
 def parse_template(
@@ -149,45 +168,24 @@ def parse_template(
         )
     defaults = parameter_defaults(cell_source(document["cells"][index]), str(path))
     declared = _declaration(path, document)
-
-    asset = declared.get("asset", path.stem)
-    if not isinstance(asset, str) or not _NAME.match(asset):
-        raise TemplateError(f"{path}: asset name {asset!r} must be lower-case letters, digits, '_'")
-    datasets = declared.get("datasets", {})
-    if not isinstance(datasets, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in datasets.items()
-    ):
-        raise TemplateError(f"{path}: 'datasets' must map roles to dataset names")
-    unknown_datasets = sorted(set(datasets.values()) - set(dataset_writers))
+    unknown_datasets = sorted(set(declared.datasets.values()) - set(dataset_writers))
     if unknown_datasets:
         raise TemplateError(
             f"{path}: reads unknown datasets {unknown_datasets}; known: {sorted(dataset_writers)}"
         )
-    extra_deps = declared.get("deps", [])
-    if not isinstance(extra_deps, list) or not all(isinstance(d, str) for d in extra_deps):
-        raise TemplateError(f"{path}: 'deps' must be a list of asset names")
-    deps = list(dict.fromkeys([dataset_writers[d] for d in datasets.values()] + extra_deps))
-    known = set(known_assets)
-    unknown_deps = [d for d in deps if d not in known]
+    deps = list(dict.fromkeys([dataset_writers[d] for d in declared.datasets.values()] + list(declared.deps)))
+    unknown_deps = [d for d in deps if d not in set(known_assets)]
     if unknown_deps:
         raise TemplateError(f"{path}: depends on unknown assets {unknown_deps}")
-    partitions = declared.get("partitions", "none")
-    if partitions not in PARTITIONINGS:
-        raise TemplateError(f"{path}: 'partitions' is {partitions!r}; use one of {list(PARTITIONINGS)}")
-    owners = declared.get("owners", [])
-    tags = declared.get("tags", {})
-    if not isinstance(owners, list) or not isinstance(tags, dict):
-        raise TemplateError(f"{path}: 'owners' must be a list and 'tags' an object")
-    description = declared.get("description") or _first_heading(document) or f"Report {path.stem}."
     return TemplateSpec(
         path=path.resolve(),
-        asset=asset,
-        description=str(description),
-        datasets=dict(datasets),
+        asset=declared.asset or path.stem,
+        description=declared.description or _first_heading(document) or f"Report {path.stem}.",
+        datasets=dict(declared.datasets),
         deps=tuple(deps),
-        partitions=partitions,
-        owners=tuple(str(o) for o in owners),
-        tags={str(k): str(v) for k, v in tags.items()},
+        partitions=declared.partitions,
+        owners=declared.owners,
+        tags=dict(declared.tags),
         defaults=defaults,
     )
 

@@ -17,6 +17,7 @@ from collab_pipelines_tests.e2e.processes import PROJECT, Service, free_port, wa
 
 pytestmark = pytest.mark.e2e
 ARTIFACTS = PROJECT / "test-artifacts" / "browser"
+DOCS = PROJECT / "docs"  # README's Pattern 3 shows where to click with this test's screenshot
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -113,7 +114,7 @@ def test_lineage_shows_the_exports_and_what_uses_them(page, project):
     for group in ("exports", "intake"):
         page.get_by_text(group, exact=True).first.wait_for()
     shot(page, "01-lineage-groups")
-    open_path(page, project, "/locations/collab_pipelines:defs/asset-groups/exports")
+    open_path(page, project, "/locations/collab_pipelines_demo/asset-groups/exports")
     for asset in ("flights", "weather", "airlines", "airports", "planes"):
         page.get_by_text(asset, exact=True).first.wait_for()
     shot(page, "01-lineage-exports")
@@ -225,7 +226,7 @@ def test_an_evaluation_metric_is_plotted_across_commits(page, project):
     shot(page, "05-evaluation-checks")
 
 
-def test_a_rendered_report_opens_in_the_notebook_view(page, project):
+def test_a_partitioned_report_opens_in_one_click_with_nothing_from_outside(page, project):
     instance = project["instance"]
     wait_for(
         "a daily report",
@@ -233,25 +234,32 @@ def test_a_rendered_report_opens_in_the_notebook_view(page, project):
         600,
         service=project["service"],
     )
-    [record] = materializations(instance, "flights_quality_report")[:1]
-    metadata = record.asset_materialization.metadata
+    requested: list[str] = []
+    page.context.on("request", lambda request: requested.append(request.url))
+    # Where a person starts: the report asset's page, its events, the newest day's entry.
     open_path(page, project, "/assets/flights_quality_report?view=events")
-    page.get_by_text(metadata["notebook"].value, exact=True).first.wait_for()
+    link = page.locator('a[href^="/notebook?"]').first
+    link.wait_for()
     shot(page, "06-report-materialization")
-    # The notebook view that "View Notebook" opens. This UI version shows that button in run
-    # logs and definitions only when it knows the code location, so the test opens the view's
-    # address directly, with the materialization's own notebook path.
-    query = urllib.parse.urlencode(
-        {"path": metadata["notebook"].value, "repoLocName": "collab_pipelines:defs"}
-    )
-    page.goto(f"{project['base']}/notebook?{query}")
-    page.wait_for_load_state("networkidle")
-    text = page.inner_text("body")
-    shot(page, "06-view-notebook")
+    page.screenshot(path=str(DOCS / "reports-open-in-one-click.png"))
+    if link.get_attribute("target") == "_blank":
+        with page.context.expect_page() as opened:
+            link.click()
+        view = opened.value
+    else:
+        link.click()
+        view = page
+    view.wait_for_load_state("networkidle")
+    text = view.inner_text("body")
+    view.screenshot(path=str(ARTIFACTS / "06-view-notebook.png"), full_page=True)
     assert "Access denied" not in text and "Internal Server Error" not in text
     assert "Flights data quality" in text, text[:500]
-    assert page.locator("img").count() >= 2  # the report's charts
+    assert view.locator("img").count() >= 2  # the report's charts
     assert "InstanceRef" not in text and "storage" not in text.lower()
+    elsewhere = sorted({url for url in requested if urllib.parse.urlsplit(url).hostname != "127.0.0.1"})
+    assert not elsewhere, f"requests left the machine: {elsewhere}"
+    if view is not page:
+        view.close()
 
 
 def test_the_data_api_documents_itself(page, project):

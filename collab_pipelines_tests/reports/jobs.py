@@ -36,6 +36,10 @@ def evaluation_report_job() -> dg.JobDefinition:
     return _job(TEMPLATES_DIR, "evaluation_report")
 
 
+def evaluation_trend_job() -> dg.JobDefinition:
+    return _job(TEMPLATES_DIR, "evaluation_trend")
+
+
 def probe_report_job() -> dg.JobDefinition:
     return _job(TEST_TEMPLATES, "probe_report")
 

@@ -80,7 +80,9 @@ def test_a_failing_notebook_is_kept_at_its_failing_cell(warehouse, instance):
     assert_published_clean(kept, kept.with_suffix(".html"))
 
 
-def test_the_evaluation_report_renders_a_commit(warehouse, instance):
+def test_the_evaluation_report_renders_a_commit_without_its_contract(warehouse, instance):
+    # The fixture's evaluations have no repository: the report says so and shows what the
+    # warehouse holds. test_evaluation_report.py covers a suite with its collab.toml.
     instance.add_dynamic_partitions("evaluation_commits", [CANDIDATE_KEY])
     result = execute(jobs.evaluation_report_job, instance, partition=CANDIDATE_KEY)
     assert result.success
@@ -89,11 +91,11 @@ def test_the_evaluation_report_renders_a_commit(warehouse, instance):
     text = nbformat.writes(notebook)
     for section in (
         "Metrics against the baseline",
-        "Confusion matrix",
-        "Calibration",
-        "Worst segments",
+        "Each day of the test window",
+        "Slices",
         "Predictions that changed",
+        "contract could not be read",
     ):
         assert section in text
-    assert "fixed" in text and "carrier = " in text
+    assert "fixed" in text and "broken" in text
     assert not any(o.output_type == "error" for c in notebook.cells for o in c.get("outputs", []))

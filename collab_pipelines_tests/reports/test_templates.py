@@ -9,12 +9,8 @@ import nbformat
 import pytest
 
 from collab_pipelines.reports.definitions import build_defs
-from collab_pipelines.reports.rendering import (
-    DEFAULTS_TAG,
-    INJECTED_TAG,
-    prepare,
-    scrub,
-)
+from collab_pipelines.reports.injection import DEFAULTS_TAG, prepare
+from collab_pipelines.reports.publishing import INJECTED_TAG, scrub
 from collab_pipelines_tests.reports.jobs import TEST_TEMPLATES
 
 

@@ -1,20 +1,22 @@
-"""The UI's "View Notebook": the real webserver on the project renders a report materialized
-from the command line, as README tells a data scientist to run the diagnose job."""
+"""One click from a report's materialization: the real webserver runs the diagnose job
+launched as the UI launches it, and the materialization's `report` link renders the notebook."""
 
 import json
 import os
+import re
 import shutil
-import subprocess
 import sys
 import urllib.parse
 import urllib.request
 import uuid
+from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-import yaml
 
+from collab_pipelines.reports.publishing import JUPYTER_PATH
 from collab_pipelines_tests.e2e.processes import PROJECT, Service, free_port, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -27,6 +29,7 @@ query {
       label
       ... on NotebookMetadataEntry { path }
       ... on PathMetadataEntry { path }
+      ... on UrlMetadataEntry { url }
     } } }
   }
 }
@@ -52,17 +55,45 @@ def project_state(warehouse_template):
     # directory, as with `make run` (.state/ is git-ignored).
     state = PROJECT / ".state" / f"pytest-reports-{uuid.uuid4().hex[:8]}"
     (state / "dagster").mkdir(parents=True)
-    shutil.copy(PROJECT / "dagster.yaml", state / "dagster" / "dagster.yaml")
+    # Runs start as soon as they are launched, with no daemon to dequeue them; nothing else
+    # of the instance matters to the link.
+    (state / "dagster" / "dagster.yaml").write_text(
+        "telemetry: {enabled: false}\nnux: {enabled: false}\n"
+        "run_coordinator: {module: dagster._core.run_coordinator, class: DefaultRunCoordinator}\n"
+    )
     shutil.copy(warehouse_template, state / "warehouse.db")
     yield state
     shutil.rmtree(state, ignore_errors=True)
 
 
-def test_view_notebook_renders_a_report_materialized_from_the_command_line(project_state):
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}
+"""
+
+
+def graphql(base: str, query: str, variables: dict | None = None) -> dict:
+    status, body = get(f"{base}/graphql", json.dumps({"query": query, "variables": variables or {}}).encode())
+    assert status == 200, body[:2000]
+    return json.loads(body)["data"]
+
+
+def test_a_report_launched_in_the_ui_links_to_its_rendered_notebook(project_state):
+    """The `report` link of a materialization opens the webserver's notebook view, which
+    renders it with no script from outside the machine (JUPYTER_PATH, docs/reports.md)."""
     state = project_state
     env = {k: v for k, v in os.environ.items() if k not in ("COLLAB_WAREHOUSE_URL", "COLLAB_SOURCE_URL")}
     env.update(
-        COLLAB_STATE_DIR=str(state), DAGSTER_HOME=str(state / "dagster"), PATH=f"{BIN}:{env.get('PATH', '')}"
+        COLLAB_STATE_DIR=str(state),
+        DAGSTER_HOME=str(state / "dagster"),
+        PATH=f"{BIN}:{env.get('PATH', '')}",
+        JUPYTER_PATH=str(JUPYTER_PATH),
     )
     port = free_port()
     webserver = Service(
@@ -73,60 +104,51 @@ def test_view_notebook_renders_a_report_materialized_from_the_command_line(proje
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        # The webserver creates the instance's SQLite storage; a run started meanwhile would race it.
         wait_for("the Dagster UI", lambda: get(f"{base}/server_info")[0] == 200, 240, service=webserver)
-        # An uploaded file, diagnosed with the shipped daily template.
+        location = graphql(base, MATERIALIZATION_QUERY)["workspaceOrError"]["locationEntries"][0]["name"]
         engine = sa.create_engine(f"sqlite:///{state / 'warehouse.db'}")
         upload = state / "upload.csv"
         pd.read_sql("SELECT * FROM flights WHERE _partition = '2013-01-03'", engine).drop(
             columns=["_partition", "_loaded_at"]
         ).to_csv(upload, index=False)
         engine.dispose()
-        config = state / "diagnose.yaml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "ops": {
-                        "diagnostic_report": {
-                            "config": {"template": "flights_quality_report", "file": str(upload)}
-                        }
-                    }
-                }
-            )
-        )
-        execution = subprocess.run(
-            [
-                f"{BIN}/dagster",
-                "job",
-                "execute",
-                "-m",
-                "collab_pipelines.definitions",
-                "-j",
-                "diagnose_report",
-                "-c",
-                str(config),
-            ],
-            check=False,
-            cwd=PROJECT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert execution.returncode == 0, execution.stdout[-3000:] + execution.stderr[-3000:]
-        status, body = get(f"{base}/graphql", json.dumps({"query": MATERIALIZATION_QUERY}).encode())
-        assert status == 200, body
-        data = json.loads(body)["data"]
-        location = data["workspaceOrError"]["locationEntries"][0]["name"]
-        entries = {
-            e["label"]: e.get("path")
-            for e in data["assetOrError"]["assetMaterializations"][0]["metadataEntries"]
+        config = {
+            "ops": {
+                "diagnostic_report": {"config": {"template": "flights_quality_report", "file": str(upload)}}
+            }
         }
-        notebook, html = entries["notebook"], entries["html_path"]
-        assert notebook.startswith(str(state)) and os.path.exists(html)
-
-        query = urllib.parse.urlencode({"path": notebook, "repoLocName": location})
-        status, page = get(f"{base}/notebook?{query}")
+        params = {
+            "selector": {
+                "repositoryLocationName": location,
+                "repositoryName": "__repository__",
+                "jobName": "diagnose_report",
+            },
+            "runConfigData": config,
+        }
+        launched = graphql(base, LAUNCH, {"params": params})["launchRun"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        run_id = launched["run"]["runId"]
+        with dg.DagsterInstance.from_config(str(state / "dagster")) as instance:
+            run = wait_for(
+                "the diagnose run",
+                lambda: (r := instance.get_run_by_id(run_id)) and r.is_finished and r,
+                300,
+                service=webserver,
+            )
+            assert run.is_success, instance.all_logs(run_id)[-5:]
+        entries = {
+            e["label"]: e.get("path") or e.get("url")
+            for e in graphql(base, MATERIALIZATION_QUERY)["assetOrError"]["assetMaterializations"][0][
+                "metadataEntries"
+            ]
+        }
+        link, notebook, html = entries["report"], entries["notebook"], entries["html_path"]
+        assert link.startswith("/notebook?"), "a relative address, which works behind any host name"
+        assert notebook.startswith(str(state)) and urllib.parse.parse_qs(link[len("/notebook?") :]) == {
+            "path": [notebook],
+            "repoLocName": [location],
+        }
+        status, page = get(base + link)
         assert status == 200, page[:2000]
         assert "Access denied" not in page and "Flights data quality" in page
         assert "upload.csv" in page and "<img" in page, (
@@ -134,5 +156,8 @@ def test_view_notebook_renders_a_report_materialized_from_the_command_line(proje
         )
         for leak in ("InstanceRef", "__dm_", " - DEBUG - ", "BetaWarning"):
             assert leak not in page
+        for page_text in (page, Path(html).read_text(encoding="utf-8")):
+            assert not re.findall(r"<script[^>]+src=", page_text), "a script from elsewhere"
+            assert "cdnjs" not in page_text and "unpkg" not in page_text
     finally:
         webserver.stop()

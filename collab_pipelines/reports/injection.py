@@ -1,0 +1,95 @@
+"""Parameter injection: the notebook a kernel executes, built from a template and a run's values.
+
+dagstermill replaces the `parameters` cell, so the defaults written there vanish. We keep that
+cell (untagged, as "defaults") in front of the injected one, which is papermill's behaviour:
+defaults first, supplied values after. The injected cell holds dagstermill's context
+reconstitution (so `context` works as in any dagstermill notebook) and the run's values.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dagster as dg
+import nbformat
+from papermill.translators import PythonTranslator
+
+from collab_pipelines.reports.publishing import INJECTED_TAG, RESET_TAG, tags
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    # Private, because dagstermill's public factories build this cell only inside their own op,
+    # which runs one notebook per kernel; here one step renders many partitions in one kernel.
+    from dagstermill.factory import get_papermill_parameters
+    from dagstermill.translator import DagsterTranslator
+
+DEFAULTS_TAG = "parameters-defaults"
+# Evaluated in the kernel, so a warehouse URL with a password is never written into a notebook.
+WAREHOUSE_URL_CODE = "context.resources.warehouse.resolved_url()"
+_RESET_SOURCE = (
+    "%reset -f\nimport matplotlib.pyplot as __collab_plt\n__collab_plt.close('all')\ndel __collab_plt\n"
+)
+
+
+def python_assignments(values: Mapping[str, Any]) -> str:
+    return "".join(f"{name} = {PythonTranslator.translate(value)}\n" for name, value in values.items())
+
+
+def report_assignments(
+    datasets: Mapping[str, str],
+    partition_key: str | None,
+    partition_keys: Sequence[str] | None,
+    parameters: Mapping[str, Any],
+) -> str:
+    """The runtime names every template receives (docs/reports.md), then its own parameters."""
+    values = {
+        "partition_key": partition_key,
+        "partition_keys": list(partition_keys) if partition_keys else None,
+        "datasets": dict(datasets),
+    }
+    return (
+        python_assignments(values)
+        + f"warehouse_url = {WAREHOUSE_URL_CODE}\n"
+        + python_assignments(dict(parameters))
+    )
+
+
+def dagstermill_boilerplate(context: dg.AssetExecutionContext, work: str) -> str:
+    """dagstermill's context reconstitution for this step, as notebook source."""
+    step_context = context.op_execution_context.get_step_execution_context()
+    parameters = get_papermill_parameters(step_context, {}, os.path.join(work, "log"), "asset")
+    return DagsterTranslator.codify(parameters)
+
+
+def prepare(
+    template: nbformat.NotebookNode,
+    assignments: str,
+    boilerplate: str = "",
+    reset_kernel: bool = False,
+) -> nbformat.NotebookNode:
+    """The notebook to execute: defaults kept, then one injected cell, then the rest.
+
+    `boilerplate` is dagstermill's context reconstitution (empty outside Dagster);
+    `assignments` are the supplied parameters as Python, which win over the defaults.
+    """
+    nb = copy.deepcopy(template)
+    index = next(i for i, cell in enumerate(nb.cells) if "parameters" in tags(cell))
+    defaults = nb.cells[index]
+    defaults.metadata["tags"] = [t for t in tags(defaults) if t != "parameters"] + [DEFAULTS_TAG]
+    injected = nbformat.v4.new_code_cell(
+        source=(boilerplate.strip() + "\n\n" if boilerplate else "")
+        + "# Parameters supplied for this run\n"
+        + assignments
+    )
+    injected.metadata["tags"] = [INJECTED_TAG]
+    cells = nb.cells[: index + 1] + [injected] + nb.cells[index + 1 :]
+    if reset_kernel:
+        reset = nbformat.v4.new_code_cell(source=_RESET_SOURCE)
+        reset.metadata["tags"] = [RESET_TAG]
+        cells = [reset] + cells
+    nb.cells = cells
+    return nb
