@@ -21,7 +21,7 @@ from collab_pipelines.data_api.routers import datasets, evaluations, reports, ro
 
 DOCS_ASSETS_PATH = "/docs-assets"
 # Far above any request the API documents (a 1,000-value in-list is about 20 kB).
-MAX_QUERY_BYTES = 64 * 1024
+MAX_QUERY_BYTES = 32 * 1024
 MAX_HEADER_BYTES = 64 * 1024
 
 DESCRIPTION = """

@@ -14,7 +14,10 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import ValidationInfo, field_validator
+
 from collab_pipelines import settings
+from collab_pipelines.config import ConfigError, StrictModel, parse
 
 log = logging.getLogger(__name__)
 TOKENS_ENV = "COLLAB_API_TOKENS"
@@ -23,8 +26,35 @@ _HASH = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9_.@+-]{1,64}$")
 
 
-class TokenConfigError(ValueError):
+class TokenConfigError(ConfigError):
     """A token entry is malformed; the message names its source and line."""
+
+
+class TokenEntry(StrictModel):
+    """One token: who holds it, and the SHA-256 of the token (never the token itself).
+
+    The tokens file is a line format (`name sha256hex`), written by `collab-data-api token`
+    like an htpasswd file, so it has no JSON Schema for editors; each line is this model.
+    """
+
+    name: str
+    sha256: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, name: str) -> str:
+        if not _NAME.match(name):
+            raise ValueError(f"token name {name!r} must be letters, digits or ._@+-")
+        return name
+
+    @field_validator("sha256")
+    @classmethod
+    def _digest(cls, digest: str, info: ValidationInfo) -> str:
+        digest = digest.strip().lower()
+        if not _HASH.match(digest):
+            name = info.data.get("name", "the name")
+            raise ValueError(f"{name!r} is not followed by a SHA-256 hex digest (64 hex digits)")
+        return digest
 
 
 def hash_token(token: str) -> str:
@@ -105,12 +135,8 @@ class ReloadingTokens:
 
 
 def _add(hashes: dict[str, str], name: str, digest: str, where: str) -> None:
-    digest = digest.strip().lower()
-    if not _HASH.match(digest):
-        raise TokenConfigError(f"{where}: {name!r} is not followed by a SHA-256 hex digest (64 hex digits)")
-    if not _NAME.match(name):
-        raise TokenConfigError(f"{where}: token name {name!r} must be letters, digits or ._@+-")
-    hashes[digest] = name
+    entry = parse(TokenEntry, {"name": name, "sha256": digest}, where, entry_depth=0, error=TokenConfigError)
+    hashes[entry.sha256] = entry.name
 
 
 def issue_token(name: str, path: Path | None = None) -> tuple[str, Path]:

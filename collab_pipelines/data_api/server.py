@@ -55,6 +55,39 @@ def build_app():
     )
 
 
+def problem_http_protocol():
+    """uvicorn's httptools protocol, refusing what it cannot parse with a problem document.
+
+    httptools stops at a 64 kB URL and uvicorn then answers in plain text; the app's own
+    limit (`RequestLimits`) sits just below, so this answers only what never reaches it.
+    """
+    import json
+
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from collab_pipelines.data_api.problems import PROBLEM_MEDIA_TYPE, Problem
+
+    class ProblemHttpToolsProtocol(HttpToolsProtocol):
+        def send_400_response(self, msg: str) -> None:
+            too_long = len(getattr(self, "url", b"")) > 65_535
+            problem = Problem(
+                title="URI too long" if too_long else "Bad request",
+                status=414 if too_long else 400,
+                detail=f"the URL has {len(self.url)} bytes; the limit is 65535"
+                if too_long
+                else "the request is not valid HTTP/1.1",
+            )
+            body = json.dumps(problem.model_dump(exclude_none=True)).encode()
+            reason = b"URI Too Long" if too_long else b"Bad Request"
+            self.transport.write(
+                b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s"
+                % (problem.status, reason, PROBLEM_MEDIA_TYPE.encode(), len(body), body)
+            )
+            self.transport.close()
+
+    return ProblemHttpToolsProtocol
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="collab-data-api", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command")
@@ -87,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     host = getattr(args, "host", "127.0.0.1")
     port = getattr(args, "port", DEFAULT_PORT)
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+    uvicorn.run(
+        app, host=host, port=port, log_level="info", server_header=False, http=problem_http_protocol()
+    )
     return 0
 
 
