@@ -47,7 +47,7 @@ run: install $(DAGSTER_HOME)/dagster.yaml
 # default config/) in strict mode, where a broken template, suite or catalog entry fails the
 # load instead of being logged and skipped. Exits non-zero on any problem.
 CONFIG ?= $(CURDIR)/config
-check: install
+check: install $(DAGSTER_HOME)/dagster.yaml
 	COLLAB_STRICT=1 COLLAB_CONFIG_DIR=$${COLLAB_CONFIG_DIR:-$(CONFIG)} \
 	  $(BIN)/dagster definitions validate -m collab_pipelines.definitions -a defs
 
