@@ -73,6 +73,9 @@ def _check_specs() -> list[dg.AssetCheckSpec]:
     "of a suite) on a time-based split of the latest exports, in its own process with time and "
     "memory limits. Writes evaluation_results, evaluation_metrics and evaluation_predictions.",
     metadata={"dagster/table_name": "evaluation_results"},
+    # A dropped warehouse or git connection is worth another try; a commit's own failure
+    # (dg.Failure with allow_retries=False) is not, and bypasses this policy.
+    retry_policy=dg.RetryPolicy(max_retries=2, delay=10),
 )
 def model_evaluation(
     context: dg.AssetExecutionContext,

@@ -8,10 +8,15 @@ from collab_pipelines.evaluation.partitions import evaluation_commits
 from collab_pipelines.evaluation.resources import ModelRepositories
 from collab_pipelines.evaluation.suites import EvaluationKey
 
+# A step failure of an evaluation is the commit's own and repeats on a retry; run retries
+# (deploy/dagster.yaml) stay for what is not: a lost run worker, a killed pod. Transient
+# errors inside the step get the asset's retry policy instead.
+NO_RETRY_OF_STEP_FAILURES = {"dagster/retry_on_asset_or_op_failure": "false"}
+
 evaluate_commits = dg.define_asset_job(
     "evaluate_commits",
     selection=dg.AssetSelection.assets(EVALUATION_ASSET),
-    tags={"collab/pattern": "evaluation"},
+    tags={"collab/pattern": "evaluation", **NO_RETRY_OF_STEP_FAILURES},
     description="Evaluates commits (partitions of model_evaluation). The commit sensor runs it for "
     "each new commit; a backfill over partitions re-evaluates commits on the latest data.",
 )

@@ -11,7 +11,7 @@ from collab_pipelines.evaluation.contract import (
     ContractError,
     parse_contract,
 )
-from collab_pipelines.evaluation.jobs import evaluate_commits
+from collab_pipelines.evaluation.jobs import NO_RETRY_OF_STEP_FAILURES, evaluate_commits
 from collab_pipelines.evaluation.partitions import evaluation_commits
 from collab_pipelines.evaluation.repos import GitError
 from collab_pipelines.evaluation.resources import ModelRepositories
@@ -22,7 +22,12 @@ _MESSAGE_TAG_LENGTH = 120
 
 
 def commit_tags(candidate: Candidate, suite: str) -> dict[str, str]:
-    tags = {"collab/pattern": "evaluation", "collab/suite": suite, "collab/trigger": candidate.trigger}
+    tags = {
+        "collab/pattern": "evaluation",
+        "collab/suite": suite,
+        "collab/trigger": candidate.trigger,
+        **NO_RETRY_OF_STEP_FAILURES,
+    }
     for repo, commit in candidate.commits.items():
         tags[f"collab/commit.{repo}"] = commit.sha
         tags[f"collab/author.{repo}"] = commit.author

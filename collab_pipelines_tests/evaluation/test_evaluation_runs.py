@@ -1,0 +1,146 @@
+"""Evaluation runs through Dagster: run retries leave a crashing commit alone, the model's
+output reaches the run's logs, the prediction-diff gate is blocking or advisory, and a
+regressing commit's note reaches a clone of its repository."""
+
+from pathlib import Path
+
+import dagster as dg
+import yaml
+from dagster._daemon.auto_run_reexecution.auto_run_reexecution import should_retry
+
+from collab_pipelines.evaluation.assets import model_evaluation
+from collab_pipelines.evaluation.feedback import note_text
+from collab_pipelines.evaluation.resources import ModelRepositories
+from collab_pipelines.warehouse.resources import Warehouse
+from collab_pipelines_tests.evaluation.test_evaluation import (
+    CONTRACT,
+    GOOD,
+    MODEL,
+    checks,
+    evaluate,
+    metadata,
+    ticks,  # noqa: F401 -- the fixture
+)
+from collab_pipelines_tests.evaluation.test_sensor import Ticks
+
+DEPLOY_DAGSTER_YAML = Path(__file__).parents[2] / "deploy" / "dagster.yaml"
+# Without class weights the model predicts the majority class far more often: many labels
+# change against the baseline while its ranking (roc_auc) stays about the same.
+UNWEIGHTED = {
+    "model.py": MODEL.replace('LogisticRegression(class_weight="balanced")', "LogisticRegression()")
+}
+
+
+def run_retries() -> dict:
+    return {"run_retries": yaml.safe_load(DEPLOY_DAGSTER_YAML.read_text())["run_retries"]}
+
+
+def test_a_crashing_commit_is_not_retried_with_run_retries_on(make_repo, suites, warehouse, state_dir):
+    assert run_retries()["run_retries"]["enabled"]
+    repo = make_repo("model")
+    repo.commit("Broken", {**GOOD, "model.py": "def build(:\n"})
+    suites.add("delays", {"model": repo})
+    with dg.instance_for_test(overrides=run_retries()) as instance:
+        for name in ("flights", "weather"):
+            instance.report_runless_asset_event(dg.AssetMaterialization(name))
+        [request] = Ticks(instance)().run_requests  # the run as the sensor asks for it
+        result = dg.materialize(
+            [model_evaluation],
+            partition_key=request.partition_key,
+            tags=request.tags,
+            instance=instance,
+            raise_on_error=False,
+            resources={"model_repositories": ModelRepositories(), "warehouse": Warehouse()},
+        )
+        assert not result.success
+        step_starts = [e for e in result.all_events if e.event_type_value == "STEP_START"]
+        assert len(step_starts) == 1  # the asset's retry policy did not retry it either
+        assert should_retry(instance.get_run_by_id(result.run_id), instance) is False
+
+        # The same instance does retry a failure that may pass next time: the test can fail.
+        @dg.asset
+        def flaky():
+            raise ConnectionError("the database went away")
+
+        control = dg.materialize([flaky], instance=instance, raise_on_error=False)
+        assert should_retry(instance.get_run_by_id(control.run_id), instance) is True
+
+
+def test_the_models_output_is_in_the_runs_logs_and_its_reported_values_in_metadata(
+    ticks, instance, warehouse, suites, make_repo
+):
+    talking = MODEL.replace(
+        "def build():",
+        "from collab_eval import report\n\ndef build():\n"
+        "    for epoch in range(2):\n"
+        "        print(f'epoch {epoch}: building')\n"
+        "    report(epochs=2, importances={'hour': 0.7})",
+    )
+    repo = make_repo("model")
+    repo.commit("Talks", {**GOOD, "model.py": talking})
+    suites.add("delays", {"model": repo})
+    [key] = ticks.keys()
+    result = evaluate(instance, key)
+    assert result.success
+    logged = [
+        record.user_message
+        for record in instance.all_logs(result.run_id)
+        if record.user_message.startswith("[model ")
+    ]
+    assert "[model stdout] epoch 0: building" in logged and "[model stdout] epoch 1: building" in logged
+    data = metadata(result)
+    assert data["model/epochs"] == 2.0 and data["model/importances"] == {"hour": 0.7}
+
+
+def test_a_blocking_prediction_diff_regresses_the_commit_and_its_note_reaches_a_clone(
+    ticks, instance, warehouse, suites, make_repo, tmp_path
+):
+    blocking = CONTRACT.replace(
+        "max_changed_predictions = 0.3", 'max_changed_predictions = 0.05\nprediction_diff = "blocking"'
+    )
+    repo = make_repo("model")
+    remote = tmp_path / "remote.git"
+    repo.git("init", "--quiet", "--bare", "--initial-branch=main", str(remote))
+    repo.git("remote", "add", "origin", str(remote))
+    repo.commit("Baseline", {**GOOD, "collab.toml": blocking})
+    changed = repo.commit("Drop the class weights", UNWEIGHTED)
+    repo.git("push", "--quiet", "origin", "main")
+    suites.add("delays", {"model": repo}, notes={"push": True})
+    good_key, changed_key = ticks.keys()
+    assert evaluate(instance, good_key).success
+    result = evaluate(instance, changed_key)
+    diff = checks(result)["prediction_diff"]
+    assert not diff.passed and diff.severity == dg.AssetCheckSeverity.ERROR
+    assert "blocking prediction_diff gate" in diff.description
+    assert metadata(result)["verdict"] == "regressed"
+    [row] = warehouse.read("evaluation_results", where={"evaluation_key": changed_key}).to_dict("records")
+    assert row["status"] == "regressed" and row["prediction_diff"] == "blocking breach"
+    assert row["changed_share"] > 0.05 and diff.description in row["message"]
+
+    clone = tmp_path / "clone"
+    repo.git("clone", "--quiet", str(remote), str(clone))
+    repo.git("-C", str(clone), "fetch", "--quiet", "origin", "refs/notes/*:refs/notes/*")
+    note = repo.git("-C", str(clone), "log", "-1", "--notes=collab", "--format=%N", changed)
+    assert note.startswith(f"collab evaluation {changed_key}: regressed")
+    assert f"- {diff.description}" in note and f"/runs/{result.run_id}" in note
+    assert note_text  # the format is documented there
+
+
+def test_an_advisory_prediction_diff_passes_the_commit_and_shows_the_breach(
+    ticks, instance, warehouse, suites, make_repo
+):
+    advisory = CONTRACT.replace("max_changed_predictions = 0.3", "max_changed_predictions = 0.05")
+    repo = make_repo("model")
+    repo.commit("Baseline", {**GOOD, "collab.toml": advisory})
+    repo.commit("Drop the class weights", UNWEIGHTED)
+    suites.add("delays", {"model": repo})
+    good_key, changed_key = ticks.keys()
+    assert evaluate(instance, good_key).success
+    result = evaluate(instance, changed_key)
+    diff = checks(result)["prediction_diff"]
+    assert not diff.passed and diff.severity == dg.AssetCheckSeverity.WARN
+    assert "advisory prediction_diff gate" in diff.description
+    assert checks(result)["metric_gates"].passed
+    [row] = warehouse.read("evaluation_results", where={"evaluation_key": changed_key}).to_dict("records")
+    assert row["status"] == "passed" and row["prediction_diff"] == "advisory breach"
+    assert diff.description in row["message"]
