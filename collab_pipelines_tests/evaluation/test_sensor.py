@@ -1,6 +1,7 @@
 """The commit sensor on real git repositories: partitions, run requests, cursor, combinations."""
 
 import json
+import subprocess
 
 import dagster as dg
 import pytest
@@ -156,3 +157,51 @@ def test_commits_wait_for_the_first_export_of_their_data(ticks, instance, suites
     assert ticks.keys() == []  # still waiting for the weather
     instance.report_runless_asset_event(dg.AssetMaterialization("weather"))
     assert ticks.keys() == [f"delays:model@{sha[:10]}"]  # nothing was skipped while it waited
+
+
+def fast_import(repo, count: int) -> list[str]:
+    """`count` commits on main in one `git fast-import`, oldest first; their SHAs."""
+    parent = repo.git("rev-parse", "main")
+    chunks = []
+    for number in range(count):
+        message = f"burst commit {number}\n".encode()
+        content = f"x = {number}\n".encode()
+        chunks.append(
+            b"commit refs/heads/main\n"
+            + f"mark :{number + 1}\ncommitter Ada <ada@example.com> {1_700_000_000 + number} +0000\n".encode()
+            + f"data {len(message)}\n".encode()
+            + message
+            + (f"from {parent}\n" if number == 0 else "").encode()
+            + f"M 644 inline model.py\ndata {len(content)}\n".encode()
+            + content
+            + b"\n"
+        )
+    subprocess.run(
+        ["git", "fast-import", "--quiet"],
+        input=b"".join(chunks),
+        cwd=repo.path,
+        check=True,
+        capture_output=True,
+    )
+    return repo.git("rev-list", "--reverse", f"{parent}..main").split()
+
+
+def test_a_burst_larger_than_a_ticks_share_is_worked_off_over_the_following_ticks(
+    ticks, instance, suites, make_repo
+):
+    repo = make_repo("model")
+    repo.commit("start", {"model.py": "x = 0\n"})
+    suites.add("delays", {"model": repo}, commits_per_tick=1000)
+    assert len(ticks.keys()) == 1
+    burst = fast_import(repo, 2500)
+    assert len(burst) == 2500
+
+    requested, cursors = [], []
+    for _ in range(4):
+        result = ticks()
+        requested += [request.partition_key for request in result.run_requests or []]
+        cursors.append(json.loads(ticks.cursor)["delays"]["model"]["main"])
+    # Every commit, once, oldest first; the cursor moved only past what each tick requested.
+    assert requested == [f"delays:model@{sha[:10]}" for sha in burst]
+    assert cursors == [burst[999], burst[1999], burst[2499], burst[2499]]
+    assert "No new commit to evaluate." in result.skip_reason.skip_message
