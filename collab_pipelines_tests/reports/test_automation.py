@@ -1,9 +1,22 @@
 """Reports follow their upstream: a newly written day or commit requests exactly its report."""
 
+import json
+
 import dagster as dg
 
+from collab_pipelines.definitions import shared_resources
+from collab_pipelines.demo.paths import DEMO_CONFIG
+from collab_pipelines.evaluation.definitions import build_defs as evaluation_defs
 from collab_pipelines.evaluation.partitions import evaluation_commits
+from collab_pipelines.exports.definitions import build_defs as export_defs
+from collab_pipelines.reports.definitions import build_defs
 from collab_pipelines_tests.project import project_defs
+from collab_pipelines_tests.reports.jobs import TEST_TEMPLATES
+
+
+def project_upstream() -> tuple[dg.Definitions, ...]:
+    return (export_defs(DEMO_CONFIG / "catalog.yaml"), evaluation_defs())
+
 
 REPORTS = dg.AssetSelection.assets("flights_quality_report", "evaluation_report")
 
@@ -40,11 +53,26 @@ def test_a_new_day_and_a_new_commit_request_their_reports(instance):
     assert third.total_requested == 0  # requested once, not on every tick
 
 
-def test_a_per_commit_report_reads_the_daily_exports_whole(instance):
-    graph = project_defs().get_repository_def().asset_graph
+def test_a_per_commit_report_reads_the_daily_exports_whole(instance, tmp_path):
+    # A team's per-commit template that also reads a daily export.
+    document = json.loads((TEST_TEMPLATES / "probe_report.ipynb").read_text())
+    document["metadata"]["collab_report"] = {
+        "datasets": {"flights": "flights", "results": "evaluation_results"},
+        "partitions": "evaluation_commits",
+    }
+    (tmp_path / "commit_probe.ipynb").write_text(json.dumps(document))
+    defs = dg.Definitions.merge(
+        *project_upstream(),
+        build_defs(tmp_path, upstream_defs=project_upstream()),
+        dg.Definitions(resources=shared_resources()),
+    )
+    graph = defs.get_repository_def().asset_graph
     # Without it, a run of several commits maps commit keys onto days that do not exist.
-    mapping = graph.get_partition_mapping(dg.AssetKey("evaluation_report"), dg.AssetKey("flights"))
+    mapping = graph.get_partition_mapping(dg.AssetKey("commit_probe"), dg.AssetKey("flights"))
     assert isinstance(mapping, dg.AllPartitionMapping)
+    # The shipped evaluation report reads its suite's dataset from the contract, not a dep.
+    project_graph = project_defs().get_repository_def().asset_graph
+    assert dg.AssetKey("flights") not in project_graph.get(dg.AssetKey("evaluation_report")).parent_keys
 
     instance.add_dynamic_partitions(evaluation_commits.name, ["s:model@1a2b3c4d5e"])
     first = dg.evaluate_automation_conditions(defs=project_defs(), instance=instance, asset_selection=REPORTS)
