@@ -11,6 +11,7 @@ import pytest
 from collab_pipelines.reports.definitions import build_defs
 from collab_pipelines.reports.injection import DEFAULTS_TAG, prepare
 from collab_pipelines.reports.publishing import INJECTED_TAG, scrub
+from collab_pipelines.reports.templates import TemplateError
 from collab_pipelines_tests.reports.jobs import TEST_TEMPLATES
 
 
@@ -111,3 +112,22 @@ def test_scrub_removes_dagster_noise_and_keeps_the_notebooks_own_output(noise):
     assert "kept" in text and "partition_key = '2013-01-01'" in text
     for marker in ("DEBUG", "BetaWarning", "MANAGER_FOR", "__dm_", "instance_ref", "warnings.warn"):
         assert marker not in text
+
+
+def test_a_templates_folder_that_does_not_exist_defines_no_report(tmp_path):
+    defs = build_defs(tmp_path / "no-such-folder")
+    assert set(assets_of(defs)) == {"diagnostic_report"}
+    assert not defs.sensors, "no report to follow its upstream, so no automation sensor"
+
+
+def test_template_metadata_errors_name_the_file_and_the_field(tmp_path):
+    document = probe_document()
+    document["metadata"]["collab_report"].update(partitions="weekly", colour="red")
+    write(tmp_path / "odd_report.ipynb", document)
+    with pytest.raises(TemplateError) as raised:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("COLLAB_STRICT", "1")
+            build_defs(tmp_path)
+    message = str(raised.value)
+    assert "odd_report.ipynb (notebook metadata 'collab_report'): field 'partitions'" in message
+    assert "field 'colour': unknown field" in message
