@@ -1,12 +1,16 @@
 """Export assets, built from the catalog: one asset per entry, no Python per table."""
 
-import hashlib
 import warnings
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
+from dagster._core.definitions.data_version import (
+    DATA_VERSION_IS_USER_PROVIDED_TAG,
+    DATA_VERSION_TAG,
+)
 
 from collab_pipelines.exports.catalog import (
     PARTITION_END_PARAM,
@@ -15,11 +19,13 @@ from collab_pipelines.exports.catalog import (
     ExportSpec,
 )
 from collab_pipelines.exports.checks import check_specs, run_checks
+from collab_pipelines.exports.daily import content_hash, day_figures, figures
 from collab_pipelines.exports.frames import (
     LOADED_AT_COLUMN,
     PARTITION_COLUMN,
     ExportDataError,
     coerce_to_catalog,
+    export_layout,
 )
 from collab_pipelines.exports.partitions import DATE_FORMAT, daily_partitions
 from collab_pipelines.exports.resources import SourceConnectionError, SqlSources
@@ -67,6 +73,8 @@ def _define_export_asset(spec, connection, asset_key, partitions_def) -> dg.Asse
         # A backfill of many days is one run that reads and writes the whole window at once.
         backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
         check_specs=check_specs(spec, asset_key),
+        # A partitioned export reports its days as materialization events (see below).
+        output_required=partitions_def is None,
         metadata={
             "dagster/column_schema": column_schema(spec),
             "dagster/table_name": spec.name,
@@ -77,7 +85,7 @@ def _define_export_asset(spec, connection, asset_key, partitions_def) -> dg.Asse
     )
     def _export(
         context: dg.AssetExecutionContext, sources: SqlSources, warehouse: Warehouse
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization | dg.AssetCheckResult]:
         params, days = {}, None
         if partitions_def is not None:
             # partition_key raises on a single-run range backfill; the window works for both.
@@ -101,16 +109,32 @@ def _define_export_asset(spec, connection, asset_key, partitions_def) -> dg.Asse
                 )
             where = {PARTITION_COLUMN: days}
         frame[LOADED_AT_COLUMN] = datetime.now(UTC).replace(tzinfo=None)
-        written = warehouse.replace(spec.name, frame, where=where)
+        written = warehouse.replace(spec.name, frame, where=where, layout=export_layout(spec))
         context.log.info(
             f"wrote {written} rows of {spec.name!r} for "
             f"{f'{days[0]}..{days[-1]}' if days else 'the whole table'} to {warehouse.dialect}"
         )
-        return dg.MaterializeResult(
-            metadata=materialization_metadata(spec, frame, days),
-            check_results=run_checks(spec, frame, days, warehouse),
-            data_version=dg.DataVersion(content_hash(frame.drop(columns=[LOADED_AT_COLUMN]))),
-        )
+        metadata = materialization_metadata(spec, frame, days)
+        check_results = run_checks(spec, frame, days, warehouse)
+        if not days:
+            yield dg.MaterializeResult(
+                metadata={**metadata, **figures(spec, frame)},
+                check_results=check_results,
+                data_version=dg.DataVersion(content_hash(frame)),
+            )
+            return
+        # One materialization per day, each with that day's own row count and data version:
+        # Dagster gives every partition of a range run the same tags, so the data version
+        # of a day would otherwise depend on the run that exported it.
+        for day, figures_of_day in day_figures(spec, frame, days).items():
+            version = figures_of_day.pop("data_version")
+            yield dg.AssetMaterialization(
+                asset_key,
+                partition=day,
+                metadata={**metadata, **figures_of_day},
+                tags={DATA_VERSION_TAG: version, DATA_VERSION_IS_USER_PROVIDED_TAG: "true"},
+            )
+        yield from check_results
 
     return _export
 
@@ -133,14 +157,6 @@ def read_source(spec: ExportSpec, engine: sa.Engine, params: dict) -> pd.DataFra
         ) from error
 
 
-def content_hash(frame: pd.DataFrame) -> str:
-    """A data version that changes exactly when the exported rows change."""
-    if frame.empty:
-        return hashlib.sha256(b"empty").hexdigest()[:16]
-    row_hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    return hashlib.sha256(row_hashes.tobytes()).hexdigest()[:16]
-
-
 def materialization_metadata(spec: ExportSpec, frame: pd.DataFrame, days: list[str] | None) -> dict:
     data = frame.drop(columns=[c for c in (LOADED_AT_COLUMN,) if c in frame.columns])
     metadata: dict = {
@@ -151,19 +167,11 @@ def materialization_metadata(spec: ExportSpec, frame: pd.DataFrame, days: list[s
         ),
     }
     if days:
-        metadata["days"] = len(days)
-        metadata["first_day"] = days[0]
-        metadata["last_day"] = days[-1]
-        metadata["rows_per_day"] = round(len(frame) / len(days), 1)
-    for column in spec.figures:
-        values = frame[column].dropna()
-        if len(values):
-            # Numeric metadata is what the UI plots across partitions.
-            metadata[f"mean/{column}"] = float(values.mean())
-            metadata[f"p95/{column}"] = float(values.quantile(0.95))
-    if len(frame):
-        for column in spec.checks.max_null_rates:
-            metadata[f"null_rate/{column}"] = float(frame[column].isna().mean())
+        # What the run wrote, beside each day's own figures.
+        metadata["run_days"] = len(days)
+        metadata["run_first_day"] = days[0]
+        metadata["run_last_day"] = days[-1]
+        metadata["run_rows"] = len(frame)
     return metadata
 
 

@@ -1,24 +1,60 @@
 """The new-data sensor: request exactly the complete days that are not exported yet."""
 
 import json
+from datetime import date, timedelta
 
 import dagster as dg
 
 from collab_pipelines.exports.catalog import Catalog, ExportSpec
 from collab_pipelines.exports.freshness import complete_days, contiguous_ranges
 from collab_pipelines.exports.jobs import AssetJob
+from collab_pipelines.exports.partitions import days_between
 from collab_pipelines.exports.resources import SqlSources
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
+PARTITION_TAG = "dagster/partition"
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def day_run_key(job_name: str, day: str) -> str:
+    """The run key of one day's export, the same from the schedule and the sensor."""
+    return f"{job_name}:{day}"
+
+
 def range_run_request(job_name: str, first: str, last: str) -> dg.RunRequest:
     """One run for consecutive days: a single-run backfill of the window."""
-    run_key = f"{job_name}:{first}..{last}"
     if first == last:
-        return dg.RunRequest(run_key=run_key, partition_key=first)
+        return dg.RunRequest(run_key=day_run_key(job_name, first), partition_key=first)
+    run_key = f"{job_name}:{first}..{last}"
     return dg.RunRequest(run_key=run_key, tags={RANGE_START_TAG: first, RANGE_END_TAG: last})
+
+
+def runs_in_flight(instance: dg.DagsterInstance, job_name: str) -> list[dg.DagsterRun]:
+    return list(instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT)))
+
+
+def days_taken(instance: dg.DagsterInstance, job_name: str, asset_keys: list[dg.AssetKey]) -> set[str]:
+    """Days every export of the job already has, or that a queued or running run is exporting.
+
+    The schedule and the new-data sensor both consult this, so whichever asks second finds
+    the day taken and the day is exported once.
+    """
+    taken = set.intersection(*(set(instance.get_materialized_partitions(key)) for key in asset_keys))
+    for run in runs_in_flight(instance, job_name):
+        if PARTITION_TAG in run.tags:
+            taken.add(run.tags[PARTITION_TAG])
+        elif RANGE_START_TAG in run.tags and RANGE_END_TAG in run.tags:
+            first, last = date.fromisoformat(run.tags[RANGE_START_TAG]), run.tags[RANGE_END_TAG]
+            taken.update(days_between(first, date.fromisoformat(last) + timedelta(days=1)))
+    return taken
 
 
 def build_new_days_sensor(job: AssetJob, specs: list[ExportSpec], catalog: Catalog) -> dg.SensorDefinition:
@@ -43,10 +79,8 @@ def build_new_days_sensor(job: AssetJob, specs: list[ExportSpec], catalog: Catal
                 f"and days through {considered_through} were already considered."
             )
         # A day counts as exported only once every export of the job has it.
-        exported = set.intersection(
-            *(set(context.instance.get_materialized_partitions(key)) for key in asset_keys)
-        )
-        missing = [day for day in new_days if day not in exported]
+        taken = days_taken(context.instance, job.name, asset_keys)
+        missing = [day for day in new_days if day not in taken]
         requests = [range_run_request(job.name, first, last) for first, last in contiguous_ranges(missing)]
         context.log.info(
             f"{len(new_days)} new complete day(s), {len(missing)} not exported: {len(requests)} run(s)"
@@ -79,6 +113,13 @@ def build_missing_tables_sensor(job: AssetJob, specs: list[ExportSpec]) -> dg.Se
         ]
         if not missing:
             return dg.SkipReason("Every table without a date has been exported.")
+        # On a fresh start the first run is still writing while later ticks see the gap.
+        running = runs_in_flight(context.instance, job.name)
+        if running:
+            return dg.SkipReason(
+                f"{len(missing)} table(s) never exported ({', '.join(missing)}), and run "
+                f"{running[0].run_id} of {job.name} is already queued or running."
+            )
         # The run key makes Dagster launch this once, however many ticks see the same gap.
         return dg.RunRequest(run_key=f"missing:{','.join(missing)}")
 

@@ -5,13 +5,16 @@ Dagster nor any pattern, so a kernel or a client that reads the warehouse starts
 """
 
 import io
+import itertools
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+
+from collab_pipelines.warehouse.tables import TableLayout, ensure_table
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _ENGINES: dict[tuple[str, bool], sa.Engine] = {}
@@ -85,38 +88,49 @@ def dispose_engines(url: str) -> None:
 def replace_rows(
     engine: sa.Engine,
     table: str,
-    frame: pd.DataFrame,
+    frame: pd.DataFrame | Iterable[pd.DataFrame],
     *,
     where: Mapping[str, Any | Sequence[Any]] | None = None,
     chunksize: int = 20_000,
+    layout: TableLayout | None = None,
 ) -> int:
     """Replace the rows matching `where` (all rows if None) with `frame`, atomically.
 
     `where` maps column names to a value or a list of values; the rows deleted are those
-    whose every named column is one of its values. Returns the number of rows written.
+    whose every named column is one of its values. `frame` may be an iterable of frames (a
+    range read in chunks): they are written one by one in the same transaction, so memory
+    follows the chunk. `layout` declares the table's types, key and indexes (`tables`); an
+    existing table is migrated to it in place. Returns the number of rows written.
     """
     check_identifier(table, "table name")
-    for column in frame.columns:
+    chunks = iter([frame] if isinstance(frame, pd.DataFrame) else frame)
+    first = next(chunks, None)
+    if first is None:
+        raise WarehouseError(f"writing to table {table!r}: no frame given, not even an empty one")
+    for column in first.columns:
         check_identifier(str(column), f"column name in table {table!r}")
+    written = 0
     try:
         with engine.begin() as connection:
-            if sa.inspect(connection).has_table(table):
-                target = sa.Table(table, sa.MetaData(), autoload_with=connection)
-                delete = target.delete()
-                for column, values in (where or {}).items():
-                    if column not in target.c:
-                        raise WarehouseError(f"table {table!r} has no column {column!r} to replace by")
-                    delete = delete.where(target.c[column].in_(_as_list(values)))
-                connection.execute(delete)
-            insert_frame(connection, table, frame, chunksize=chunksize)
+            dates = ensure_table(connection, table, first, layout or TableLayout())
+            target = sa.Table(table, sa.MetaData(), autoload_with=connection)
+            delete = target.delete()
+            for column, values in (where or {}).items():
+                if column not in target.c:
+                    raise WarehouseError(f"table {table!r} has no column {column!r} to replace by")
+                delete = delete.where(target.c[column].in_(_as_list(values)))
+            connection.execute(delete)
+            for chunk in itertools.chain([first], chunks):
+                _insert_rows(connection, table, chunk, chunksize=chunksize, dates=dates)
+                written += len(chunk)
     except WarehouseError:
         raise
     except Exception as error:
         raise WarehouseError(
-            f"writing {len(frame)} rows to table {table!r} in {describe(engine)} failed; "
+            f"writing {written or len(first)} rows to table {table!r} in {describe(engine)} failed; "
             f"the previous rows are unchanged: {error}"
         ) from error
-    return len(frame)
+    return written
 
 
 def read_rows(
@@ -127,18 +141,38 @@ def read_rows(
     columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Read a table, optionally only rows matching `where` (same form as `replace_rows`)."""
-    check_identifier(table, "table name")
     with engine.connect() as connection:
-        if not sa.inspect(connection).has_table(table):
-            raise WarehouseError(f"table {table!r} does not exist in {describe(engine)}")
-        target = sa.Table(table, sa.MetaData(), autoload_with=connection)
-        selected = [target.c[check_identifier(c, "column name")] for c in columns or []]
-        query = sa.select(*selected) if selected else sa.select(target)
-        for column, values in (where or {}).items():
-            if column not in target.c:
-                raise WarehouseError(f"table {table!r} has no column {column!r}")
-            query = query.where(target.c[column].in_(_as_list(values)))
-        return pd.read_sql(query, connection)
+        return pd.read_sql(_select(connection, engine, table, where, columns), connection)
+
+
+def iter_rows(
+    engine: sa.Engine,
+    table: str,
+    *,
+    where: Mapping[str, Any | Sequence[Any]] | None = None,
+    columns: Sequence[str] | None = None,
+    chunksize: int = 50_000,
+) -> Iterator[pd.DataFrame]:
+    """`read_rows` in frames of `chunksize` rows, through a server-side cursor on PostgreSQL,
+    so a reader of ten years holds one chunk at a time."""
+    with engine.connect() as connection:
+        streaming = connection.execution_options(stream_results=True, max_row_buffer=chunksize)
+        query = _select(connection, engine, table, where, columns)
+        yield from pd.read_sql(query, streaming, chunksize=chunksize)
+
+
+def _select(connection, engine, table, where, columns) -> sa.Select:
+    check_identifier(table, "table name")
+    if not sa.inspect(connection).has_table(table):
+        raise WarehouseError(f"table {table!r} does not exist in {describe(engine)}")
+    target = sa.Table(table, sa.MetaData(), autoload_with=connection)
+    selected = [target.c[check_identifier(c, "column name")] for c in columns or []]
+    query = sa.select(*selected) if selected else sa.select(target)
+    for column, values in (where or {}).items():
+        if column not in target.c:
+            raise WarehouseError(f"table {table!r} has no column {column!r}")
+        query = query.where(target.c[column].in_(_as_list(values)))
+    return query
 
 
 def count_rows(
@@ -166,15 +200,32 @@ _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def insert_frame(
-    connection: sa.Connection, table: str, frame: pd.DataFrame, *, chunksize: int = 20_000
+    connection: sa.Connection,
+    table: str,
+    frame: pd.DataFrame,
+    *,
+    chunksize: int = 20_000,
+    layout: TableLayout | None = None,
 ) -> None:
     """Append `frame` to `table` inside the caller's transaction, creating the table if needed.
 
-    pandas creates the table so column types follow the frame's dtypes; the rows then go
-    through the driver's bulk path (sqlite3 executemany, PostgreSQL COPY), which is several
-    times faster than `to_sql`'s per-value conversions on a year of data.
+    The table gets `layout`'s types, key and indexes (columns it does not name follow the
+    frame's dtypes), and an existing table is migrated to it (`tables.ensure_table`).
     """
-    frame.head(0).to_sql(table, connection, if_exists="append", index=False)
+    dates = ensure_table(connection, table, frame, layout or TableLayout())
+    _insert_rows(connection, table, frame, chunksize=chunksize, dates=dates)
+
+
+def _insert_rows(
+    connection: sa.Connection,
+    table: str,
+    frame: pd.DataFrame,
+    *,
+    chunksize: int,
+    dates: frozenset[str] = frozenset(),
+) -> None:
+    # The driver's bulk path (sqlite3 executemany, PostgreSQL COPY) is several times faster
+    # than to_sql's per-value conversions on a year of data.
     if frame.empty:
         return
     dialect = connection.dialect.name
@@ -186,7 +237,7 @@ def insert_frame(
     cursor = connection.connection.driver_connection.cursor()
     try:
         for start in range(0, len(frame), chunksize):
-            chunk = _driver_ready(frame.iloc[start : start + chunksize], dialect)
+            chunk = _driver_ready(frame.iloc[start : start + chunksize], dialect, dates)
             if dialect == "sqlite":
                 placeholders = ", ".join("?" for _ in frame.columns)
                 rows = chunk.itertuples(index=False, name=None)
@@ -202,14 +253,15 @@ def insert_frame(
         cursor.close()
 
 
-def _driver_ready(chunk: pd.DataFrame, dialect: str) -> pd.DataFrame:
+def _driver_ready(chunk: pd.DataFrame, dialect: str, dates: frozenset[str] = frozenset()) -> pd.DataFrame:
     converted = {}
     for column in chunk.columns:
         series = chunk[column]
         if pd.api.types.is_datetime64_any_dtype(series):
             if getattr(series.dt, "tz", None) is not None:
                 series = series.dt.tz_convert("UTC").dt.tz_localize(None)
-            series = series.dt.strftime(_SQLITE_DATETIME)
+            # A date column holds days: SQLAlchemy reads SQLite's DATE back as YYYY-MM-DD only.
+            series = series.dt.strftime("%Y-%m-%d" if column in dates else _SQLITE_DATETIME)
         elif pd.api.types.is_bool_dtype(series) and dialect == "sqlite":
             series = series.astype("Int64")
         converted[column] = series.astype(object).where(series.notna(), None)

@@ -1,6 +1,6 @@
 """The warehouse as a Dagster resource: SQLite by default, any SQLAlchemy URL in production."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
@@ -17,6 +17,7 @@ from collab_pipelines.warehouse.engine import (
     read_rows,
     replace_rows,
 )
+from collab_pipelines.warehouse.tables import TableLayout
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -52,13 +53,15 @@ class Warehouse(dg.ConfigurableResource):
     def replace(
         self,
         table: str,
-        frame: pd.DataFrame,
+        frame: pd.DataFrame | Iterable[pd.DataFrame],
         *,
         where: Mapping[str, Any | Sequence[Any]] | None = None,
         chunksize: int = 20_000,
+        layout: TableLayout | None = None,
     ) -> int:
-        """See `engine.replace_rows`: the rows matching `where` become `frame`, atomically."""
-        return replace_rows(self.engine(), table, frame, where=where, chunksize=chunksize)
+        """See `engine.replace_rows`: the rows matching `where` become `frame`, atomically,
+        in a table with `layout`'s types, key and indexes (`warehouse.tables`)."""
+        return replace_rows(self.engine(), table, frame, where=where, chunksize=chunksize, layout=layout)
 
     def read(
         self,

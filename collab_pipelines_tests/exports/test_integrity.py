@@ -1,0 +1,213 @@
+"""Nothing wrong gets in, nothing right goes stale: exports on small sources the tests create."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+import yaml
+from dagster._core.storage.dagster_run import DagsterRun
+
+from collab_pipelines.exports.assets import build_export_assets
+from collab_pipelines.exports.catalog import load_catalog
+from collab_pipelines.exports.definitions import build_defs
+from collab_pipelines.exports.resources import SqlSources
+from collab_pipelines.warehouse.resources import Warehouse
+
+EVENTS = {
+    "name": "events",
+    "connection": "shop",
+    "description": "Events.",
+    "owners": ["team:shop"],
+    "sql": "SELECT id, day, code, n FROM events WHERE day >= :partition_start AND day < :partition_end",
+    "partition": {"column": "day", "start": "2024-01-01"},
+    "primary_key": ["id"],
+    "columns": {"id": "integer", "day": "date", "code": "string", "n": "integer"},
+    "max_lengths": {"code": 3},
+}
+
+
+@pytest.fixture
+def shop(tmp_path):
+    """A source with one row per day on 2024-01-01..03, and an export catalog for it."""
+    url = f"sqlite:///{tmp_path / 'shop.db'}"
+    with sa.create_engine(url).begin() as connection:
+        connection.execute(sa.text("CREATE TABLE events (id INTEGER, day TEXT, code TEXT, n INTEGER)"))
+        for index in range(3):
+            connection.execute(
+                sa.text("INSERT INTO events VALUES (:id, :day, 'JFK', 1)"),
+                {"id": index, "day": f"2024-01-0{index + 1} 00:00:00.000000"},
+            )
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(
+        yaml.safe_dump({"connections": {"shop": {"url_env": "SHOP_URL"}}, "exports": [EVENTS]})
+    )
+    return url, catalog
+
+
+def export(shop, warehouse, instance, *, day=None, first=None, last=None):
+    url, catalog = shop
+    tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+    return dg.materialize(
+        build_export_assets(load_catalog(catalog)),
+        partition_key=day,
+        tags=tags if first else {},
+        instance=instance,
+        resources={"warehouse": warehouse, "sources": SqlSources(urls={"shop": url})},
+        raise_on_error=False,
+    )
+
+
+def failure(result) -> str:
+    assert not result.success
+    return result.get_step_failure_events()[0].event_specific_data.error.to_string()
+
+
+@pytest.mark.parametrize(
+    ("statement", "expected"),
+    [
+        (
+            "UPDATE events SET day = '2024-01-02 05:00:00.000000' WHERE id = 1",
+            "column 'day' is declared date but row {'id': 1} holds '2024-01-02 05:00:00.000000', "
+            "which has a time of day",
+        ),
+        (
+            "UPDATE events SET code = 'JFKX' WHERE id = 1",
+            "column 'code' is declared string but row {'id': 1} holds 'JFKX', which is longer than "
+            "its declared max_lengths (3)",
+        ),
+        ("UPDATE events SET n = 9223372036854775807 * 2 WHERE id = 1", "column 'n' is declared integer"),
+        ("UPDATE events SET id = 1 WHERE id = 2", "row {'id': 1} repeats the primary key (id)"),
+    ],
+)
+def test_a_lossy_cast_is_refused_before_anything_is_written(shop, tmp_path, instance, statement, expected):
+    warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
+    assert export(shop, warehouse, instance, first="2024-01-01", last="2024-01-03").success
+    before = warehouse.read("events").sort_values("id")["id"].tolist()
+    with sa.create_engine(shop[0]).begin() as connection:
+        connection.execute(sa.text(statement))
+    message = failure(export(shop, warehouse, instance, first="2024-01-01", last="2024-01-03"))
+    assert expected in message
+    assert warehouse.read("events").sort_values("id")["id"].tolist() == before == [0, 1, 2]
+
+
+def test_a_days_version_and_row_count_are_its_own_whichever_run_exported_it(shop, tmp_path, instance):
+    warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
+    key = dg.AssetKey("events")
+
+    def latest(day: str):
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[day]), limit=1
+        ).records
+        materialization = records[0].asset_materialization
+        return materialization.tags["dagster/data_version"], materialization.metadata[
+            "dagster/row_count"
+        ].value
+
+    assert export(shop, warehouse, instance, day="2024-01-02").success
+    alone = latest("2024-01-02")
+    assert export(shop, warehouse, instance, first="2024-01-01", last="2024-01-03").success
+    assert latest("2024-01-02") == alone
+    assert alone[1] == 1
+    assert latest("2024-01-01")[0] != alone[0]
+    assert export(shop, warehouse, instance, day="2024-01-02").success
+    assert latest("2024-01-02") == alone
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
+def test_an_export_table_has_its_index_key_and_types(shop, tmp_path, instance, request, dialect):
+    url = (
+        f"sqlite:///{tmp_path / 'warehouse.db'}"
+        if dialect == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
+    warehouse = Warehouse(url=url)
+    assert export(shop, warehouse, instance, first="2024-01-01", last="2024-01-03").success
+    inspector = sa.inspect(warehouse.engine())
+    assert inspector.get_pk_constraint("events")["constrained_columns"] == ["id"]
+    assert {tuple(ix["column_names"]) for ix in inspector.get_indexes("events")} == {("_partition",)}
+    types = {c["name"]: c["type"] for c in inspector.get_columns("events")}
+    assert isinstance(types["day"], sa.Date) and not isinstance(types["day"], sa.DateTime)
+    assert isinstance(types["n"], sa.BigInteger)
+    assert types["code"].length == 3
+
+
+def defs_for(catalog) -> dg.Definitions:
+    resources = dg.Definitions(resources={"warehouse": Warehouse(), "sources": SqlSources()})
+    return dg.Definitions.merge(build_defs(catalog), resources)
+
+
+def running_run(instance, job_name: str, tags: dict) -> DagsterRun:
+    run = DagsterRun(job_name=job_name, status=dg.DagsterRunStatus.STARTED, tags=tags)
+    instance.add_run(run)
+    return run
+
+
+def test_the_schedule_does_not_export_a_day_the_sensor_took(shop, instance, monkeypatch):
+    url, catalog = shop
+    defs = defs_for(catalog)
+    monkeypatch.setenv("SHOP_URL", url)
+    schedule = defs.get_schedule_def("daily_exports_schedule")
+
+    def tick():
+        context = dg.build_schedule_context(
+            instance=instance,
+            resources={"sources": SqlSources()},
+            repository_def=defs.get_repository_def(),
+            scheduled_execution_time=datetime.now(UTC),
+        )
+        return schedule.evaluate_tick(context)
+
+    # Run on the wall clock: every day through yesterday is complete, the newest is taken
+    # by the sensor's range run still in flight.
+    newest = tick().run_requests[0].partition_key
+    running_run(
+        instance,
+        "daily_exports",
+        {"dagster/asset_partition_range_start": "2024-01-01", "dagster/asset_partition_range_end": newest},
+    )
+    result = tick()
+    assert result.run_requests == []
+    assert "already exported, or being exported" in result.skip_message
+
+
+def test_the_sensor_does_not_export_a_day_the_schedule_took(shop, instance, monkeypatch):
+    url, catalog = shop
+    monkeypatch.setenv("SHOP_URL", url)
+    sensor = defs_for(catalog).get_sensor_def("daily_exports_new_data_sensor")
+    first = sensor.evaluate_tick(
+        dg.build_sensor_context(instance=instance, resources={"sources": SqlSources()})
+    )
+    newest = (
+        first.run_requests[-1].tags.get("dagster/asset_partition_range_end")
+        or first.run_requests[-1].partition_key
+    )
+    running_run(instance, "daily_exports", {"dagster/partition": newest})
+    # A fresh cursor: the sensor reconsiders every day, and leaves the schedule's day alone.
+    again = sensor.evaluate_tick(
+        dg.build_sensor_context(instance=instance, resources={"sources": SqlSources()})
+    )
+    windows = [
+        (
+            r.tags.get("dagster/asset_partition_range_start") or r.partition_key,
+            r.tags.get("dagster/asset_partition_range_end") or r.partition_key,
+        )
+        for r in again.run_requests
+    ]
+    assert all(not (start <= newest <= end) for start, end in windows)
+
+
+def test_one_dimension_run_on_a_fresh_start(tmp_path, instance):
+    catalog = tmp_path / "catalog.yaml"
+    dimension = {key: value for key, value in EVENTS.items() if key != "partition"}
+    dimension["sql"] = "SELECT id, day, code, n FROM events"
+    catalog.write_text(
+        yaml.safe_dump({"connections": {"shop": {"url_env": "SHOP_URL"}}, "exports": [dimension]})
+    )
+    sensor = defs_for(catalog).get_sensor_def("dimension_exports_missing_sensor")
+    first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    assert len(first.run_requests) == 1
+    running = running_run(instance, "dimension_exports", {})
+    second = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    assert second.run_requests == []
+    assert running.run_id in second.skip_message
