@@ -21,6 +21,9 @@ from collab_pipelines.warehouse.resources import Warehouse
 
 INTAKE_GROUP = "intake"
 UPLOAD_ACCEPTED = "upload_accepted"
+# A landing zone that drops a connection gets the step tried again inside the run; a
+# dg.Failure(allow_retries=False) (nothing left to ingest) bypasses it.
+TRANSIENT_RETRIES = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
 
 
 def build_uploads_asset(upload_type: UploadType) -> dg.AssetsDefinition:
@@ -33,6 +36,7 @@ def build_uploads_asset(upload_type: UploadType) -> dg.AssetsDefinition:
         owners=list(upload_type.owners),
         kinds={"sftp", "pandas"},
         tags={"collab/pattern": "intake"},
+        retry_policy=TRANSIENT_RETRIES,
         check_specs=[
             dg.AssetCheckSpec(
                 UPLOAD_ACCEPTED,

@@ -109,6 +109,8 @@ def login_limits() -> dict:
 @pytest.fixture
 def sftp_server(tmp_path, landing_root, collector_key, login_limits) -> Iterator[SftpServer]:
     users = {name: {"password_hash": password_hash(pw)} for name, pw in PASSWORDS.items()}
+    # carol logs in with a key only: the OpenSSH client's account in the tests.
+    users["carol"] = {"authorized_keys": [(tmp_path / "collector_key.pub").read_text().strip()]}
     users["collector"] = {
         "home": ".",
         "authorized_keys": [(tmp_path / "collector_key.pub").read_text().strip()],
@@ -182,17 +184,18 @@ class Intake:
             self.cursor = result.cursor
         return result
 
-    def ingest(self, key: str):
+    def ingest(self, key: str, tags: dict | None = None):
         return dg.materialize(
             [self.asset],
             partition_key=key,
+            tags=tags,
             instance=self.instance,
             raise_on_error=False,
             resources={"landing_zone": self.landing, "warehouse": self.warehouse},
         )
 
     def run_all(self, result):
-        return [self.ingest(request.partition_key) for request in result.run_requests]
+        return [self.ingest(request.partition_key, request.tags) for request in result.run_requests]
 
     def partition_keys(self):
         return self.instance.get_dynamic_partitions(upload_partitions("weather_observations").name)

@@ -74,3 +74,54 @@ def test_row_errors_name_the_row_and_column():
         "row 5: repeats the key (origin=JFK, observed_at=2013-01-01 01:00:00) of an earlier row",
     }
     assert "row 3, column temp" in report.text() and "nothing from it was loaded" in report.text()
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        # Cut mid-row: the last row has fewer fields than the header, and no line break.
+        (
+            b"origin,observed_at,temp,humid\nJFK,2013-01-01 01:00,39,59\nJFK,2013-01-03 15:00,3",
+            "row 3: 3 field(s), but the header has 4; the file ends in this row, so it was probably cut short",
+        ),
+        # Cut mid-field: every field is there, but the last row has no line break after it.
+        (
+            b"origin,observed_at,temp\nJFK,2013-01-01 01:00,39\nJFK,2013-01-03 15:00,3",
+            "row 3: the file ends in the middle of this row (no line break after it)",
+        ),
+        (
+            b"origin,observed_at,temp\nJFK,2013-01-01 01:00,39,12\nLGA,2013-01-01 01:00,40\n",
+            "row 2: 4 field(s), but the header has 3",
+        ),
+        (
+            b"origin,observed_at,temp\nJFK,2013-01-01 01:00,39\n\nLGA,2013-01-01 01:00\n",
+            "row 4: 2 field(s), but the header has 3",
+        ),
+        (
+            b'origin,observed_at,temp\n"JFK","2013-01-01 01:00",39\n"LGA,2013-01-01 01:00",40\n',
+            "row 3: 2 field(s), but the header has 3",
+        ),
+    ],
+    ids=["cut-mid-row", "cut-mid-field", "extra-field", "short-row-after-blank", "quoted"],
+)
+def test_truncated_and_ragged_rows_are_refused_naming_the_row(data, problem):
+    rows, report = validate_upload(data, "obs.csv", WEATHER_OBSERVATIONS)
+    assert rows.empty and not report.ok
+    assert any(problem in p for p in report.problems), report.problems
+
+
+def test_integer_columns_refuse_fractions_and_keep_whole_numbers():
+    data = b"origin,observed_at,temp,station\nJFK,2013-01-01 01:00,39,7\nLGA,2013-01-01 01:00,40,1.5\n"
+    rows, report = validate_upload(data, "obs.csv", WEATHER_OBSERVATIONS)
+    assert report.problems == ["row 3, column station: '1.5' is not a whole number"]
+    rows, report = validate_upload(data.replace(b"1.5", b"8"), "obs.csv", WEATHER_OBSERVATIONS)
+    assert report.ok and str(rows["station"].dtype) == "Int64" and rows["station"].tolist() == [7, 8]
+
+
+def test_times_with_an_offset_or_in_another_format_are_refused():
+    data = b"origin,observed_at,temp\nJFK,2013-01-01T01:00+05:00,39\nLGA,01/02/2013 01:00,40\n"
+    rows, report = validate_upload(data, "obs.csv", WEATHER_OBSERVATIONS)
+    assert report.problems == [
+        "row 2, column observed_at: '2013-01-01T01:00+05:00' has a time-zone offset; give local times without one",
+        "row 3, column observed_at: '01/02/2013 01:00' is not a date and time (YYYY-MM-DD HH:MM)",
+    ]
