@@ -3,6 +3,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import dagster as dg
 import pytest
 import yaml
 
@@ -89,3 +90,15 @@ class Suites:
 @pytest.fixture
 def suites(state_dir) -> Suites:
     return Suites(state_dir / "suites.yaml")
+
+
+@pytest.fixture
+def ticks(instance, warehouse):
+    """Sensor ticks in an instance that knows the exported warehouse's exports (test_sensor.py
+    has its own, without exports)."""
+    from collab_pipelines_tests.evaluation.test_sensor import Ticks
+
+    # The warehouse copy holds exports made in another instance; this one learns of them here.
+    for name in ("flights", "weather"):
+        instance.report_runless_asset_event(dg.AssetMaterialization(name))
+    return Ticks(instance)

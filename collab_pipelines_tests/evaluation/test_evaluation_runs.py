@@ -19,7 +19,6 @@ from collab_pipelines_tests.evaluation.test_evaluation import (
     checks,
     evaluate,
     metadata,
-    ticks,  # noqa: F401 -- the fixture
 )
 from collab_pipelines_tests.evaluation.test_sensor import Ticks
 
