@@ -41,6 +41,20 @@ SCHEMA_FILES: tuple[SchemaFile, ...] = (
         examples=("collab_pipelines/demo/config/catalog.yaml",),
     ),
     SchemaFile(
+        file="suites.schema.json",
+        model="collab_pipelines.evaluation.suites:SuitesFile",
+        title="Evaluation suites (suites.yaml)",
+        description="The model repositories continuous evaluation watches, grouped into suites.",
+        examples=("docs/examples/evaluation/suites.yaml",),
+    ),
+    SchemaFile(
+        file="collab.schema.json",
+        model="collab_pipelines.evaluation.contract:ContractFile",
+        title="Model repository contract (collab.toml)",
+        description="How continuous evaluation trains, scores and gates a model repository.",
+        examples=("docs/examples/evaluation/collab.toml",),
+    ),
+    SchemaFile(
         file="uploads.schema.json",
         model="collab_pipelines.intake.upload_types:UploadsFile",
         title="Upload types (uploads.yaml)",
