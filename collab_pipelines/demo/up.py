@@ -20,7 +20,9 @@ from pathlib import Path
 import psutil
 
 # Seconds the services get to stop on their own before what is left is killed.
-GRACE_SECONDS = 4.0
+GRACE_SECONDS = 3.5
+# Seconds spent killing what is left, including processes started while stopping (a run).
+KILL_SECONDS = 3.0
 # `dagster dev` names `dg dev` (a separate package) as its successor on every start; a
 # newcomer can do nothing about it, so that one warning is silenced for the UI's process.
 SILENCED_WARNINGS = "ignore:Function `dev_command` is superseded"
@@ -79,9 +81,10 @@ def supervise(commands: dict[str, tuple[list[str], Path]], env: dict[str, str]) 
         deadline = time.monotonic() + GRACE_SECONDS
         while time.monotonic() < deadline and marked(mark):
             time.sleep(0.2)
-        left = marked(mark)
-        signal_all(left, signal.SIGKILL)
-        psutil.wait_procs(left, timeout=2)
+        deadline = time.monotonic() + KILL_SECONDS
+        while (left := marked(mark)) and time.monotonic() < deadline:
+            signal_all(left, signal.SIGKILL)
+            psutil.wait_procs(left, timeout=0.5)
         for process in processes:
             process.poll()
         for signum, handler in previous.items():

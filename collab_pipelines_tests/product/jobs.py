@@ -14,3 +14,11 @@ def render_evaluation_report() -> dg.JobDefinition:
         ),
     )
     return defs.resolve_job_def("render_evaluation_report")
+
+
+def export_orders() -> dg.JobDefinition:
+    defs = dg.Definitions.merge(
+        build_definitions(),
+        dg.Definitions(jobs=[dg.define_asset_job("export_orders", selection=["orders"])]),
+    )
+    return defs.resolve_job_def("export_orders")

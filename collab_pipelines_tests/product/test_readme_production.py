@@ -22,6 +22,41 @@ def walkthrough() -> str:
     return block
 
 
+def fresh_checkout(tmp_path: Path) -> tuple[Path, dict]:
+    """A folder holding only the project's own files, as a team starts from, and a clean environment."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    for name in ("Makefile", "setup.py", ".venv", "deploy", "collab_pipelines", "workspace.yaml"):
+        (checkout / name).symlink_to(PROJECT / name)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("COLLAB_", "DAGSTER_"))}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}:{env['PATH']}",
+        DAGSTER_HOME=str(home),
+        COLLAB_STATE_DIR=str(tmp_path / "state"),
+        # The checkout's venv is installed; make must not reinstall it because setup.py is newer.
+        MAKEFLAGS="-o .venv/.installed",
+    )
+    return checkout, env
+
+
+@pytest.mark.timeout(300)
+def test_make_check_fails_on_a_broken_configuration(tmp_path):
+    checkout, env = fresh_checkout(tmp_path)
+    config = team.write_config(checkout / "config", tmp_path / "model")
+    catalog = (config / "catalog.yaml").read_text()
+    (config / "catalog.yaml").write_text(
+        catalog.replace("primary_key:\n  - id", "primary_key:\n  - order_no")
+    )
+    assert "order_no" in (config / "catalog.yaml").read_text()
+    done = subprocess.run(
+        ["make", "check"], cwd=checkout, env=env, capture_output=True, text=True, timeout=250, check=False
+    )
+    assert done.returncode != 0, done.stdout[-2000:]
+    assert "catalog.yaml" in done.stdout + done.stderr and "order_no" in done.stdout + done.stderr
+
+
 @pytest.mark.timeout(600)
 def test_the_production_walkthrough_runs_as_written(tmp_path):
     source_url = f"sqlite:///{tmp_path / 'shop.db'}"
@@ -37,21 +72,7 @@ def test_the_production_walkthrough_runs_as_written(tmp_path):
     )
     assert "<your" not in script, "a placeholder the test does not fill"
 
-    # A fresh folder, as a checkout the team starts from: only the project's own files in it.
-    checkout = tmp_path / "checkout"
-    checkout.mkdir()
-    for name in ("Makefile", "setup.py", ".venv", "deploy", "collab_pipelines", "workspace.yaml"):
-        (checkout / name).symlink_to(PROJECT / name)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("COLLAB_", "DAGSTER_"))}
-    env.update(
-        PATH=f"{Path(sys.executable).parent}:{env['PATH']}",
-        DAGSTER_HOME=str(home),
-        COLLAB_STATE_DIR=str(tmp_path / "state"),
-        # The checkout's venv is installed; make must not reinstall it because setup.py is newer.
-        MAKEFLAGS="-o .venv/.installed",
-    )
+    checkout, env = fresh_checkout(tmp_path)
     done = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script],
         cwd=checkout,
