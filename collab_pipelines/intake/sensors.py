@@ -56,11 +56,14 @@ class _Tick:
         self.notes: list[str] = []
         self.errors: list[str] = []
         self.now = time.time()
+        self.partitions: dict[str, set[str]] = {}
 
     def known(self, upload_type: str, key: str) -> bool:
-        return key in self.new_partitions[upload_type] or self.context.instance.has_dynamic_partition(
-            upload_partitions(upload_type).name, key
-        )
+        if upload_type not in self.partitions:
+            # One read per tick: asking the instance per file costs a scan of every partition each time.
+            name = upload_partitions(upload_type).name
+            self.partitions[upload_type] = set(self.context.instance.get_dynamic_partitions(name))
+        return key in self.new_partitions[upload_type] or key in self.partitions[upload_type]
 
     def request(self, upload_type: str, key: str, user: str, original: str, run_key: str) -> None:
         self.requests.append(

@@ -12,6 +12,12 @@ import pytest
 from collab_pipelines_tests.intake.conftest import GOOD_CSV, upload
 
 
+@pytest.fixture
+def login_limits() -> dict:
+    # A floor well above a hash's cost, even on a loaded machine: both kinds of failure meet it.
+    return {"slow_after": 50, "ban_after": 100, "failure_seconds": 1.0}
+
+
 def snapshot(path):
     """What an uploader must not be able to change: content, mode and times of everything."""
     state = {}
@@ -145,9 +151,9 @@ def _failed_login_seconds(port: int, user: str, password: str) -> float:
 
 def test_a_failed_login_costs_the_same_whether_or_not_the_user_exists(sftp_server):
     known, unknown = [], []
-    for _ in range(4):
+    for _ in range(3):
         known.append(_failed_login_seconds(sftp_server.port, "alice", "wrong password"))
         unknown.append(_failed_login_seconds(sftp_server.port, "nobody", "wrong password"))
     # Both pay a full scrypt hash and the same floor; before, a real user cost 5x an unknown one.
-    assert abs(statistics.median(known) - statistics.median(unknown)) < 0.1, (known, unknown)
-    assert min(known + unknown) >= 0.2  # the configured floor (conftest login_limits)
+    assert abs(statistics.median(known) - statistics.median(unknown)) < 0.15, (known, unknown)
+    assert min(known + unknown) >= 1.0  # the configured floor

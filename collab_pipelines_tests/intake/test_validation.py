@@ -113,7 +113,7 @@ def test_truncated_and_ragged_rows_are_refused_naming_the_row(data, problem):
 def test_integer_columns_refuse_fractions_and_keep_whole_numbers():
     data = b"origin,observed_at,temp,station\nJFK,2013-01-01 01:00,39,7\nLGA,2013-01-01 01:00,40,1.5\n"
     rows, report = validate_upload(data, "obs.csv", WEATHER_OBSERVATIONS)
-    assert report.problems == ["row 3, column station: '1.5' is not a whole number"]
+    assert report.problems == ["row 3, column station: 1.5 is not a whole number"]
     rows, report = validate_upload(data.replace(b"1.5", b"8"), "obs.csv", WEATHER_OBSERVATIONS)
     assert report.ok and str(rows["station"].dtype) == "Int64" and rows["station"].tolist() == [7, 8]
 
