@@ -70,12 +70,15 @@ def write_frames(frames: Mapping[str, pd.DataFrame], directory: Path) -> dict[st
     return paths
 
 
-def candidate_environment(work: Path, passed_through: Sequence[str] = ()) -> dict[str, str]:
+def candidate_environment(
+    work: Path, passed_through: Sequence[str] = (), python: str = sys.executable
+) -> dict[str, str]:
     """The whole environment of the candidate's process: what it needs, and what its contract names."""
     home = work / "home"
     home.mkdir(exist_ok=True)
     env = {
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+        # The interpreter's own bin first: the commit's environment's, when it has one.
+        "PATH": os.pathsep.join([str(Path(python).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
         "HOME": str(home),
         "TMPDIR": str(work),
         "LANG": "C.UTF-8",
@@ -132,7 +135,7 @@ def evaluate(
         }
         (work / "job.json").write_text(json.dumps(job, default=str))
         started = time.perf_counter()
-        env = candidate_environment(work, contract.env)
+        env = candidate_environment(work, contract.env, python)
         returncode = _run(python, work, sources[0], limits, where, env, output)
         seconds = time.perf_counter() - started
         error_file = work / "error.json"
