@@ -5,7 +5,13 @@ import pytest
 from dagster._daemon.auto_run_reexecution.auto_run_reexecution import should_retry
 
 from collab_pipelines import settings
-from collab_pipelines.intake.landing import LandingZoneError, LocalLandingZone, SftpLandingZone
+from collab_pipelines.intake.landing import (
+    LandingZoneError,
+    LocalLandingZone,
+    SftpLandingZone,
+    landing_zone_from,
+)
+from collab_pipelines.intake.upload_types import parse_uploads
 from collab_pipelines_tests.intake.conftest import GOOD_CSV, Intake, upload, verdict
 
 RUN_RETRIES = {"run_retries": {"enabled": True, "max_retries": 2}}
@@ -98,14 +104,26 @@ def test_the_run_reads_the_upload_from_the_landing_zone_not_the_code_servers_dis
     upload(connect("alice"), "obs.csv", GOOD_CSV)
     upload(connect("alice"), "obs.csv.done", "")
 
+    # The landing zone as a team declares it in uploads.yaml, not built in Python.
+    uploads = parse_uploads(
+        {
+            "landing_zone": {
+                "sftp": {
+                    "host": "127.0.0.1",
+                    "port": sftp_server.port,
+                    "username": "collector",
+                    "private_key_path": str(collector_key),
+                    "known_hosts_path": str(sftp_server.known_hosts(tmp_path / "known_hosts_remote")),
+                }
+            }
+        },
+        "uploads.yaml",
+    )
+
     def remote() -> SftpLandingZone:
-        return SftpLandingZone(
-            host="127.0.0.1",
-            port=sftp_server.port,
-            username="collector",
-            private_key_path=str(collector_key),
-            known_hosts_path=str(sftp_server.known_hosts(tmp_path / "known_hosts_remote")),
-        )
+        zone = landing_zone_from(uploads.landing_zone)
+        assert isinstance(zone, SftpLandingZone)
+        return zone
 
     for name in ("code_server", "run_worker"):
         (tmp_path / name).mkdir()
