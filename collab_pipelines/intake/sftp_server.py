@@ -75,7 +75,9 @@ class _Server(asyncssh.SSHServer):
         started = loop.time()
         account = self.config.accounts.get(username)
         # The hash runs off the event loop, so one login does not stall every other session.
-        if await loop.run_in_executor(None, check_password, account, password):
+        matches = await loop.run_in_executor(None, check_password, account, password)
+        # A ban that began during this connection holds for its remaining attempts too.
+        if matches and not self.guard.banned_for(self.address):
             return True
         delay = self.guard.failed(self.address, username)
         await asyncio.sleep(max(0.0, self.config.limits.failure_seconds - (loop.time() - started)) + delay)
