@@ -240,12 +240,13 @@ def test_a_partitioned_report_opens_in_one_click_with_nothing_from_outside(page,
     page.context.on("request", lambda request: requested.append(request.url))
     # Where a person starts: the report asset's page, its events, the newest day's entry.
     open_path(page, project, "/assets/flights_quality_report?view=events")
-    link = page.locator('a[href^="/notebook?"]').first
+    # The `report` entry of the newest materialization's metadata (the visible link, not a copy).
+    link = page.locator('a[href^="/notebook?"]:visible').first
     link.wait_for()
     shot(page, "06-report-materialization")
     page.screenshot(path=str(DOCS / "reports-open-in-one-click.png"))
     if link.get_attribute("target") == "_blank":
-        with page.context.expect_page() as opened:
+        with page.context.expect_page(timeout=90_000) as opened:
             link.click()
         view = opened.value
     else:
