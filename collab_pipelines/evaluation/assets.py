@@ -54,8 +54,10 @@ def _check_specs() -> list[dg.AssetCheckSpec]:
                 DIFF_CHECK,
                 asset=EVALUATION_ASSET,
                 partitions_def=evaluation_commits,
-                description="Regression test: the share of test rows whose predicted label "
-                "changed against the baseline, within the contract's max_changed_predictions.",
+                description="The prediction-diff gate: the share of test rows whose predicted "
+                "label changed against the baseline, within the contract's "
+                "max_changed_predictions. A blocking breach regresses the commit (error); an "
+                "advisory one is a warning beside a passing verdict.",
             ),
         ]
 

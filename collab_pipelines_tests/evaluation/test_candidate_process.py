@@ -1,4 +1,4 @@
-"""The harness runs real model code in a real subprocess; every kind of bad commit is explained."""
+"""The candidate's process runs real model code in a real subprocess; every kind of bad commit is explained."""
 
 from pathlib import Path
 
