@@ -30,6 +30,7 @@ upload_types:
     owners: [team:meteorology]
     uploaders: [alice, bob]
     key: [origin, observed_at]
+    max_bytes: 2000000  # small, so the oversized case sends 2 MB, not 20
     columns:
       origin: {type: string, choices: [EWR, JFK, LGA]}
       observed_at: {type: datetime}
