@@ -22,6 +22,7 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 
+from collab_pipelines.demo.paths import DEMO_CONFIG
 from collab_pipelines.demo.paths import DEMO_TEMPLATES as TEMPLATES_DIR
 from collab_pipelines.reports.definitions import build_defs
 from collab_pipelines.warehouse.resources import Warehouse
@@ -47,7 +48,7 @@ print(time.perf_counter() - started)
 
 def bench_job() -> dg.JobDefinition:
     defs = dg.Definitions.merge(
-        build_defs(),
+        build_defs(TEMPLATES_DIR),
         dg.Definitions(
             jobs=[dg.define_asset_job("bench_reports", selection=[ASSET])],
             resources={"warehouse": Warehouse()},
@@ -125,6 +126,8 @@ def main() -> None:
         state = Path(work) / "state"
         state.mkdir()
         os.environ["COLLAB_STATE_DIR"] = str(state)
+        # The demo's catalog (flights) and template; the step processes inherit the variable.
+        os.environ["COLLAB_CONFIG_DIR"] = str(DEMO_CONFIG)
         os.environ.pop("COLLAB_WAREHOUSE_URL", None)
         os.environ.pop("COLLAB_SOURCE_URL", None)
         prepare_state(state, days)
