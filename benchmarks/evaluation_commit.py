@@ -38,7 +38,7 @@ from collab_pipelines import settings
 from collab_pipelines.demo.model_repo import HISTORY, create_repository, register_suite
 from collab_pipelines.demo.paths import DEMO_CONFIG
 from collab_pipelines.demo.source import ProductDatabase
-from collab_pipelines.evaluation.assets import model_evaluation
+from collab_pipelines.evaluation.assets import build_model_evaluation
 from collab_pipelines.evaluation.environments import python_for
 from collab_pipelines.evaluation.resources import ModelRepositories
 from collab_pipelines.evaluation.sensors import model_commits_sensor
@@ -131,7 +131,9 @@ def through_project(work: Path, repository: Path, shas: list[str]) -> tuple[floa
         instance.add_dynamic_partitions("evaluation_commits", [baseline])
         for name in ("flights", "weather"):  # exported by prepare() through another instance
             instance.report_runless_asset_event(dg.AssetMaterialization(name))
-        dg.materialize([model_evaluation], partition_key=baseline, instance=instance, resources=resources)
+        dg.materialize(
+            [build_model_evaluation()], partition_key=baseline, instance=instance, resources=resources
+        )
         context = dg.build_sensor_context(
             instance=instance,
             resources={"model_repositories": ModelRepositories()},
@@ -142,7 +144,10 @@ def through_project(work: Path, repository: Path, shas: list[str]) -> tuple[floa
         [request] = result.run_requests
         instance.add_dynamic_partitions("evaluation_commits", [request.partition_key])
         run = dg.materialize(
-            [model_evaluation], partition_key=request.partition_key, instance=instance, resources=resources
+            [build_model_evaluation()],
+            partition_key=request.partition_key,
+            instance=instance,
+            resources=resources,
         )
         elapsed = time.perf_counter() - started
         [materialization] = run.asset_materializations_for_node("model_evaluation")

@@ -43,7 +43,7 @@ def build_definitions(config_dir: Path | None = None) -> dg.Definitions:
     catalog = config / settings.catalog_file().name
     upstream = (
         export_defs(catalog) if catalog.exists() else dg.Definitions(),
-        evaluation_defs(),
+        evaluation_defs(catalog),
         intake_defs(config / settings.uploads_file().name),
     )
     # The shipped templates (generic ones, such as evaluation_report) and the team's own.

@@ -1,6 +1,7 @@
 """The evaluation asset: one partition per commit (or combination), gates as asset checks."""
 
 import warnings
+from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
@@ -29,12 +30,12 @@ class EvaluationConfig(dg.Config):
     )
 
 
-def _export_deps() -> list[dg.AssetDep]:
+def _export_deps(catalog_path: Path | str | None) -> list[dg.AssetDep]:
     # A contract may read any export, so every export is upstream; all of a daily export's
     # partitions feed every evaluation.
     return [
         dg.AssetDep(spec.name, partition_mapping=dg.AllPartitionMapping() if spec.is_partitioned else None)
-        for spec in load_catalog().exports.values()
+        for spec in load_catalog(catalog_path).exports.values()
     ]
 
 
@@ -62,66 +63,75 @@ def _check_specs() -> list[dg.AssetCheckSpec]:
         ]
 
 
-@dg.asset(
-    key=EVALUATION_ASSET,
-    partitions_def=evaluation_commits,
-    deps=_export_deps(),
-    check_specs=_check_specs(),
-    group_name=EVALUATION_GROUP,
-    owners=OWNERS,
-    kinds={"python", "scikit-learn", "git"},
-    tags={"collab/pattern": "evaluation"},
-    description="Trains and scores one commit of a model repository (or one combination of commits "
-    "of a suite) on a time-based split of the latest exports, in its own process with time and "
-    "memory limits. Writes evaluation_results, evaluation_metrics and evaluation_predictions.",
-    metadata={"dagster/table_name": "evaluation_results"},
-    # A dropped warehouse or git connection is worth another try; a commit's own failure
-    # (dg.Failure with allow_retries=False) is not, and bypasses this policy.
-    retry_policy=dg.RetryPolicy(max_retries=2, delay=10),
-)
-def model_evaluation(
-    context: dg.AssetExecutionContext,
-    config: EvaluationConfig,
-    model_repositories: ModelRepositories,
-    warehouse: Warehouse,
-) -> dg.MaterializeResult:
-    key = context.partition_key
+def build_model_evaluation(catalog_path: Path | str | None = None) -> dg.AssetsDefinition:
+    """The evaluation asset, downstream of every export in the catalog at `catalog_path`.
 
-    def forward(stream: str, line: str) -> None:
-        # The model's prints and warnings, in the run's logs while it trains.
-        (context.log.warning if stream == "stderr" else context.log.info)(f"[model {stream}] {line}")
+    Built when the definitions are, not at import, so the catalog read is the one the
+    definitions' configuration folder names.
+    """
 
-    try:
-        evaluation = evaluate_key(
-            key,
-            model_repositories.suites(),
-            model_repositories.repository,
-            warehouse,
-            data_through=config.data_through,
-            run_id=context.run.run_id,
-            log=context.log,
-            output=forward,
-        )
-    except EvaluationFailed as failure:
-        publish_failure(key, failure, model_repositories, context)
-        # The data scientist's own traceback, where the UI shows the failed step. The same
-        # commit fails the same way again: a run retry would only repeat it.
-        raise dg.Failure(
-            description=str(failure),
-            metadata={
-                "stage": failure.stage,
-                "traceback": dg.MetadataValue.md(f"```\n{failure.traceback_text or str(failure)}\n```"),
-            },
-            allow_retries=False,
-        ) from None
-    publish_evaluation(evaluation, model_repositories, context)
-    for note in evaluation.notes:
-        context.log.info(note)
-    return dg.MaterializeResult(
-        metadata=evaluation_metadata(evaluation),
-        check_results=check_results(evaluation),
-        data_version=dg.DataVersion(f"{evaluation.data.data_version}-{key}"),
+    @dg.asset(
+        key=EVALUATION_ASSET,
+        partitions_def=evaluation_commits,
+        deps=_export_deps(catalog_path),
+        check_specs=_check_specs(),
+        group_name=EVALUATION_GROUP,
+        owners=OWNERS,
+        kinds={"python", "scikit-learn", "git"},
+        tags={"collab/pattern": "evaluation"},
+        description="Trains and scores one commit of a model repository (or one combination of commits "
+        "of a suite) on a time-based split of the latest exports, in its own process with time and "
+        "memory limits. Writes evaluation_results, evaluation_metrics and evaluation_predictions.",
+        metadata={"dagster/table_name": "evaluation_results"},
+        # A dropped warehouse or git connection is worth another try; a commit's own failure
+        # (dg.Failure with allow_retries=False) is not, and bypasses this policy.
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=10),
     )
+    def model_evaluation(
+        context: dg.AssetExecutionContext,
+        config: EvaluationConfig,
+        model_repositories: ModelRepositories,
+        warehouse: Warehouse,
+    ) -> dg.MaterializeResult:
+        key = context.partition_key
+
+        def forward(stream: str, line: str) -> None:
+            # The model's prints and warnings, in the run's logs while it trains.
+            (context.log.warning if stream == "stderr" else context.log.info)(f"[model {stream}] {line}")
+
+        try:
+            evaluation = evaluate_key(
+                key,
+                model_repositories.suites(),
+                model_repositories.repository,
+                warehouse,
+                data_through=config.data_through,
+                run_id=context.run.run_id,
+                log=context.log,
+                output=forward,
+            )
+        except EvaluationFailed as failure:
+            publish_failure(key, failure, model_repositories, context)
+            # The data scientist's own traceback, where the UI shows the failed step. The same
+            # commit fails the same way again: a run retry would only repeat it.
+            raise dg.Failure(
+                description=str(failure),
+                metadata={
+                    "stage": failure.stage,
+                    "traceback": dg.MetadataValue.md(f"```\n{failure.traceback_text or str(failure)}\n```"),
+                },
+                allow_retries=False,
+            ) from None
+        publish_evaluation(evaluation, model_repositories, context)
+        for note in evaluation.notes:
+            context.log.info(note)
+        return dg.MaterializeResult(
+            metadata=evaluation_metadata(evaluation),
+            check_results=check_results(evaluation),
+            data_version=dg.DataVersion(f"{evaluation.data.data_version}-{key}"),
+        )
+
+    return model_evaluation
 
 
 def evaluation_metadata(evaluation: Evaluation) -> dict:

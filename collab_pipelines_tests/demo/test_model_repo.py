@@ -8,7 +8,7 @@ import yaml
 
 from collab_pipelines.demo.cli import main
 from collab_pipelines.demo.model_repo import HISTORY, SUITE
-from collab_pipelines.evaluation.assets import model_evaluation
+from collab_pipelines.evaluation.assets import build_model_evaluation
 from collab_pipelines.evaluation.resources import ModelRepositories
 from collab_pipelines.evaluation.sensors import model_commits_sensor
 from collab_pipelines.warehouse.resources import Warehouse
@@ -54,7 +54,7 @@ def test_the_demo_history_evaluates_as_its_messages_say(state_dir, instance, exp
 
     def evaluate(key):
         return dg.materialize(
-            [model_evaluation],
+            [build_model_evaluation()],
             partition_key=key,
             instance=instance,
             raise_on_error=False,

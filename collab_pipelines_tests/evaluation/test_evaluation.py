@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from collab_pipelines.evaluation.assets import model_evaluation
+from collab_pipelines.evaluation.assets import build_model_evaluation
 from collab_pipelines.evaluation.jobs import add_commit_history_job
 from collab_pipelines.evaluation.resources import ModelRepositories
 from collab_pipelines.evaluation.tuning import tune_model
@@ -95,7 +95,7 @@ BAD_COMMITS = [
 
 def evaluate(instance, key: str, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        [model_evaluation],
+        [build_model_evaluation()],
         partition_key=key,
         instance=instance,
         raise_on_error=False,

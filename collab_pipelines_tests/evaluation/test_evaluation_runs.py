@@ -8,7 +8,7 @@ import dagster as dg
 import yaml
 from dagster._daemon.auto_run_reexecution.auto_run_reexecution import should_retry
 
-from collab_pipelines.evaluation.assets import model_evaluation
+from collab_pipelines.evaluation.assets import build_model_evaluation
 from collab_pipelines.evaluation.feedback import note_text
 from collab_pipelines.evaluation.resources import ModelRepositories
 from collab_pipelines.warehouse.resources import Warehouse
@@ -44,7 +44,7 @@ def test_a_crashing_commit_is_not_retried_with_run_retries_on(make_repo, suites,
             instance.report_runless_asset_event(dg.AssetMaterialization(name))
         [request] = Ticks(instance)().run_requests  # the run as the sensor asks for it
         result = dg.materialize(
-            [model_evaluation],
+            [build_model_evaluation()],
             partition_key=request.partition_key,
             tags=request.tags,
             instance=instance,
