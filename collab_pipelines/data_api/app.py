@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from collab_pipelines.data_api.deps import ApiConfig
 from collab_pipelines.data_api.models import Health
+from collab_pipelines.data_api.openapi import per_dataset_rows
 from collab_pipelines.data_api.problems import Problem, RequestLimits, install_problem_handlers
 from collab_pipelines.data_api.routers import datasets, evaluations, reports, rows
 
@@ -83,15 +84,16 @@ def create_app(config: ApiConfig) -> FastAPI:
         app.include_router(router)
     install_problem_handlers(app)
     app.add_middleware(RequestLimits, max_query_bytes=MAX_QUERY_BYTES, max_header_bytes=MAX_HEADER_BYTES)
-    app.openapi = lambda: _openapi(app)
+    app.openapi = lambda: _openapi(app, config)
     return app
 
 
-def _openapi(app: FastAPI) -> dict:
+def _openapi(app: FastAPI, config: ApiConfig) -> dict:
     if app.openapi_schema is None:
         schema = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
+        schema = per_dataset_rows(schema, config.catalog)
         schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = Problem.model_json_schema(
             ref_template="#/components/schemas/{model}"
         )

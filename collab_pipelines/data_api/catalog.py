@@ -64,6 +64,7 @@ class DatasetCatalog:
         self.asset_graph = asset_graph
         self.datasets = datasets if datasets is not None else all_datasets()
         self._shapes: dict[str, tuple[float, TableShape | None]] = {}
+        self._tables: dict[tuple, sa.Table] = {}
         self._lock = threading.Lock()
 
     # -- the warehouse -------------------------------------------------------------------
@@ -96,8 +97,13 @@ class DatasetCatalog:
 
     def table(self, dataset: Dataset, columns: Iterable[str], aware: Iterable[str] = ()) -> sa.Table:
         """A typed table for query building; only declared names reach this point."""
-        aware = set(aware)
-        return sa.Table(
+        aware = frozenset(aware)
+        key = (dataset.name, tuple(columns), aware)
+        cached = self._tables.get(key)
+        if cached is not None:
+            return cached
+        # One Table per shape: SQLAlchemy's compiled-statement cache then serves every request.
+        self._tables[key] = table = sa.Table(
             dataset.name,
             sa.MetaData(),
             *(
@@ -107,6 +113,7 @@ class DatasetCatalog:
                 for c in columns
             ),
         )
+        return table
 
     def row_count(self, dataset: Dataset) -> int | None:
         columns = self.table_columns(dataset)

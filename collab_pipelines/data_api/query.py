@@ -26,6 +26,11 @@ MAX_LIMIT = 1_000_000
 MAX_IN_VALUES = 1_000
 _INT64 = 2**63 - 1
 _INTEGER = re.compile(r"^[+-]?\d{1,19}$")
+# The shapes the OpenAPI document states (openapi.py), so a value is refused exactly when the
+# document says it is malformed: Python's own parsers would also take "1_0" or "20130105".
+_FLOAT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|[+-]\d{2}:\d{2})?$")
 _BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
 _MAX_VALUE_LENGTH = 4_096
 
@@ -56,7 +61,7 @@ def parse_value(dataset: Dataset, column: str, text: str, parameter: str, aware:
     if len(text) > _MAX_VALUE_LENGTH or "\x00" in text:
         raise bad_request(f"{where} is longer than {_MAX_VALUE_LENGTH} characters or holds a NUL", parameter)
     if column_type == "integer":
-        if not _INTEGER.match(text.strip()) or abs(int(text)) > _INT64:
+        if not _INTEGER.match(text) or abs(int(text)) > _INT64:
             raise bad_request(f"{where} is not a 64-bit whole number", parameter)
         return int(text)
     if column_type == "float":
@@ -66,18 +71,24 @@ def parse_value(dataset: Dataset, column: str, text: str, parameter: str, aware:
             raise bad_request(f"{where} is not a number", parameter) from None
         if not math.isfinite(value):
             raise bad_request(f"{where} is not a finite number", parameter)
+        if not _FLOAT.match(text):
+            raise bad_request(f"{where} is not a number (digits, a point, an exponent)", parameter)
         return value
     if column_type == "boolean":
-        if text.lower() not in _BOOLEANS:
+        if text not in _BOOLEANS:
             raise bad_request(f"{where} is not true or false", parameter)
-        return _BOOLEANS[text.lower()]
+        return _BOOLEANS[text]
     if column_type == "date":
         try:
+            if not _DATE.match(text):
+                raise ValueError(text)
             return date.fromisoformat(text)
         except ValueError:
             raise bad_request(f"{where} is not a date (YYYY-MM-DD)", parameter) from None
     if column_type == "datetime":
         try:
+            if not _DATETIME.match(text):
+                raise ValueError(text)
             value = datetime.fromisoformat(text)
         except ValueError:
             raise bad_request(f"{where} is not an ISO 8601 date-time", parameter) from None
@@ -104,14 +115,13 @@ def check_column(dataset: Dataset, available: Sequence[str], column: str, parame
 
 
 def parse_columns(dataset: Dataset, available: Sequence[str], text: str | None) -> list[str]:
-    if not text:
+    if text is None:
         return list(available)
-    names = [name.strip() for name in text.split(",")]
+    names = text.split(",")
     if any(not name for name in names):
         raise bad_request("columns: an empty column name; separate names with single commas", "columns")
-    if len(set(names)) != len(names):
-        raise bad_request("columns: a column is named twice", "columns")
-    return [check_column(dataset, available, name, "columns") for name in names]
+    # A column named again adds nothing: the first place counts.
+    return [check_column(dataset, available, name, "columns") for name in dict.fromkeys(names)]
 
 
 def parse_filters(
@@ -159,13 +169,13 @@ def _in_list(raw: str) -> list[str]:
 def parse_sort(dataset: Dataset, available: Sequence[str], text: str | None) -> list[SortKey]:
     """The requested order, completed by the primary key so the order is total."""
     keys = []
-    for item in (text or "").split(",") if text else []:
-        item = item.strip()
+    for item in text.split(",") if text is not None else []:
         descending = item.startswith("-")
-        column = check_column(dataset, available, item.lstrip("-+"), "sort")
-        if any(k.column == column for k in keys):
-            raise bad_request(f"sort: column {column} is named twice", "sort")
-        keys.append(SortKey(column, descending))
+        name = item[1:] if item.startswith(("-", "+")) else item
+        column = check_column(dataset, available, name, "sort")
+        # A column sorted again cannot change the order: the first place counts.
+        if all(k.column != column for k in keys):
+            keys.append(SortKey(column, descending))
     tie_breakers = [c for c in dataset.primary_key if c in available] or list(available)
     keys.extend(SortKey(c, False) for c in tie_breakers if all(k.column != c for k in keys))
     return keys

@@ -82,7 +82,7 @@ def parse(
         selected=selected,
         filters=q.parse_filters(dataset, available, params.filters, aware),
         keys=keys,
-        after=q.decode_cursor(dataset, keys, params.cursor, aware) if params.cursor else None,
+        after=q.decode_cursor(dataset, keys, params.cursor, aware) if params.cursor is not None else None,
         partitions=parse_partitions(dataset, available, params, partitions),
         limit=params.limit,
     )
@@ -159,7 +159,14 @@ class Plan:
     """Whether the fingerprint's second column is a write time (then it is Last-Modified)."""
 
 
-def plan(request: RowsRequest, table: sa.Table, chunk_rows: int) -> Plan:
+def _as_stored(column: sa.Column, dataset: Dataset, sqlite: bool):
+    """On SQLite, dates and date-times leave as their stored text, for Arrow to parse in bulk."""
+    if sqlite and dataset.columns[column.name] in ("date", "datetime"):
+        return sa.type_coerce(column, sa.String).label(column.name)
+    return column
+
+
+def plan(request: RowsRequest, table: sa.Table, chunk_rows: int, sqlite: bool = False) -> Plan:
     dataset = request.dataset
     scope = []
     if request.partitions is not None:
@@ -178,7 +185,7 @@ def plan(request: RowsRequest, table: sa.Table, chunk_rows: int) -> Plan:
     extra = [k.column for k in request.keys if k.column not in request.selected]
     names = request.selected + extra
     page = (
-        sa.select(*(table.c[c] for c in names))
+        sa.select(*(_as_stored(table.c[c], dataset, sqlite) for c in names))
         .where(*where)
         .order_by(*order)
         .limit(request.limit + 1)

@@ -155,7 +155,8 @@ def get_rows(
         rows.Partitions(start, end, lambda: catalog.latest_partition(dataset)),
         shape.aware,
     )
-    plan = rows.plan(parsed, catalog.table(dataset, shape.columns, shape.aware), config.chunk_rows)
+    sqlite = catalog.engine.dialect.name == "sqlite"
+    plan = rows.plan(parsed, catalog.table(dataset, shape.columns, shape.aware), config.chunk_rows, sqlite)
 
     connection = catalog.engine.connect()
     if connection.dialect.name == "postgresql":
