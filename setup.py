@@ -76,6 +76,7 @@ setup(
             "collab-demo=collab_pipelines.demo.cli:main",
             "collab-data-api=collab_pipelines.data_api.server:main",
             "collab-eval=collab_pipelines.evaluation.cli:main",
+            "collab-sftp=collab_pipelines.intake.cli:main",
         ],
     },
 )

@@ -11,7 +11,6 @@ from collab_pipelines import settings
 from collab_pipelines.intake.landing import LocalLandingZone
 from collab_pipelines.intake.sftp_server import (
     ServerConfig,
-    load_accounts,
     password_hash,
     serve_forever,
 )
@@ -38,7 +37,7 @@ def _serve(args: argparse.Namespace) -> None:
     folder = settings.state_dir() / "sftp"
     users = Path(args.users) if args.users else demo_users_file(folder)
     root = LocalLandingZone().path()
-    config = ServerConfig(root=root, accounts=load_accounts(users))
+    config = ServerConfig.from_file(root, users)
     print(f"SFTP on {args.host}:{args.port}, landing zone {root}, accounts from {users}")
     if not args.users:
         print(f"demo account: {DEMO_UPLOADER}, password in {folder / (DEMO_UPLOADER + '.password')}")
