@@ -37,23 +37,20 @@ class StrictModel(BaseModel):
 
 
 def read_yaml(path: Path | str, error: type[ConfigError] = ConfigError) -> Any:
-    path = Path(path)
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise error(f"{path}: file not found") from exc
-    except yaml.YAMLError as exc:
-        raise error(f"{path}: not valid YAML: {exc}") from exc
+    return _read(Path(path), yaml.safe_load, yaml.YAMLError, "YAML", error)
 
 
 def read_toml(path: Path | str, error: type[ConfigError] = ConfigError) -> dict[str, Any]:
-    path = Path(path)
+    return _read(Path(path), tomllib.loads, tomllib.TOMLDecodeError, "TOML", error)
+
+
+def _read(path: Path, load: Any, syntax_error: type[Exception], kind: str, error: type[ConfigError]) -> Any:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        return load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise error(f"{path}: file not found") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise error(f"{path}: not valid TOML: {exc}") from exc
+    except syntax_error as exc:
+        raise error(f"{path}: not valid {kind}: {exc}") from exc
 
 
 def parse(
