@@ -114,6 +114,11 @@ class DataSection(StrictModel):
     row_id: str = Field(default="id", description="Identifies a row across commits.")
     features: Reference | None = Field(default=None, description="frames -> features and target")
     join: tuple[str, ...] = Field(default=(), description="More datasets the feature function receives.")
+    slices: tuple[str, ...] = Field(
+        default=(),
+        description="Columns whose values the evaluation report shows metrics for, one row per value "
+        "(e.g. origin airport), so a drop confined to one slice shows.",
+    )
 
 
 class EvaluationSection(StrictModel):

@@ -58,3 +58,13 @@ def test_mistakes_are_named(text, message):
         parse_contract(text, "repo@abc1234:collab.toml")
     assert message in str(raised.value)
     assert "repo@abc1234:collab.toml" in str(raised.value)
+
+
+def test_slices_are_part_of_the_contract():
+    # The evaluation report shows metrics per slice value; a contract naming slices must still
+    # evaluate, and a misspelled key beside it is still refused.
+    parse_contract(
+        GOOD.replace('join = ["weather"]', 'join = ["weather"]\nslices = ["origin"]'), "repo@abc:collab.toml"
+    )
+    with pytest.raises(ContractError, match="field 'data.slice'"):
+        parse_contract(GOOD.replace('join = ["weather"]', 'slice = ["origin"]'), "repo@abc:collab.toml")
