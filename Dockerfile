@@ -20,11 +20,14 @@ RUN touch setup.py && make install PYTHON=python3.11 EXTRAS=
 
 # The team's configuration folder (catalog, suites, templates, uploads, SFTP accounts) is
 # /app/config: copied in with the code, or mounted (deploy/docker-compose.yml). The state
-# folder is shared storage in a deployment: reports, upload staging, tuning work.
+# folder is shared storage in a deployment: reports, upload staging, tuning work. The
+# webserver's notebook view finds the project's nbconvert page through JUPYTER_PATH: the same
+# report without require.js and MathJax from a CDN, which a closed network cannot reach.
 ENV PATH=/app/.venv/bin:$PATH \
     DAGSTER_HOME=/opt/dagster/home \
     COLLAB_STATE_DIR=/app/.state \
-    COLLAB_CONFIG_DIR=/app/config
+    COLLAB_CONFIG_DIR=/app/config \
+    JUPYTER_PATH=/app/collab_pipelines/reports/jupyter
 RUN mkdir -p $DAGSTER_HOME $COLLAB_STATE_DIR $COLLAB_CONFIG_DIR
 
 EXPOSE 4000

@@ -341,3 +341,23 @@ def test_the_deployment_loads_the_product_location_from_the_team_configuration()
     assert "product.db" not in COMPOSE.read_text()
     for command in (services()["code-location"]["command"], deployment["codeServerArgs"]):
         assert "collab_pipelines.definitions" in command and "demo" not in " ".join(command)
+
+
+def test_every_webserver_renders_notebooks_with_the_project_page_without_cdn_scripts():
+    # The image sets JUPYTER_PATH for every container, Compose's webserver included; the chart's
+    # webserver must run the project's image to have the folder at all.
+    dockerfile = (PROJECT / "Dockerfile").read_text().replace("\\\n", "\n")
+    (image_path,) = [
+        line.strip().split("=", 1)[1]
+        for line in dockerfile.splitlines()
+        if line.strip().startswith("JUPYTER_PATH=")
+    ]
+    template = (
+        PROJECT / image_path.removeprefix("/app/") / "nbconvert" / "templates" / "lab" / "index.html.j2"
+    )
+    assert template.exists(), template
+    assert "://" not in template.read_text(), "the page must load nothing from another host"
+    webserver = helm_values()["dagsterWebserver"]
+    (deployment,) = helm_values()["dagster-user-deployments"]["deployments"]
+    assert webserver["image"]["repository"] == deployment["image"]["repository"]
+    assert {"name": "JUPYTER_PATH", "value": image_path} in webserver["env"]
