@@ -12,8 +12,13 @@ import sqlalchemy as sa
 
 from collab_pipelines.warehouse.engine import WarehouseError, describe, insert_frame
 from collab_pipelines.warehouse.resources import Warehouse
+from collab_pipelines.warehouse.tables import TableLayout
 
 RESULTS, METRICS, PREDICTIONS = "evaluation_results", "evaluation_metrics", "evaluation_predictions"
+# Every reader (the data API, reports, the next commit's baseline) selects one evaluation key,
+# and every write deletes one: the index keeps both from scanning all evaluations ever made.
+# No key is declared to the database: a model's own row ids are not guaranteed unique.
+_LAYOUT = TableLayout(indexes=(("evaluation_key",),))
 PASSED, REGRESSED, FAILED = "passed", "regressed", "failed"
 # Columns added after a deployment may have created its tables; added on first write.
 _ADDED_COLUMNS = {RESULTS: {"prediction_diff": sa.Text(), "changed_share": sa.Float()}}
@@ -109,4 +114,4 @@ def _replace(connection: sa.Connection, table: str, key: str, frame: pd.DataFram
                 )
         target = sa.Table(table, sa.MetaData(), autoload_with=connection)
         connection.execute(target.delete().where(target.c.evaluation_key == key))
-    insert_frame(connection, table, frame)
+    insert_frame(connection, table, frame, layout=_LAYOUT)

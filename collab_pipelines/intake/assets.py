@@ -18,6 +18,9 @@ from collab_pipelines.intake.sensors import SIDECAR_SUFFIXES
 from collab_pipelines.intake.upload_types import UploadType
 from collab_pipelines.intake.validation import ValidationReport, validate_upload
 from collab_pipelines.warehouse.resources import Warehouse
+from collab_pipelines.warehouse.tables import TableLayout
+
+UPLOAD_LAYOUT = TableLayout(indexes=(("upload_id",),))
 
 INTAKE_GROUP = "intake"
 UPLOAD_ACCEPTED = "upload_accepted"
@@ -79,7 +82,8 @@ def build_uploads_asset(upload_type: UploadType) -> dg.AssetsDefinition:
         frame.insert(2, "file_name", original)
         frame["_loaded_at"] = datetime.now(UTC).replace(tzinfo=None)
         # Keyed by upload: a re-run after a crash replaces, never duplicates.
-        warehouse.replace(upload_type.table, frame, where={"upload_id": key})
+        # Indexed by upload: each run replaces one upload, and readers select by it.
+        warehouse.replace(upload_type.table, frame, where={"upload_id": key}, layout=UPLOAD_LAYOUT)
         for landed in staged:
             landing_zone.move(user, "staging", landed.name, "processed")
         context.log.info(f"ingested {len(frame)} rows of {original!r} from {user}")

@@ -2,6 +2,7 @@
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from collab_pipelines.evaluation.gates import Comparison
 from collab_pipelines.evaluation.records import (
@@ -82,3 +83,26 @@ def test_an_older_results_table_gets_the_new_columns(state_dir):
     )
     [row] = warehouse.read(RESULTS).to_dict("records")
     assert row["prediction_diff"] == "within" and row["changed_share"] == 0.02
+
+
+def indexed_columns(warehouse: Warehouse, table: str) -> set[tuple[str, ...]]:
+    return {tuple(index["column_names"]) for index in sa.inspect(warehouse.engine()).get_indexes(table)}
+
+
+def check_indexed(warehouse: Warehouse) -> None:
+    # A table created before the index existed is migrated on the next write, rows intact.
+    warehouse.replace(RESULTS, results_row("old:model@0000000", "old", {}, "run", status="passed"))
+    assert ("evaluation_key",) not in indexed_columns(warehouse, RESULTS)
+    write(warehouse, "passed", 0.1)
+    for table in (RESULTS, METRICS, PREDICTIONS):
+        assert ("evaluation_key",) in indexed_columns(warehouse, table), table
+    assert sorted(warehouse.read(RESULTS)["evaluation_key"]) == sorted([KEY, "old:model@0000000"])
+
+
+def test_evaluation_tables_are_indexed_by_key_on_sqlite(state_dir):
+    check_indexed(Warehouse())
+
+
+def test_evaluation_tables_are_indexed_by_key_on_postgresql(postgres_server_url):
+    with new_postgres_database(postgres_server_url, "collab_records") as url:
+        check_indexed(Warehouse(url=url))

@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 
 from collab_pipelines.demo.resources import SqlSources
 from collab_pipelines.exports.assets import build_export_assets
@@ -38,6 +39,9 @@ def test_uploads_join_the_weather_export(product_db, instance, any_warehouse, co
     upload(alice, "obs.csv", GOOD_CSV.replace("39.0,26.1", "12.3,26.1"))
     upload(alice, "obs.csv.done", "")
     assert all(outcome.success for outcome in intake.run_all(intake.tick()))
+    # Each ingestion replaces one upload, and readers select by it: the column is indexed.
+    indexes = sa.inspect(any_warehouse.engine()).get_indexes("weather_observations_uploads")
+    assert ["upload_id"] in [index["column_names"] for index in indexes]
 
     weather_observations = build_combined_asset(weather_type())
     result = dg.materialize([weather_observations], instance=instance, resources={"warehouse": any_warehouse})
