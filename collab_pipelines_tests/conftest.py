@@ -51,6 +51,18 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def no_leaked_defs_state_storage() -> Iterator[None]:
+    # Dagster 1.13 keeps the entered instance's state storage in a context variable, and a
+    # fixture that outlives one test restores it, on teardown, to an instance already disposed
+    # ("Attempted to resolve undefined DagsterInstance weakref" in a later, unrelated test).
+    # Every test starts from no current storage; the instances it enters set their own.
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield
+
+
 @pytest.fixture
 def instance() -> Iterator[dg.DagsterInstance]:
     with dg.instance_for_test() as test_instance:

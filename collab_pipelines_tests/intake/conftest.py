@@ -186,6 +186,14 @@ class Intake:
         return result
 
     def ingest(self, key: str, tags: dict | None = None):
+        # This instance's state storage, whatever an SFTP server thread or an earlier fixture left
+        # current (see no_leaked_defs_state_storage in the root conftest).
+        from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+        with set_defs_state_storage(self.instance.defs_state_storage):
+            return self._materialize(key, tags)
+
+    def _materialize(self, key: str, tags: dict | None):
         return dg.materialize(
             [self.asset],
             partition_key=key,
