@@ -125,9 +125,15 @@ def test_lineage_shows_the_exports_and_what_uses_them(page, project):
     shot(page, "01-lineage-weather")
     # Exports feed the evaluation of commits, which feeds its report; flights feed theirs.
     open_path(page, project, "/assets/model_evaluation?view=lineage&lineageScope=neighbors&lineageDepth=1")
-    for asset in ("flights", "weather", "model_evaluation", "evaluation_report", "tuning_candidates"):
+    for asset in ("flights", "weather", "model_evaluation"):
         page.get_by_text(asset, exact=True).first.wait_for()
     shot(page, "01-lineage-evaluation")
+    # With every upstream export beside it, the graph is taller than the window and the UI draws
+    # only what is in view; a person switches to the downstream side to see what reads it.
+    page.get_by_role("button", name="Downstream").click()
+    for asset in ("model_evaluation", "evaluation_report", "evaluation_trend", "tuning_candidates"):
+        page.get_by_text(asset, exact=True).first.wait_for()
+    shot(page, "01-lineage-evaluation-downstream")
     open_path(page, project, "/assets/flights_quality_report?view=lineage")
     for asset in ("flights", "flights_quality_report"):
         page.get_by_text(asset, exact=True).first.wait_for()
