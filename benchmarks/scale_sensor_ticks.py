@@ -5,6 +5,11 @@ materialized in a real (SQLite) instance and one range run in flight. Prints the
 of a sensor tick (fresh cursor, so it reconsiders all 10,000 days) and of a schedule tick,
 against the goal of 1 s. The baseline is the same tick with no history.
 
+The history is written as materialization events reported to the instance, on a memory
+filesystem, then copied to disk, where the ticks are timed. Writing it through a real range run
+costs a synced SQLite commit per event (about 6 ms here): 10,000 days took 40 minutes under load,
+for a history the ticks read the same way (the instance's materialized partitions).
+
     .venv/bin/python benchmarks/scale_sensor_ticks.py [--days 10000]
 """
 
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -24,8 +30,6 @@ import sqlalchemy as sa
 import yaml
 from dagster._core.storage.dagster_run import DagsterRun
 
-from collab_pipelines.exports.assets import build_export_assets
-from collab_pipelines.exports.catalog import load_catalog
 from collab_pipelines.exports.definitions import build_defs
 from collab_pipelines.exports.resources import SqlSources
 from collab_pipelines.warehouse.resources import Warehouse
@@ -89,33 +93,31 @@ def main() -> int:
             build_defs(catalog(work, start)),
             dg.Definitions(resources={"warehouse": Warehouse(), "sources": SqlSources()}),
         )
-        with dg.instance_for_test() as instance:
+        (work / "empty").mkdir()
+        with dg.instance_for_test(temp_dir=str(work / "empty")) as instance:
             empty = ticks(defs, instance)
-            days = [(start + timedelta(days=i)).isoformat() for i in range(args.days - 1)]
+        days = [(start + timedelta(days=i)).isoformat() for i in range(args.days - 1)]
+        memory = Path("/dev/shm") if Path("/dev/shm").is_dir() else work
+        with tempfile.TemporaryDirectory(dir=memory) as filling:
             started = time.perf_counter()
-            # The history as a backfill leaves it: one range run, a materialization per day.
-            dg.materialize(
-                build_export_assets(load_catalog(work / "catalog.yaml")),
-                instance=instance,
-                tags={
-                    "dagster/asset_partition_range_start": days[0],
-                    "dagster/asset_partition_range_end": days[-1],
-                },
-                resources={
-                    "warehouse": Warehouse(url=f"sqlite:///{work / 'warehouse.db'}"),
-                    "sources": SqlSources(),
-                },
-            )
-            filled = time.perf_counter() - started
-            instance.add_run(
-                DagsterRun(
-                    job_name="daily_exports",
-                    status=dg.DagsterRunStatus.STARTED,
-                    tags={"dagster/partition": (start + timedelta(days=args.days - 1)).isoformat()},
+            with dg.instance_for_test(temp_dir=filling) as instance:
+                for day in days:
+                    instance.report_runless_asset_event(dg.AssetMaterialization("events", partition=day))
+                instance.add_run(
+                    DagsterRun(
+                        job_name="daily_exports",
+                        status=dg.DagsterRunStatus.STARTED,
+                        tags={"dagster/partition": (start + timedelta(days=args.days - 1)).isoformat()},
+                    )
                 )
-            )
+            filled = time.perf_counter() - started
+            shutil.copytree(filling, work / "history")
+        with dg.instance_for_test(temp_dir=str(work / "history")) as instance:
+            assert len(instance.get_materialized_partitions(dg.AssetKey("events"))) == len(days)
             full = ticks(defs, instance)
-    print(f"exports ticks with {args.days} days of history ({len(days)} materialized in {filled:.0f} s)")
+    print(
+        f"exports ticks with {args.days} days of history ({len(days)} materialized, written in {filled:.0f} s)"
+    )
     for label, before, after in (
         ("new-data sensor", empty[0], full[0]),
         ("daily schedule", empty[1], full[1]),
