@@ -14,13 +14,34 @@ WAREHOUSE_URL_ENV = "COLLAB_WAREHOUSE_URL"
 
 
 def state_dir() -> Path:
-    """The one folder that holds every piece of local state (git-ignored `.state/`).
+    """This process's own state (git-ignored `.state/`): caches it can rebuild, scratch files.
 
-    It defaults to `.state` under the current directory, which is the project directory
-    for `make run`, `dagster dev` and the code server, and so lies inside the code
-    location's working directory, where the UI's "View Notebook" is allowed to read.
+    Nothing another process reads lives here; that is `shared_dir()`. It defaults to `.state`
+    under the current directory, the project directory for `make run`, `dagster dev` and the
+    code server.
     """
     path = Path(os.environ.get(STATE_DIR_ENV) or Path.cwd() / ".state").resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+SHARED_DIR_ENV = "COLLAB_SHARED_DIR"
+
+
+def shared_dir() -> Path:
+    """What one process writes and another reads: `$COLLAB_SHARED_DIR`, default the state folder.
+
+    The landing zone (uploads, staging, quarantine), rendered reports and tuning work. A run may
+    execute in another container or pod than the code server, the SFTP server or a Celery
+    worker, so a deployment mounts one shared volume at this path in each of them
+    (docs/deploy.md). The code server serves the UI's "View Notebook" only from inside its
+    working directory, so the path lies under it (`/app/.shared` in the image, whose working
+    directory is `/app`). Unset, it is the state folder: one machine needs nothing shared.
+    """
+    value = os.environ.get(SHARED_DIR_ENV)
+    if not value:
+        return state_dir()
+    path = Path(value).resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
 

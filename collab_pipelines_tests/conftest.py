@@ -45,6 +45,8 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "state"
     path.mkdir()
     monkeypatch.setenv(settings.STATE_DIR_ENV, str(path))
+    # Shared files (reports, landing zone, tuning work) then live in it too, as on one machine.
+    monkeypatch.delenv(settings.SHARED_DIR_ENV, raising=False)
     monkeypatch.setenv(settings.SUITES_FILE_ENV, str(path / "suites.yaml"))
     monkeypatch.delenv(settings.WAREHOUSE_URL_ENV, raising=False)
     monkeypatch.delenv("COLLAB_SOURCE_URL", raising=False)

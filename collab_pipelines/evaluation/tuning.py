@@ -81,7 +81,8 @@ def plan_tuning(
         raise dg.Failure(
             f"metric {metric!r} is not computed by the contract; it computes {list(contract.metrics)}"
         )
-    work = settings.state_dir() / "tuning" / context.run_id
+    # Candidates may be scored by Celery workers on other machines: they read this folder.
+    work = settings.shared_dir() / "tuning" / context.run_id
     work.mkdir(parents=True, exist_ok=True)
     sources = checkout.export(work / "code")
     frames = write_frames(data.frames, work)

@@ -5,8 +5,9 @@
 
 The accounts file defaults to `sftp_accounts.yaml` in the configuration folder
 ($COLLAB_CONFIG_DIR), so the server and the upload sensor read one configuration. Its
-login limits apply. The landing zone is the local one in the state folder, which the code
-location and the runs share (docs/intake.md); the host key is created there once.
+login limits apply. The landing zone is the local one in the shared folder, which the code
+location and the runs mount too (docs/deploy.md); the host key is the server's own, created
+once in its state folder.
 """
 
 from __future__ import annotations

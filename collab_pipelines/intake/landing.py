@@ -77,10 +77,11 @@ class LandingZone(dg.ConfigurableResource):
 class LocalLandingZone(LandingZone):
     """A local directory: the SFTP server's data root, or a shared filesystem mount."""
 
-    root: str | None = Field(default=None, description="Empty means <state folder>/landing.")
+    root: str | None = Field(default=None, description="Empty means <shared folder>/landing.")
 
     def path(self) -> Path:
-        return Path(self.root) if self.root else settings.state_dir() / "landing"
+        # The SFTP server writes it, the sensor stages from it, runs read it: shared, not local.
+        return Path(self.root) if self.root else settings.shared_dir() / "landing"
 
     def _folder(self, user: str, folder: str) -> Path:
         _check(user, folder)
@@ -234,7 +235,7 @@ class SftpLandingZone(LandingZone):
 
 
 def landing_zone_from(config: LandingZoneConfig | None) -> LandingZone:
-    """The landing zone an uploads file names; without one, the local `<state folder>/landing`."""
+    """The landing zone an uploads file names; without one, the local `<shared folder>/landing`."""
     if config is None or config.local is not None:
         return LocalLandingZone(root=config.local.root if config else None)
     sftp = config.sftp

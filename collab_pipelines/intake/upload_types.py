@@ -17,7 +17,7 @@ registry all read the parsed file. Its JSON Schema is docs/schemas/uploads.schem
         combined:                              # optional: an export's rows, uploads taking precedence
           asset: weather_observations
           export: weather
-    landing_zone:                              # optional: default, the local <state>/landing folder
+    landing_zone:                              # optional: default, the local <shared>/landing folder
       sftp: {host: sftp.internal, username: collector, private_key_path: /secrets/key,
              known_hosts_path: /etc/collab/known_hosts}
 """

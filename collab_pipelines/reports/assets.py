@@ -32,9 +32,9 @@ _WARNED_RUNS: set[str] = set()
 
 
 def reports_dir() -> Path:
-    """Rendered reports live in the state folder, inside the code server's working directory
-    under `make run`, which is where the UI's notebook view may read."""
-    return settings.state_dir() / "reports"
+    """Rendered reports live in the shared folder: a run writes them, and the code server reads
+    them for the UI's notebook view, only from inside its own working directory."""
+    return settings.shared_dir() / "reports"
 
 
 def path_part(key: str) -> str:
@@ -65,16 +65,28 @@ def notebook_link(context: dg.AssetExecutionContext, path: Path) -> str | None:
     return f"/notebook?{query}"
 
 
+def code_server_directory(context: dg.AssetExecutionContext) -> Path:
+    """The code server's working directory, the only folder its notebook view reads from.
+
+    The run's code origin records it: a run may execute in another pod or folder than the code
+    server, so the run's own working directory says nothing about it.
+    """
+    origin = context.run.job_code_origin
+    pointer = getattr(origin.repository_origin, "code_pointer", None) if origin else None
+    return Path(getattr(pointer, "working_directory", None) or Path.cwd())
+
+
 def _warn_if_unviewable(context: dg.AssetExecutionContext, path: Path) -> None:
+    directory = code_server_directory(context)
     try:
-        path.resolve().relative_to(Path.cwd().resolve())
+        path.resolve().relative_to(directory.resolve())
     except ValueError:
         if context.run.run_id in _WARNED_RUNS:
             return
         _WARNED_RUNS.add(context.run.run_id)
         context.log.warning(
-            f"{path} is outside this code location's working directory {Path.cwd()}, so the UI's "
-            "notebook view will refuse it; set COLLAB_STATE_DIR to a folder inside it"
+            f"{path} is outside the code server's working directory {directory}, so the UI's "
+            "notebook view will refuse it; set COLLAB_SHARED_DIR to a folder inside it"
         )
 
 
