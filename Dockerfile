@@ -20,15 +20,19 @@ RUN touch setup.py && make install PYTHON=python3.11 EXTRAS=
 
 # The team's configuration folder (catalog, suites, templates, uploads, SFTP accounts) is
 # /app/config: copied in with the code, or mounted (deploy/docker-compose.yml). The state
-# folder is shared storage in a deployment: reports, upload staging, tuning work. The
-# webserver's notebook view finds the project's nbconvert page through JUPYTER_PATH: the same
-# report without require.js and MathJax from a CDN, which a closed network cannot reach.
+# folder is the container's own; the shared folder, inside the working directory where the
+# code server's notebook view reads, is where a deployment mounts its shared volume: the
+# landing zone, reports, tuning work (docs/deploy.md). The webserver's notebook view finds the
+# project's nbconvert page through JUPYTER_PATH: the same report without require.js and
+# MathJax from a CDN, which a closed network cannot reach.
 ENV PATH=/app/.venv/bin:$PATH \
     DAGSTER_HOME=/opt/dagster/home \
     COLLAB_STATE_DIR=/app/.state \
+    COLLAB_SHARED_DIR=/app/.shared \
+    COLLAB_ENVIRONMENTS_DIR=/app/.environments \
     COLLAB_CONFIG_DIR=/app/config \
     JUPYTER_PATH=/app/collab_pipelines/reports/jupyter
-RUN mkdir -p $DAGSTER_HOME $COLLAB_STATE_DIR $COLLAB_CONFIG_DIR
+RUN mkdir -p $DAGSTER_HOME $COLLAB_STATE_DIR $COLLAB_SHARED_DIR $COLLAB_ENVIRONMENTS_DIR $COLLAB_CONFIG_DIR
 
 EXPOSE 4000
 CMD ["dagster", "code-server", "start", "-m", "collab_pipelines.definitions", "-a", "defs", "-h", "0.0.0.0", "-p", "4000"]

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from collab_pipelines import settings
+from collab_pipelines.evaluation import environments
 from collab_pipelines_tests.e2e.processes import PROJECT
 
 DEPLOY = PROJECT / "deploy"
@@ -19,8 +21,11 @@ IMAGE = "collab-pipelines:latest"
 # Services that run someone else's image, not the project's code.
 THIRD_PARTY = {"postgres", "redis"}
 SHARED_STATE = DEPLOY / "k8s" / "shared-state.yaml"
-SHARED_STATE_CLAIM = "collab-state"
+SHARED_CLAIM = "collab-shared"
+ENVIRONMENTS_CLAIM = "collab-environments"
 STATE_PATH = "/app/.state"
+# Services that run Dagster itself, so read or write step outputs and compute logs.
+DAGSTER_SERVICES = {"code-location", "webserver", "daemon", "celery-worker"}
 
 
 def services() -> dict:
@@ -142,8 +147,8 @@ def test_celery_workers_and_runs_agree_on_the_broker(monkeypatch: pytest.MonkeyP
 
 
 def test_compose_volumes_share_step_outputs_between_containers():
-    for name, service in python_services().items():
-        assert "dagster-storage:/opt/dagster/home/storage" in service["volumes"], name
+    for name in DAGSTER_SERVICES:
+        assert "dagster-storage:/opt/dagster/home/storage" in services()[name]["volumes"], name
 
 
 def test_helm_values_point_the_chart_at_the_project_image():
@@ -188,7 +193,7 @@ def test_helm_values_run_launcher_and_storage():
     )
     assert {
         v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v
-    } == {claim, SHARED_STATE_CLAIM}
+    } == {claim, SHARED_CLAIM, ENVIRONMENTS_CLAIM}
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert {m["mountPath"] for m in k8s["volumeMounts"]} <= mounts
     assert any(e.get("valueFrom", {}).get("secretKeyRef", {}).get("name") == secret for e in container["env"])
@@ -295,39 +300,131 @@ def setup_list(variable: str) -> set[str]:
     return {re.sub(r"[-_.]+", "-", Requirement(s).name).lower() for s in ast.literal_eval(node.value)}
 
 
-def mounts_state(volumes: list[dict], mounts: list[dict]) -> bool:
-    names = {
-        v["name"]
-        for v in volumes
-        if v.get("persistentVolumeClaim", {}).get("claimName") == SHARED_STATE_CLAIM
+def claim_mounts(volumes: list[dict], mounts: list[dict]) -> dict[str, str]:
+    """Claim name -> mount path, for a pod spec's volumes and one container's mounts."""
+    claims = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"] for v in volumes if "persistentVolumeClaim" in v
     }
-    return any(m["name"] in names and m["mountPath"] == STATE_PATH for m in mounts)
+    return {claims[m["name"]]: m["mountPath"] for m in mounts if m["name"] in claims}
 
 
-def test_shared_state_is_declared_for_every_process_that_reads_or_writes_it():
-    """Reports, upload staging and tuning work live in the state folder; every process that
-    writes or reads them (code location, runs, webserver, workers, SFTP) mounts the same storage."""
-    dockerfile = (PROJECT / "Dockerfile").read_text()
-    assert f"COLLAB_STATE_DIR={STATE_PATH}" in dockerfile
+def compose_mounts(service: dict) -> dict[str, str]:
+    """Named volume -> mount path, for a Compose service."""
+    return {
+        volume.split(":")[0]: volume.split(":")[1]
+        for volume in service.get("volumes", [])
+        if not volume.startswith((".", "$"))
+    }
+
+
+def image_env() -> dict[str, str]:
+    """The Dockerfile's ENV assignments."""
+    text = (PROJECT / "Dockerfile").read_text().replace("\\\n", " ")
+    (line,) = [line for line in text.splitlines() if line.startswith("ENV ")]
+    return dict(part.split("=", 1) for part in line.removeprefix("ENV ").split())
+
+
+def helm_env(entries) -> dict[str, str]:
+    """A chart `env`, given as a mapping or as a list of {name, value}."""
+    return dict(entries) if isinstance(entries, dict) else {e["name"]: e.get("value") for e in entries}
+
+
+# Each shared volume or claim, and the variable the project's code reads its path from.
+SHARED_STORAGE = {SHARED_CLAIM: settings.SHARED_DIR_ENV, ENVIRONMENTS_CLAIM: environments.DIR_ENV}
+
+
+def test_shared_state_is_mounted_where_the_settings_read_it():
+    """Reports, the landing zone and tuning work live in $COLLAB_SHARED_DIR, which every
+    container that writes or reads them mounts from one volume, at the path its environment
+    gives; $COLLAB_STATE_DIR stays each container's own."""
+    image = image_env()
+    workdir = next(
+        line.split()[1]
+        for line in (PROJECT / "Dockerfile").read_text().splitlines()
+        if line.startswith("WORKDIR")
+    )
+    # The code server answers "View Notebook" only inside its working directory.
+    assert Path(image[settings.SHARED_DIR_ENV]).is_relative_to(workdir)
+    assert image[settings.STATE_DIR_ENV] == STATE_PATH
+    declared = yaml.safe_load(COMPOSE.read_text())["volumes"]
+    mounting = {}
     for name, service in python_services().items():
-        assert service["environment"]["COLLAB_STATE_DIR"] == STATE_PATH, name
-        assert f"collab-state:{STATE_PATH}" in service["volumes"], name
-    assert "collab-state" in yaml.safe_load(COMPOSE.read_text())["volumes"]
+        env, mounts = service["environment"], compose_mounts(service)
+        assert env[settings.STATE_DIR_ENV] == STATE_PATH and STATE_PATH not in {
+            mounts.get(volume) for volume in SHARED_STORAGE
+        }, name
+        for volume, variable in SHARED_STORAGE.items():
+            if volume in mounts:
+                assert volume in declared
+                assert mounts[volume] == env[variable] == image[variable], (name, volume)
+                mounting.setdefault(volume, set()).add(name)
+    # Runs execute in the code location (Dagster's default run launcher); the webserver asks it
+    # for notebooks over gRPC, so it mounts nothing of the project's.
+    assert mounting == {
+        SHARED_CLAIM: {"code-location", "sftp", "data-api", "celery-worker"},
+        ENVIRONMENTS_CLAIM: {"code-location", "celery-worker"},
+    }
+    assert "collab-shared:/app/.shared:ro" in services()["data-api"]["volumes"], "the data API only reads"
 
-    [claim] = list(yaml.safe_load_all(SHARED_STATE.read_text()))
-    assert claim["kind"] == "PersistentVolumeClaim" and claim["metadata"]["name"] == SHARED_STATE_CLAIM
-    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    claims = {c["metadata"]["name"]: c for c in yaml.safe_load_all(SHARED_STATE.read_text())}
+    assert set(claims) == set(SHARED_STORAGE)
+    assert all(c["kind"] == "PersistentVolumeClaim" for c in claims.values())
+    assert all(c["spec"]["accessModes"] == ["ReadWriteMany"] for c in claims.values())
+
     values = helm_values()
     (deployment,) = values["dagster-user-deployments"]["deployments"]
-    assert deployment["env"]["COLLAB_STATE_DIR"] == STATE_PATH
-    assert mounts_state(deployment["volumes"], deployment["volumeMounts"]), "code location"
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
-    assert mounts_state(launcher["volumes"], launcher["volumeMounts"]), "run pods"
-    webserver = values["dagsterWebserver"]
-    assert mounts_state(webserver["volumes"], webserver["volumeMounts"]), "webserver (View Notebook)"
     _, workers = k8s_documents()
-    pod = workers["spec"]["template"]["spec"]
-    assert mounts_state(pod["volumes"], pod["containers"][0]["volumeMounts"]), "Celery workers"
+    worker_pod = workers["spec"]["template"]["spec"]
+    (worker,) = worker_pod["containers"]
+    pods = {
+        "code location": (
+            claim_mounts(deployment["volumes"], deployment["volumeMounts"]),
+            helm_env(deployment["env"]),
+            {SHARED_CLAIM},
+        ),
+        # Run pods also get the code location's environment (includeConfigInLaunchedRuns).
+        "run pods": (
+            claim_mounts(launcher["volumes"], launcher["volumeMounts"]),
+            helm_env(deployment["env"]),
+            set(SHARED_STORAGE),
+        ),
+        "Celery workers": (
+            claim_mounts(worker_pod["volumes"], worker["volumeMounts"]),
+            helm_env(worker["env"]),
+            set(SHARED_STORAGE),
+        ),
+        "webserver": (
+            claim_mounts(
+                values["dagsterWebserver"].get("volumes", []),
+                values["dagsterWebserver"].get("volumeMounts", []),
+            ),
+            {},
+            set(),
+        ),
+    }
+    for pod, (mounts, env, expected) in pods.items():
+        assert set(mounts) & set(SHARED_STORAGE) == expected, pod
+        for claim in expected:
+            assert mounts[claim] == env[SHARED_STORAGE[claim]] == image[SHARED_STORAGE[claim]], (pod, claim)
+        assert env.get(settings.STATE_DIR_ENV, STATE_PATH) == STATE_PATH, pod
+        assert STATE_PATH not in mounts.values(), f"{pod}: its state folder is its own"
+
+
+def test_every_process_batches_event_writes_as_compose_does():
+    compose = {name: s["environment"]["DAGSTER_EVENT_BATCH_SIZE"] for name, s in python_services().items()}
+    assert set(compose.values()) == {"50"}
+    values = helm_values()
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    assert "DAGSTER_EVENT_BATCH_SIZE=50" in launcher["envVars"]
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    for name, env in {
+        "code location": deployment["env"],
+        "daemon": values["dagsterDaemon"]["env"],
+        "webserver": values["dagsterWebserver"]["env"],
+        "Celery workers": k8s_documents()[1]["spec"]["template"]["spec"]["containers"][0]["env"],
+    }.items():
+        assert helm_env(env)["DAGSTER_EVENT_BATCH_SIZE"] == "50", name
 
 
 def test_the_deployment_loads_the_product_location_from_the_team_configuration():
