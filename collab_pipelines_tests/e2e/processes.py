@@ -24,12 +24,12 @@ class Service:
     parent, so the whole group is signalled.
     """
 
-    def __init__(self, name: str, args: list[str], env: dict, log_dir: Path):
+    def __init__(self, name: str, args: list[str], env: dict, log_dir: Path, cwd: Path = PROJECT):
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self.log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            args, cwd=PROJECT, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+            args, cwd=cwd, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
         )
 
     def stop(self, grace: float = 20) -> None:
