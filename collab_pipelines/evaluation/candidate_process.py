@@ -111,33 +111,123 @@ def evaluate(
     `params` are set on the estimator (or passed to `fit`), for tuning. `environments` is
     the per-commit environment cache (default: the state folder's).
     """
-    sources = [sources] if isinstance(sources, Path) else list(sources)
-    try:
-        python = python_for(sources[0], contract.lock, environments)
-    except EnvironmentBuildError as error:
-        raise EvaluationFailed(f"{where}: environment failed: {error}", "environment") from None
-    # The system's temporary folder, never the state folder: the candidate's files and
-    # working directory stay away from the instance, the warehouse and the landing zone.
-    with tempfile.TemporaryDirectory(prefix="collab-eval-", dir=tempfile.gettempdir()) as tmp:
-        work = Path(tmp)
+    with CandidateProcess(
+        sources, contract, where, limits, params, output=output, environments=environments
+    ) as candidate:
+        return candidate.finish(frames, split_at)
+
+
+class CandidateProcess:
+    """The candidate's process, started before its data exists: `finish` hands the data over
+    and waits for the outcome.
+
+    The interpreter's start and the imports of pandas, scikit-learn and the commit take
+    about a second; a caller that starts the process first reads the warehouse meanwhile.
+    Leaving the `with` block without `finish` (the data could not be read) stops the process.
+    """
+
+    def __init__(
+        self,
+        sources: Path | Sequence[Path],
+        contract: Contract,
+        where: str,
+        limits: Limits = DEFAULT_LIMITS,
+        params: Mapping[str, Any] | None = None,
+        *,
+        output: OutputLog | None = None,
+        environments: Path | None = None,
+    ):
+        self.sources = [sources] if isinstance(sources, Path) else list(sources)
+        self.contract, self.where, self.limits = contract, where, limits
+        # The system's temporary folder, never the state folder: the candidate's files and
+        # working directory stay away from the instance, the warehouse and the landing zone.
+        self._tmp = tempfile.TemporaryDirectory(prefix="collab-eval-", dir=tempfile.gettempdir())
+        self.work = Path(self._tmp.name)
+        self._process: subprocess.Popen | None = None
+        self._readers: list[threading.Thread] = []
+        self._stderr_tail: deque = deque(maxlen=40)
+        self._timed_out = False
+        self._environment_error: str | None = None
+        try:
+            python = python_for(self.sources[0], contract.lock, environments)
+        except EnvironmentBuildError as error:
+            # Raised by `finish`, after the caller's own checks of the data, as before the
+            # process was started early.
+            self._environment_error = str(error)
+            return
+        job = {
+            "sources": [str(source) for source in self.sources],
+            "output": str(self.work),
+            "contract": dataclasses.asdict(contract),
+            "params": dict(params or {}),
+        }
+        (self.work / "job.json").write_text(json.dumps(job, default=str))
+        self._started = time.perf_counter()
+        self._process = subprocess.Popen(
+            # By path and isolated (-I): the script needs only pandas and the candidate's code,
+            # and importing the package (and Dagster) first would cost seconds per evaluation.
+            [python, "-I", "-B", str(CANDIDATE_SCRIPT), str(self.work / "job.json"), str(limits.memory_mb)],
+            cwd=self.sources[0],
+            start_new_session=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=candidate_environment(self.work, contract.env, python),
+        )
+        self._readers = [
+            threading.Thread(
+                target=_forward, args=(self._process.stdout, "stdout", output, deque(maxlen=1)), daemon=True
+            ),
+            threading.Thread(
+                target=_forward, args=(self._process.stderr, "stderr", output, self._stderr_tail), daemon=True
+            ),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def __enter__(self) -> "CandidateProcess":
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._kill()
+                self._process.wait()
+            self._process.stdin.close()
+        for reader in self._readers:
+            reader.join(timeout=5)
+        self._tmp.cleanup()
+
+    def _kill(self) -> None:
+        try:
+            os.killpg(self._process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # it ended on its own meanwhile
+
+    def finish(self, frames: Mapping[str, pd.DataFrame | Path], split_at: pd.Timestamp) -> Outcome:
+        """Hand the data over (frames in memory are written as Parquet) and wait for the outcome."""
+        where, limits, work = self.where, self.limits, self.work
+        if self._environment_error is not None:
+            raise EvaluationFailed(f"{where}: environment failed: {self._environment_error}", "environment")
         in_memory = {name: frame for name, frame in frames.items() if isinstance(frame, pd.DataFrame)}
         frame_paths = {
             **{name: path for name, path in frames.items() if isinstance(path, Path)},
             **write_frames(in_memory, work),
         }
-        job = {
-            "sources": [str(source) for source in sources],
-            "output": str(work),
+        data = {
             "frames": {name: str(path) for name, path in frame_paths.items()},
             "split_at": split_at.isoformat(),
-            "contract": dataclasses.asdict(contract),
-            "params": dict(params or {}),
         }
-        (work / "job.json").write_text(json.dumps(job, default=str))
-        started = time.perf_counter()
-        env = candidate_environment(work, contract.env, python)
-        returncode = _run(python, work, sources[0], limits, where, env, output)
-        seconds = time.perf_counter() - started
+        try:
+            self._process.stdin.write(json.dumps(data).encode() + b"\n")
+            self._process.stdin.close()
+        except BrokenPipeError:
+            pass  # it ended before reading (its imports failed): error.json says how
+        returncode = self._wait(limits.seconds)
+        seconds = time.perf_counter() - self._started
         error_file = work / "error.json"
         if error_file.exists():
             error = json.loads(error_file.read_text())
@@ -161,21 +251,55 @@ def evaluate(
         predictions = pd.read_parquet(work / "predictions.parquet")
         sizes = json.loads((work / "sizes.json").read_text())
         reported = _reported(work / "reported.jsonl")
-    missing = predictions[["y_pred", "y_score"]].isna().any(axis=1)
-    if missing.any():
-        sample = predictions.loc[missing, "row_id"].head(5).tolist()
-        raise EvaluationFailed(
-            f"{where}: {int(missing.sum())} of {len(predictions)} predictions are NaN (rows {sample} ...)",
-            "output",
+        missing = predictions[["y_pred", "y_score"]].isna().any(axis=1)
+        if missing.any():
+            sample = predictions.loc[missing, "row_id"].head(5).tolist()
+            raise EvaluationFailed(
+                f"{where}: {int(missing.sum())} of {len(predictions)} predictions are NaN (rows {sample} ...)",
+                "output",
+            )
+        return Outcome(
+            predictions,
+            compute_metrics(self.contract.metrics, predictions),
+            sizes["train_rows"],
+            sizes["test_rows"],
+            # The process's own time: not the wait for the data, which was the caller's reading.
+            max(seconds - sizes["waited"], 0.0),
+            reported,
         )
-    return Outcome(
-        predictions,
-        compute_metrics(contract.metrics, predictions),
-        sizes["train_rows"],
-        sizes["test_rows"],
-        seconds,
-        reported,
-    )
+
+    def _wait(self, seconds: float) -> int:
+        """Wait for the process; the time limit counts from the hand-over of the data."""
+        process = self._process
+
+        def stop() -> None:
+            self._timed_out = True
+            self._kill()
+
+        # A timer rather than wait(timeout=...), whose polling adds up to 50 ms to every run.
+        timer = threading.Timer(seconds, stop)
+        timer.start()
+        try:
+            process.wait()
+        finally:
+            timer.cancel()
+            for reader in self._readers:
+                reader.join(timeout=5)
+        if self._timed_out and process.returncode == -signal.SIGKILL:
+            stage_file = self.work / "stage"
+            stage = stage_file.read_text().strip() if stage_file.exists() else "start"
+            raise EvaluationFailed(
+                f"{self.where}: time limit of {seconds:g} s exceeded during {stage}; the run was stopped",
+                "limits",
+            )
+        if process.returncode not in (0, 2):
+            tail = "\n".join(self._stderr_tail)[-2000:]
+            raise EvaluationFailed(
+                f"{self.where}: the model process died (exit code {process.returncode}): {tail}",
+                "limits",
+                tail,
+            )
+        return process.returncode
 
 
 def _reported(path: Path) -> dict[str, Any]:
@@ -199,47 +323,3 @@ def _forward(stream, name: str, output: OutputLog | None, tail: deque) -> None:
         elif forwarded == MAX_FORWARDED_LINES + 1:
             output(name, f"... more {name} than the {MAX_FORWARDED_LINES} lines forwarded")
     stream.close()
-
-
-def _run(
-    python: str, work: Path, source: Path, limits: Limits, where: str, env: dict, output: OutputLog | None
-) -> int:
-    process = subprocess.Popen(
-        # By path and isolated (-I): the script needs only pandas and the candidate's code,
-        # and importing the package (and Dagster) first would cost seconds per evaluation.
-        [python, "-I", "-B", str(CANDIDATE_SCRIPT), str(work / "job.json"), str(limits.memory_mb)],
-        cwd=source,
-        start_new_session=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    stderr_tail: deque = deque(maxlen=40)
-    readers = [
-        threading.Thread(
-            target=_forward, args=(process.stdout, "stdout", output, deque(maxlen=1)), daemon=True
-        ),
-        threading.Thread(target=_forward, args=(process.stderr, "stderr", output, stderr_tail), daemon=True),
-    ]
-    for reader in readers:
-        reader.start()
-    try:
-        process.wait(timeout=limits.seconds)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-        stage_file = work / "stage"
-        stage = stage_file.read_text().strip() if stage_file.exists() else "start"
-        raise EvaluationFailed(
-            f"{where}: time limit of {limits.seconds:g} s exceeded during {stage}; the run was stopped",
-            "limits",
-        ) from None
-    finally:
-        for reader in readers:
-            reader.join(timeout=5)
-    if process.returncode not in (0, 2):
-        tail = "\n".join(stderr_tail)[-2000:]
-        raise EvaluationFailed(
-            f"{where}: the model process died (exit code {process.returncode}): {tail}", "limits", tail
-        )
-    return process.returncode

@@ -1,11 +1,15 @@
 """Runs a data scientist's code at one commit, inside the candidate's own process.
 
-    python -I -B path/to/candidate_script.py job.json MEMORY_MB
+    python -I -B path/to/candidate_script.py job.json MEMORY_MB < data.json
 
 candidate_process.py starts it by path, not with `-m`, so the package (and Dagster) is
 never imported here. It imports only from the exported commit and the frames it is given;
 whatever goes wrong is written to error.json with the stage and the data scientist's own
 traceback. The stage is also written to `stage` as it changes, so a time limit can name it.
+
+It is started before its data is ready: interpreter, pandas and the commit's imports take
+about a second, which the parent spends reading the warehouse. Then one JSON line on stdin
+names the frames (Parquet files) and the split; an empty stdin means the parent gave up.
 
 A model reports values of its own (a loss per epoch, feature importances) without importing
 anything of the project; they become metadata of the evaluation in the UI:
@@ -22,6 +26,7 @@ import importlib
 import json
 import resource
 import sys
+import time
 import traceback
 import types
 from pathlib import Path
@@ -71,14 +76,23 @@ def main(job_path: str) -> int:
         build = _load(contract["entry_point"]) if contract.get("entry_point") else None
         fit = _load(contract["fit"]) if contract.get("fit") else None
         predict = _load(contract["predict"]) if contract.get("predict") else None
+        # Parquet's reader is imported now too, while the parent is still reading the warehouse.
+        import pyarrow.parquet  # noqa: F401
+
+        waiting = time.perf_counter()
+        line = sys.stdin.buffer.readline()
+        waited = time.perf_counter() - waiting
+        if not line:
+            return 3  # the parent could not load the data; it says why
+        data = json.loads(line)
 
         stage = enter("features")
-        frames = {name: pd.read_parquet(path) for name, path in job["frames"].items()}
+        frames = {name: pd.read_parquet(path) for name, path in data["frames"].items()}
         table = features(frames) if features else frames[contract["dataset"]]
         for column in (contract["target"], contract["time_column"], contract["row_id"]):
             if column not in table.columns:
                 raise KeyError(f"the features table has no column {column!r}")
-        split_at = pd.Timestamp(job["split_at"])
+        split_at = pd.Timestamp(data["split_at"])
         times = pd.to_datetime(table[contract["time_column"]])
         train, test = table[times < split_at], table[times >= split_at]
         drop = [contract["target"], contract["time_column"], contract["row_id"]]
@@ -112,7 +126,8 @@ def main(job_path: str) -> int:
                 "y_score": pd.Series(scores).astype(float).to_numpy(),
             }
         ).to_parquet(output / "predictions.parquet")
-        (output / "sizes.json").write_text(json.dumps({"train_rows": len(train), "test_rows": len(test)}))
+        sizes = {"train_rows": len(train), "test_rows": len(test), "waited": waited}
+        (output / "sizes.json").write_text(json.dumps(sizes))
         return 0
     except BaseException as error:  # noqa: BLE001 -- everything the candidate does wrong is reported
         (output / "error.json").write_text(

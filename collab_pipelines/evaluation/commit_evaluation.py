@@ -13,7 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from collab_pipelines.evaluation.candidate_process import EvaluationFailed, Outcome, OutputLog, evaluate
+from collab_pipelines.evaluation.candidate_process import (
+    CandidateProcess,
+    EvaluationFailed,
+    Outcome,
+    OutputLog,
+)
 from collab_pipelines.evaluation.contract import (
     CONTRACT_FILE,
     Contract,
@@ -134,16 +139,24 @@ def check_out(
 def run_commit(
     checkout: Checkout,
     contract: Contract,
-    data: EvaluationData,
+    data: EvaluationData | Callable[[], EvaluationData],
     limits: Limits,
     params: dict | None = None,
     output: OutputLog | None = None,
-) -> Outcome:
+) -> tuple[EvaluationData, Outcome]:
+    """Export the commit, start its process, then hand it the data.
+
+    Given a callable, the data is read while the process starts and imports the commit (about
+    a second of the process's, spent reading the warehouse instead of waiting).
+    """
     with tempfile.TemporaryDirectory(prefix="collab-checkout-") as tmp:
         sources = checkout.export(Path(tmp))
-        return evaluate(
-            sources, contract, data.frames, data.split_at, checkout.where(), limits, params, output=output
-        )
+        with CandidateProcess(
+            sources, contract, checkout.where(), limits, params, output=output
+        ) as candidate:
+            if callable(data):
+                data = data()
+            return data, candidate.finish(data.frames, data.split_at)
 
 
 def evaluate_key(
@@ -163,10 +176,16 @@ def evaluate_key(
         checkout = check_out(key_text, suites, repository)
         try:
             contract = checkout.contract()
-            data = load_evaluation_data(contract, warehouse, checkout.where(CONTRACT_FILE), data_through)
-        except (ContractError, EvaluationDataError) as error:
+        except ContractError as error:
             raise EvaluationFailed(str(error), "contract") from error
-        outcome = run_commit(checkout, contract, data, checkout.suite.limits, output=output)
+
+        def load() -> EvaluationData:
+            try:
+                return load_evaluation_data(contract, warehouse, checkout.where(CONTRACT_FILE), data_through)
+            except EvaluationDataError as error:
+                raise EvaluationFailed(str(error), "contract") from error
+
+        data, outcome = run_commit(checkout, contract, load, checkout.suite.limits, output=output)
         baseline_key, baseline_predictions, notes = _baseline(
             checkout, data, suites, repository, warehouse, log
         )
@@ -208,7 +227,7 @@ def _baseline(checkout: Checkout, data: EvaluationData, suites, repository, ware
     # so the comparison is paired. Its stored results stay as they were.
     try:
         baseline = check_out(baseline_key, suites, repository)
-        outcome = run_commit(baseline, baseline.contract(), data, baseline.suite.limits)
+        _, outcome = run_commit(baseline, baseline.contract(), data, baseline.suite.limits)
     except (EvaluationFailed, ContractError) as error:
         if log:
             log.warning(f"baseline {baseline_key} could not be re-scored on the new data: {error}")
@@ -264,18 +283,20 @@ def record(evaluation: Evaluation, warehouse: Warehouse, run_id: str) -> None:
     key = str(evaluation.checkout.key)
     predictions = evaluation.outcome.predictions.copy()
     times = evaluation.data.frames[evaluation.contract.dataset]
-    time_by_row = dict(
-        zip(
-            times[evaluation.contract.row_id].astype(str),
-            pd.to_datetime(times[evaluation.contract.time_column]),
-            strict=False,
-        )
+    row_ids = times[evaluation.contract.row_id].astype(str)
+    # A row id seen twice keeps its last time. Looked up as one index, not a dict built from
+    # every row of the dataset (tens of thousands of Timestamp objects per evaluation).
+    last = ~row_ids.duplicated(keep="last").to_numpy()
+    time_by_row = pd.Series(
+        pd.to_datetime(times[evaluation.contract.time_column]).to_numpy()[last],
+        index=row_ids.to_numpy()[last],
     )
+    predicted_ids = predictions["row_id"].astype(str)
     frame = pd.DataFrame(
         {
             "evaluation_key": key,
-            "row_id": predictions["row_id"].astype(str),
-            "time": pd.to_datetime(predictions["row_id"].astype(str).map(time_by_row)),
+            "row_id": predicted_ids,
+            "time": pd.to_datetime(time_by_row.reindex(predicted_ids.to_numpy()).to_numpy()),
             "y_true": predictions["y_true"].round().astype("Int64"),
             "y_pred": predictions["y_pred"].round().astype("Int64"),
             "y_score": predictions["y_score"].astype(float),

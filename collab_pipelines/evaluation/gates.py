@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from collab_pipelines.evaluation.contract import Contract
 from collab_pipelines.evaluation.scoring import compute_metrics
@@ -79,12 +78,8 @@ def compare(
         if metric in gated:
             # Both commits are scored on the same resampled rows: the noise of the test set
             # cancels out of the difference, which is what makes the interval narrow enough.
-            differences = np.array(
-                [
-                    _fast_metric(metric, y[rows], *[a[rows] for a in arrays["mine"]])
-                    - _fast_metric(metric, y[rows], *[a[rows] for a in arrays["theirs"]])
-                    for rows in samples
-                ]
+            differences = _resampled(metric, y, arrays["mine"], samples) - _resampled(
+                metric, y, arrays["theirs"], samples
             )
             differences = differences[~np.isnan(differences)]
             if len(differences):
@@ -93,49 +88,81 @@ def compare(
     return comparisons
 
 
+# Resamples scored at once: a few million values per chunk, whatever the test set's size.
+_CHUNK_VALUES = 2_000_000
+
+
+def _resampled(
+    metric: str, y: np.ndarray, predicted: tuple[np.ndarray, np.ndarray], samples: np.ndarray
+) -> np.ndarray:
+    """The metric on each resample (one row of `samples`, indexes of test rows, per resample)."""
+    labels, scores = predicted
+    step = max(1, _CHUNK_VALUES // max(1, samples.shape[1]))
+    return np.concatenate(
+        [
+            _sample_metrics(metric, y, labels, scores, samples[start : start + step])
+            for start in range(0, len(samples), step)
+        ]
+    )
+
+
 def _fast_metric(metric: str, y: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
-    """The metric in plain numpy: scikit-learn's input checks cost more than the metric itself,
-    and the bootstrap computes it hundreds of times."""
-    positives = y == 1
-    n_pos = int(positives.sum())
-    n_neg = len(y) - n_pos
-    if metric == "roc_auc":
-        if n_pos == 0 or n_neg == 0:
-            return float("nan")
-        ranks = rankdata(scores)
-        return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
-    if metric == "average_precision":
-        if n_pos == 0:
-            return float("nan")
-        order = np.argsort(-scores, kind="mergesort")
-        sorted_scores, hits = scores[order], positives[order]
-        # One point per distinct score, as tied rows share a threshold.
-        last_of_tie = np.r_[np.flatnonzero(np.diff(sorted_scores)), len(y) - 1]
-        true_positives = np.cumsum(hits)[last_of_tie]
-        precision = true_positives / (last_of_tie + 1)
-        recall_gain = np.diff(np.r_[0, true_positives]) / n_pos
-        return float(np.sum(recall_gain * precision))
-    if metric == "neg_log_loss":
-        clipped = np.clip(scores, 1e-15, 1 - 1e-15)
-        return float(np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped)))
-    if metric == "neg_brier_score":
-        return float(-np.mean((scores - y) ** 2))
-    predicted = labels == 1
-    tp = float(np.sum(predicted & positives))
-    fp = float(np.sum(predicted & ~positives))
-    fn = float(n_pos - tp)
-    tn = float(n_neg - fp)
-    if metric == "accuracy":
-        return (tp + tn) / len(y)
-    if metric == "balanced_accuracy":
-        return float(np.mean([tp / n_pos if n_pos else 0.0, tn / n_neg if n_neg else 0.0]))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    if metric == "precision":
-        return precision
-    if metric == "recall":
-        return recall
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    """The metric of the rows as they are: one "resample" holding every row once."""
+    return float(_sample_metrics(metric, y, labels, scores, np.arange(len(y))[None, :])[0])
+
+
+def _sample_metrics(
+    metric: str, y: np.ndarray, labels: np.ndarray, scores: np.ndarray, samples: np.ndarray
+) -> np.ndarray:
+    """The metric on each row of `samples`, in plain numpy: scikit-learn's input checks cost
+    more than the metric itself, and the bootstrap computes it hundreds of times."""
+    positives = (y == 1).astype(float)
+    size = samples.shape[1]
+    n_pos = positives[samples].sum(axis=1)
+    n_neg = size - n_pos
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric in ("roc_auc", "average_precision"):
+            # A resample is a count per test row: one sort of the scores serves every resample.
+            flat = (np.arange(len(samples))[:, None] * len(y) + samples).ravel()
+            counts = np.bincount(flat, minlength=len(samples) * len(y)).reshape(len(samples), len(y))
+            ascending = metric == "roc_auc"
+            order = np.argsort(scores if ascending else -scores, kind="mergesort")
+            # Tied scores share a threshold: the metric steps once per distinct score.
+            ties = np.r_[0, np.flatnonzero(np.diff(scores[order])) + 1]
+            in_order = counts[:, order]
+            pos = np.add.reduceat(in_order * positives[order], ties, axis=1)
+            every = np.add.reduceat(in_order, ties, axis=1)
+            if ascending:
+                # Each positive against the negatives scored lower, a tie counting one half.
+                neg = every - pos
+                below = np.cumsum(neg, axis=1) - neg
+                auc = (pos * (below + neg / 2)).sum(axis=1) / (n_pos * n_neg)
+                return np.where((n_pos == 0) | (n_neg == 0), np.nan, auc)
+            true_positives, predicted = np.cumsum(pos, axis=1), np.cumsum(every, axis=1)
+            precision = np.where(predicted > 0, true_positives / predicted, 0.0)
+            return np.where(n_pos == 0, np.nan, (pos * precision).sum(axis=1) / n_pos)
+        if metric == "neg_log_loss":
+            clipped = np.clip(scores, 1e-15, 1 - 1e-15)
+            return (y * np.log(clipped) + (1 - y) * np.log(1 - clipped))[samples].mean(axis=1)
+        if metric == "neg_brier_score":
+            return -((scores - y) ** 2)[samples].mean(axis=1)
+        predicted = (labels == 1).astype(float)
+        tp = (predicted * positives)[samples].sum(axis=1)
+        fp = (predicted * (1 - positives))[samples].sum(axis=1)
+        fn, tn = n_pos - tp, n_neg - fp
+        if metric == "accuracy":
+            return (tp + tn) / size
+        if metric == "balanced_accuracy":
+            # The mean recall of the classes present, as scikit-learn computes it.
+            present = (n_pos > 0).astype(float) + (n_neg > 0)
+            return (np.where(n_pos > 0, tp / n_pos, 0.0) + np.where(n_neg > 0, tn / n_neg, 0.0)) / present
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+        if metric == "precision":
+            return precision
+        if metric == "recall":
+            return recall
+        return np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
 
 
 def judge(contract: Contract, comparisons: dict[str, Comparison], baseline_key: str | None) -> GateVerdict:

@@ -1,12 +1,15 @@
 """The candidate's process runs real model code in a real subprocess; every kind of bad commit is explained."""
 
+import os
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from collab_pipelines.evaluation.candidate_process import EvaluationFailed, Limits, evaluate
+from collab_pipelines.evaluation.candidate_process import CandidateProcess, EvaluationFailed, Limits, evaluate
 from collab_pipelines.evaluation.contract import parse_contract
 
 CONTRACT = """
@@ -45,12 +48,16 @@ def frames() -> dict[str, pd.DataFrame]:
 TEST_LIMITS = Limits(seconds=60, memory_mb=2048)
 
 
-def run(tmp_path: Path, model: str, contract: str = CONTRACT, limits: Limits = TEST_LIMITS):
+def source_with(tmp_path: Path, model: str) -> Path:
     source = tmp_path / "source"
     source.mkdir(exist_ok=True)
     (source / "model.py").write_text(model)
+    return source
+
+
+def run(tmp_path: Path, model: str, contract: str = CONTRACT, limits: Limits = TEST_LIMITS):
     return evaluate(
-        source,
+        source_with(tmp_path, model),
         parse_contract(contract, "model@abc1234:collab.toml"),
         frames(),
         pd.Timestamp("2013-01-14"),
@@ -122,3 +129,54 @@ def test_runaway_memory_hits_the_memory_limit(tmp_path):
     with pytest.raises(EvaluationFailed, match="memory limit of 2048 MB exceeded during fit") as raised:
         run(tmp_path, model)
     assert raised.value.stage == "limits"
+
+
+def started(tmp_path: Path, model: str, lines: list, limits: Limits = TEST_LIMITS) -> CandidateProcess:
+    return CandidateProcess(
+        source_with(tmp_path, model),
+        parse_contract(CONTRACT, "model@abc1234:collab.toml"),
+        "model@abc1234",
+        limits,
+        output=lambda stream, line: lines.append(line),
+    )
+
+
+def wait_for(condition, what: str) -> None:
+    deadline = time.monotonic() + 120
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_the_process_imports_the_commit_before_its_data_is_handed_over(tmp_path):
+    lines: list[str] = []
+    with started(tmp_path, "print('model imported')\n" + GOOD_MODEL, lines) as candidate:
+        # The import ran while the caller had no data yet (it would be reading the warehouse).
+        wait_for(lambda: "model imported" in lines, "the commit's import")
+        outcome = candidate.finish(frames(), pd.Timestamp("2013-01-14"))
+    assert outcome.metrics["roc_auc"] > 0.8 and not candidate.work.exists()
+
+
+def test_a_commit_that_fails_before_its_data_arrives_is_explained(tmp_path):
+    with started(tmp_path, "import sklearn_nonexistent\n", []) as candidate:
+        wait_for(lambda: candidate._process.poll() is not None, "the process to end")
+        with pytest.raises(EvaluationFailed, match="^model@abc1234: import failed: ModuleNotFoundError"):
+            candidate.finish(frames(), pd.Timestamp("2013-01-14"))
+
+
+def test_leaving_without_data_stops_the_process_and_removes_its_folder(tmp_path):
+    with pytest.raises(RuntimeError, match="the warehouse is down"):
+        with started(tmp_path, GOOD_MODEL, []) as candidate:
+            process = candidate._process
+            raise RuntimeError("the warehouse is down")
+    assert process.returncode == -signal.SIGKILL
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)  # nothing of its process group is left
+    assert not candidate.work.exists()
+
+
+def test_the_time_limit_counts_from_the_hand_over_of_the_data(tmp_path):
+    with started(tmp_path, GOOD_MODEL, [], Limits(seconds=5, memory_mb=2048)) as candidate:
+        time.sleep(6)  # a slow warehouse read: longer than the limit, and not the model's time
+        outcome = candidate.finish(frames(), pd.Timestamp("2013-01-14"))
+    assert outcome.test_rows == 400 - 13 * 24

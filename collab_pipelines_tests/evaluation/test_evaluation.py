@@ -90,6 +90,12 @@ BAD_COMMITS = [
         "memory limit of 3072 MB exceeded",
     ),
     ("no contract", {"collab.toml": None}, "no collab.toml in this commit"),
+    # The process starts before the data is read; the data's failure still names the commit.
+    (
+        "unknown dataset",
+        {"collab.toml": CONTRACT.replace('dataset = "flights"', 'dataset = "flightz"')},
+        "data.dataset/join names 'flightz', which is not a dataset",
+    ),
 ]
 
 

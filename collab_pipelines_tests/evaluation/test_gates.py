@@ -10,6 +10,7 @@ from sklearn import metrics as sk
 from collab_pipelines.evaluation.contract import SUPPORTED_METRICS, parse_contract
 from collab_pipelines.evaluation.gates import (
     _fast_metric,
+    _resampled,
     changed_share,
     compare,
     judge,
@@ -112,21 +113,11 @@ def test_changed_share_counts_flipped_labels_on_shared_rows():
     assert changed_share(candidate.iloc[50:], baseline) == (0.0, 0, 50)
 
 
-@settings(max_examples=60, deadline=None)
-@given(seed=st.integers(0, 10_000), ties=st.booleans(), metric=st.sampled_from(sorted(SUPPORTED_METRICS)))
-def test_the_bootstraps_fast_metrics_agree_with_scikit_learn(seed, ties, metric):
-    generator = np.random.default_rng(seed)
-    n = int(generator.integers(20, 300))
-    y = (generator.random(n) < 0.4).astype(float)
-    y[:2] = [0, 1]
-    scores = np.clip(generator.random(n) * 0.7 + y * 0.2, 0.01, 0.99)
-    if ties:
-        scores = np.round(scores, 1)
-    labels = (scores > 0.5).astype(float)
-    expected = {
+def sklearn_metric(metric: str, y: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> float:
+    return {
         "roc_auc": lambda: sk.roc_auc_score(y, scores),
         "average_precision": lambda: sk.average_precision_score(y, scores),
-        "neg_log_loss": lambda: -sk.log_loss(y, scores),
+        "neg_log_loss": lambda: -sk.log_loss(y, scores, labels=[0, 1]),
         "neg_brier_score": lambda: -sk.brier_score_loss(y, scores),
         "accuracy": lambda: sk.accuracy_score(y, labels),
         "balanced_accuracy": lambda: sk.balanced_accuracy_score(y, labels),
@@ -134,4 +125,38 @@ def test_the_bootstraps_fast_metrics_agree_with_scikit_learn(seed, ties, metric)
         "precision": lambda: sk.precision_score(y, labels, zero_division=0),
         "recall": lambda: sk.recall_score(y, labels, zero_division=0),
     }[metric]()
+
+
+def scored_rows(seed: int, ties: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    generator = np.random.default_rng(seed)
+    n = int(generator.integers(20, 300))
+    y = (generator.random(n) < 0.4).astype(float)
+    y[:2] = [0, 1]
+    scores = np.clip(generator.random(n) * 0.7 + y * 0.2, 0.01, 0.99)
+    if ties:
+        scores = np.round(scores, 1)
+    return y, (scores > 0.5).astype(float), scores
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), ties=st.booleans(), metric=st.sampled_from(sorted(SUPPORTED_METRICS)))
+def test_the_bootstraps_fast_metrics_agree_with_scikit_learn(seed, ties, metric):
+    y, labels, scores = scored_rows(seed, ties)
+    expected = sklearn_metric(metric, y, labels, scores)
     assert _fast_metric(metric, y, labels, scores) == pytest.approx(expected, abs=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), ties=st.booleans(), metric=st.sampled_from(sorted(SUPPORTED_METRICS)))
+def test_each_resample_is_scored_as_scikit_learn_scores_its_rows(seed, ties, metric):
+    # The bootstrap scores a resample from counts per row (rows drawn twice, rows left out);
+    # scikit-learn gets the resample's rows themselves. Both must agree on every resample.
+    y, labels, scores = scored_rows(seed, ties)
+    samples = np.random.default_rng(seed).integers(0, len(y), (7, len(y)))
+    samples[0] = np.flatnonzero(y == 0)[0]  # one class only: AUC and AP are undefined
+    values = _resampled(metric, y, (labels, scores), samples)
+    for rows, value in zip(samples, values, strict=True):
+        if metric in ("roc_auc", "average_precision") and len(set(y[rows])) < 2:
+            assert np.isnan(value)
+            continue
+        assert value == pytest.approx(sklearn_metric(metric, y[rows], labels[rows], scores[rows]), abs=1e-9)
