@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 
 from collab_pipelines.datasets import all_datasets
@@ -69,7 +70,7 @@ def load_evaluation_data(
         else:
             query, params = sa.text(f'SELECT * FROM "{name}" ORDER BY {order}'), {}
         with engine.connect() as connection:
-            frame = pd.read_sql(query, connection, params=params)
+            frame = read_frame(connection, query, params)
         # Load times differ between identical exports; they are not part of the data.
         frames[name] = frame.drop(columns=[c for c in frame.columns if c == "_loaded_at"])
         for column, kind in dataset.columns.items():
@@ -89,3 +90,21 @@ def load_evaluation_data(
         digest.hexdigest()[:16],
         {name: len(frame) for name, frame in frames.items()},
     )
+
+
+def read_frame(connection: sa.Connection, query: sa.TextClause, params: dict) -> pd.DataFrame:
+    """The frame `pd.read_sql` gives, at a fraction of its cost: the driver's rows as they are
+    (no SQLAlchemy row objects), each column converted by Arrow in one call instead of value
+    by value. Tested against `pd.read_sql` on SQLite and PostgreSQL."""
+    result = connection.execute(query, params)
+    try:
+        names = list(result.keys())
+        rows = result.cursor.fetchall()
+    finally:
+        result.close()
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+    try:
+        return pa.table([pa.array(column) for column in columns], names=names).to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # A column mixing types (SQLite keeps whatever it was given): pandas' own inference.
+        return pd.read_sql(query, connection, params=params)
