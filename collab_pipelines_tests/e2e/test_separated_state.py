@@ -225,7 +225,8 @@ def test_runs_share_only_what_the_deployment_declares(tmp_path, databases):
     code, web, daemon, run = (Process(tmp_path, name) for name in ("code", "web", "daemon", "run"))
     shared = code.cwd / ".shared"
     team.create_source(databases["source"])
-    # What every process that runs the project's code gets; the webserver and daemon get none of it.
+    # What every process that runs the project's code gets. The webserver and daemon get none of
+    # it; their instance's run launcher names it for the runs, as the chart's names a Secret.
     project = {
         settings.SHARED_DIR_ENV: str(shared),
         settings.CONFIG_DIR_ENV: str(config),
