@@ -5,7 +5,6 @@ Dagster nor any pattern, so a kernel or a client that reads the warehouse starts
 """
 
 import io
-import itertools
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -110,6 +109,7 @@ def replace_rows(
     for column in first.columns:
         check_identifier(str(column), f"column name in table {table!r}")
     written = 0
+    failed_chunk: Exception | None = None
     try:
         with engine.begin() as connection:
             dates = ensure_table(connection, table, first, layout or TableLayout())
@@ -120,17 +120,43 @@ def replace_rows(
                     raise WarehouseError(f"table {table!r} has no column {column!r} to replace by")
                 delete = delete.where(target.c[column].in_(_as_list(values)))
             connection.execute(delete)
-            for chunk in itertools.chain([first], chunks):
+            chunk = first
+            while chunk is not None:
                 _insert_rows(connection, table, chunk, chunksize=chunksize, dates=dates)
                 written += len(chunk)
+                chunk = _next_chunk(chunks)
     except WarehouseError:
         raise
+    except _ChunkSourceError as failed:
+        # The caller's chunks failed (a refused row, a lost source): the transaction is rolled
+        # back all the same, and the caller's own error is raised as it was.
+        failed_chunk = failed.error
     except Exception as error:
         raise WarehouseError(
             f"writing {written or len(first)} rows to table {table!r} in {describe(engine)} failed; "
             f"the previous rows are unchanged: {error}"
         ) from error
+    finally:
+        # A generator of chunks holds its source's cursor until it is closed.
+        getattr(chunks, "close", lambda: None)()
+    if failed_chunk is not None:
+        raise failed_chunk
     return written
+
+
+class _ChunkSourceError(Exception):
+    """Carries an error raised while producing a chunk past the transaction's rollback."""
+
+    def __init__(self, error: Exception):
+        super().__init__(str(error))
+        self.error = error
+
+
+def _next_chunk(chunks: Iterator[pd.DataFrame]) -> pd.DataFrame | None:
+    try:
+        return next(chunks, None)
+    except Exception as error:
+        raise _ChunkSourceError(error) from error
 
 
 def read_rows(

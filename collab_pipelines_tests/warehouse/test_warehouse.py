@@ -40,6 +40,26 @@ def test_a_failed_write_leaves_the_previous_rows(warehouse):
     assert sorted(rows["id"]) == [0, 1, 2, 3, 4]
 
 
+def test_chunks_are_written_in_one_transaction_and_a_failing_source_keeps_the_rows(warehouse):
+    warehouse.replace("t", day_frame("2013-01-01", 5), where={"_partition": ["2013-01-01"]})
+    written = warehouse.replace(
+        "t",
+        (day_frame("2013-01-01", 10, start) for start in range(0, 30, 10)),
+        where={"_partition": ["2013-01-01"]},
+    )
+    assert written == 30 and sorted(warehouse.read("t")["id"]) == list(range(30))
+
+    def refused_after_two_chunks():
+        yield day_frame("2013-01-01", 10, 100)
+        yield day_frame("2013-01-01", 10, 110)
+        raise ValueError("row 125 holds 'late' in a float column")
+
+    # The caller's own error, not a write failure: the rows it refused were never the database's.
+    with pytest.raises(ValueError, match="row 125 holds 'late'"):
+        warehouse.replace("t", refused_after_two_chunks(), where={"_partition": ["2013-01-01"]})
+    assert sorted(warehouse.read("t")["id"]) == list(range(30))
+
+
 def test_replace_without_key_replaces_the_table(warehouse):
     warehouse.replace("dim", pd.DataFrame({"code": ["a", "b"]}))
     warehouse.replace("dim", pd.DataFrame({"code": ["c"]}))
