@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
-import sqlalchemy as sa
 from dagster._core.definitions.data_version import (
     DATA_VERSION_IS_USER_PROVIDED_TAG,
     DATA_VERSION_TAG,
@@ -19,7 +18,7 @@ from collab_pipelines.exports.catalog import (
     ExportSpec,
 )
 from collab_pipelines.exports.checks import check_specs, run_checks
-from collab_pipelines.exports.daily import content_hash, day_figures, figures
+from collab_pipelines.exports.daily import RunTally
 from collab_pipelines.exports.frames import (
     LOADED_AT_COLUMN,
     PARTITION_COLUMN,
@@ -28,7 +27,8 @@ from collab_pipelines.exports.frames import (
     export_layout,
 )
 from collab_pipelines.exports.partitions import DATE_FORMAT, daily_partitions
-from collab_pipelines.exports.resources import SourceConnectionError, SqlSources
+from collab_pipelines.exports.resources import SqlSources
+from collab_pipelines.exports.source import read_chunks
 from collab_pipelines.warehouse.resources import Warehouse
 
 EXPORTS_GROUP = "exports"
@@ -95,43 +95,40 @@ def _define_export_asset(spec, connection, asset_key, partitions_def) -> dg.Asse
                 PARTITION_END_PARAM: window.end.replace(tzinfo=None),
             }
             days = list(context.partition_keys)
-        frame = read_source(spec, sources.engine(connection), params)
-        frame = coerce_to_catalog(frame, spec)
-        where = None
-        if spec.partition is not None:
-            frame[PARTITION_COLUMN] = frame[spec.partition.column].dt.strftime(DATE_FORMAT)
-            stray = sorted(set(frame[PARTITION_COLUMN]) - set(days))
-            if stray:
-                raise ExportDataError(
-                    f"export {spec.name!r}: the SQL returned rows outside the partition window "
-                    f"{days[0]}..{days[-1]} (days {stray[:5]}); check its WHERE clause uses "
-                    f":{PARTITION_START_PARAM} and :{PARTITION_END_PARAM}"
-                )
-            where = {PARTITION_COLUMN: days}
-        frame[LOADED_AT_COLUMN] = datetime.now(UTC).replace(tzinfo=None)
-        written = warehouse.replace(spec.name, frame, where=where, layout=export_layout(spec))
+        tally = RunTally(spec, days)
+        loaded_at = datetime.now(UTC).replace(tzinfo=None)
+        chunks = read_chunks(spec, sources.engine(connection), params, sources.chunk_rows)
+        written = warehouse.replace(
+            spec.name,
+            (prepared_chunk(spec, chunk, days, tally, loaded_at) for chunk in chunks),
+            where={PARTITION_COLUMN: days} if days is not None else None,
+            layout=export_layout(spec),
+            chunksize=sources.chunk_rows,
+        )
         context.log.info(
             f"wrote {written} rows of {spec.name!r} for "
             f"{f'{days[0]}..{days[-1]}' if days else 'the whole table'} to {warehouse.dialect}"
         )
-        metadata = materialization_metadata(spec, frame, days)
-        check_results = run_checks(spec, frame, days, warehouse)
-        if not days:
+        check_results = run_checks(spec, tally, days, warehouse)
+        groups = tally.group_metadata()
+        if days is None:
+            (figures,) = groups
+            version = figures.pop("data_version")
             yield dg.MaterializeResult(
-                metadata={**metadata, **figures(spec, frame)},
+                metadata={**run_metadata(spec, tally, None, last=True), **figures},
                 check_results=check_results,
-                data_version=dg.DataVersion(content_hash(frame)),
+                data_version=dg.DataVersion(version),
             )
             return
         # One materialization per day, each with that day's own row count and data version:
         # Dagster gives every partition of a range run the same tags, so the data version
         # of a day would otherwise depend on the run that exported it.
-        for day, figures_of_day in day_figures(spec, frame, days).items():
-            version = figures_of_day.pop("data_version")
+        for index, (day, figures) in enumerate(zip(days, groups, strict=True)):
+            version = figures.pop("data_version")
             yield dg.AssetMaterialization(
                 asset_key,
                 partition=day,
-                metadata={**metadata, **figures_of_day},
+                metadata={**run_metadata(spec, tally, days, last=index == len(days) - 1), **figures},
                 tags={DATA_VERSION_TAG: version, DATA_VERSION_IS_USER_PROVIDED_TAG: "true"},
             )
         yield from check_results
@@ -139,44 +136,45 @@ def _define_export_asset(spec, connection, asset_key, partitions_def) -> dg.Asse
     return _export
 
 
-def read_source(spec: ExportSpec, engine: sa.Engine, params: dict) -> pd.DataFrame:
-    statement = sa.text(spec.sql)
-    if params:
-        # Typed parameters make SQLite compare its text timestamps in its own format.
-        statement = statement.bindparams(
-            sa.bindparam(PARTITION_START_PARAM, type_=sa.DateTime()),
-            sa.bindparam(PARTITION_END_PARAM, type_=sa.DateTime()),
-        )
-    try:
-        with engine.connect() as connection:
-            return pd.read_sql(statement, connection, params=params)
-    except sa.exc.SQLAlchemyError as error:
-        raise SourceConnectionError(
-            f"export {spec.name!r}: reading from connection {spec.connection!r} failed: "
-            f"{getattr(error, 'orig', error)}"
-        ) from error
+def prepared_chunk(
+    spec: ExportSpec, chunk: pd.DataFrame, days: list[str] | None, tally: RunTally, loaded_at: datetime
+) -> pd.DataFrame:
+    """One chunk of the query, cast to the catalog, refused if it breaks it, and counted."""
+    frame = coerce_to_catalog(chunk, spec)
+    if spec.partition is not None and days is not None:
+        frame[PARTITION_COLUMN] = frame[spec.partition.column].dt.strftime(DATE_FORMAT)
+        stray = sorted(set(frame[PARTITION_COLUMN]) - set(days))
+        if stray:
+            raise ExportDataError(
+                f"export {spec.name!r}: the SQL returned rows outside the partition window "
+                f"{days[0]}..{days[-1]} (days {stray[:5]}); check its WHERE clause uses "
+                f":{PARTITION_START_PARAM} and :{PARTITION_END_PARAM}"
+            )
+    tally.add(frame)
+    frame[LOADED_AT_COLUMN] = loaded_at
+    return frame
 
 
-def materialization_metadata(spec: ExportSpec, frame: pd.DataFrame, days: list[str] | None) -> dict:
-    data = frame.drop(columns=[c for c in (LOADED_AT_COLUMN,) if c in frame.columns])
-    metadata: dict = {
-        "dagster/row_count": len(frame),
-        "dagster/column_schema": column_schema(spec),
-        "preview": dg.MetadataValue.md(
-            _markdown_preview(data.drop(columns=[PARTITION_COLUMN], errors="ignore"))
-        ),
-    }
+def run_metadata(spec: ExportSpec, tally: RunTally, days: list[str] | None, *, last: bool) -> dict:
+    """What every materialization of the run carries; the newest one also the schema and preview."""
+    metadata: dict = {}
+    if last:
+        # 365 copies of the same schema and preview would be a large share of a year's run
+        # (each is stored twice by Dagster); the UI shows the newest materialization's, and the
+        # asset's own definition carries the schema too.
+        metadata["dagster/column_schema"] = column_schema(spec)
+        metadata["preview"] = dg.MetadataValue.md(_markdown_preview(tally.preview))
     if days:
         # What the run wrote, beside each day's own figures.
         metadata["run_days"] = len(days)
         metadata["run_first_day"] = days[0]
         metadata["run_last_day"] = days[-1]
-        metadata["run_rows"] = len(frame)
+        metadata["run_rows"] = tally.rows
     return metadata
 
 
-def _markdown_preview(frame: pd.DataFrame, rows: int = 10) -> str:
-    if frame.empty:
+def _markdown_preview(frame: pd.DataFrame | None, rows: int = 10) -> str:
+    if frame is None or frame.empty:
         return "_no rows_"
     return frame.head(rows).astype(object).where(frame.head(rows).notna(), "").to_markdown(index=False)
 

@@ -1,14 +1,20 @@
-"""Per-day figures of an export, in one vectorised pass over the written frame.
+"""Per-day figures of an export, gathered chunk by chunk while the rows stream to the warehouse.
 
 A day's row count, data version, figures and null rates are computed from that day's rows
 alone, so they are the same whichever run exported it: the day alone, or inside a year's
 range. The data version is order-independent (a hash of the sorted row hashes), so a source
-that returns the same rows in another order keeps the same version.
+that returns the same rows in another order, or in other chunks, keeps the same version.
+
+A range run never holds its rows: `RunTally.add` keeps, per row, its day (4 bytes), its hash
+(8 bytes) and the values of the catalog's `figures` columns (8 bytes each, for the 95th
+percentile), plus per-day null counts. A year of flights is about 15 MB of that, against
+about 500 bytes a row for the rows themselves.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -17,75 +23,101 @@ from collab_pipelines.exports.catalog import ExportSpec
 from collab_pipelines.exports.frames import LOADED_AT_COLUMN, PARTITION_COLUMN
 
 EMPTY_VERSION = hashlib.sha256(b"empty").hexdigest()[:16]
+PREVIEW_ROWS = 10
 
 
-def _digest(row_hashes: np.ndarray) -> str:
-    return hashlib.sha256(np.sort(row_hashes).tobytes()).hexdigest()[:16]
+def _digest(sorted_hashes: np.ndarray) -> str:
+    return hashlib.sha256(sorted_hashes.tobytes()).hexdigest()[:16]
 
 
-def content_hash(frame: pd.DataFrame) -> str:
-    """A data version that changes exactly when the exported rows change (not their order)."""
-    data = frame.drop(columns=[LOADED_AT_COLUMN], errors="ignore")
-    if data.empty:
-        return EMPTY_VERSION
-    return _digest(pd.util.hash_pandas_object(data, index=False).to_numpy())
+class RunTally:
+    """What a run wrote, in the few numbers per row that its days' metadata and checks need.
 
+    `days` are the run's partition keys, or None for an unpartitioned export (then the whole
+    table is one group).
+    """
 
-def day_versions(frame: pd.DataFrame, days: list[str]) -> dict[str, str]:
-    """Each day's own data version; a day without rows gets the empty version."""
-    versions = dict.fromkeys(days, EMPTY_VERSION)
-    data = frame.drop(columns=[LOADED_AT_COLUMN], errors="ignore")
-    if data.empty:
-        return versions
-    row_hashes = pd.util.hash_pandas_object(data, index=False).to_numpy()
-    parts = data[PARTITION_COLUMN].to_numpy()
-    order = np.lexsort((row_hashes, parts))
-    parts, row_hashes = parts[order], row_hashes[order]
-    bounds = [0, *(np.flatnonzero(parts[1:] != parts[:-1]) + 1).tolist(), len(parts)]
-    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
-        versions[parts[start]] = hashlib.sha256(row_hashes[start:end].tobytes()).hexdigest()[:16]
-    return versions
+    def __init__(self, spec: ExportSpec, days: Sequence[str] | None):
+        self.spec = spec
+        self.days = list(days) if days is not None else None
+        self._groups = self.days if self.days is not None else [""]
+        self._position = {day: index for index, day in enumerate(self._groups)}
+        self._codes: list[np.ndarray] = []
+        self._hashes: list[np.ndarray] = []
+        self._figures: list[np.ndarray] = []
+        self._null_columns = list(spec.checks.max_null_rates)
+        self.null_counts = np.zeros((len(self._groups), len(self._null_columns)), dtype=np.int64)
+        self.counts = np.zeros(len(self._groups), dtype=np.int64)
+        self.preview: pd.DataFrame | None = None
 
+    @property
+    def rows(self) -> int:
+        return int(self.counts.sum())
 
-def figures(spec: ExportSpec, frame: pd.DataFrame) -> dict[str, float]:
-    """Figures of a whole frame (one day, or an unpartitioned table)."""
-    result: dict[str, float] = {}
-    for column in spec.figures:
-        values = frame[column].dropna()
-        if len(values):
-            # Numeric metadata is what the UI plots across partitions.
-            result[f"mean/{column}"] = float(values.mean())
-            result[f"p95/{column}"] = float(values.quantile(0.95))
-    if len(frame):
-        for column in spec.checks.max_null_rates:
-            result[f"null_rate/{column}"] = float(frame[column].isna().mean())
-    return result
+    def add(self, chunk: pd.DataFrame) -> None:
+        """Count one chunk of coerced rows (with `_partition` when the export is partitioned)."""
+        data = chunk.drop(columns=[LOADED_AT_COLUMN], errors="ignore")
+        if self.preview is None or len(self.preview) < PREVIEW_ROWS:
+            head = data.drop(columns=[PARTITION_COLUMN], errors="ignore").head(PREVIEW_ROWS)
+            self.preview = (
+                head if self.preview is None else pd.concat([self.preview, head]).head(PREVIEW_ROWS)
+            )
+        if data.empty:
+            return
+        if self.days is None:
+            codes = np.zeros(len(data), dtype=np.int32)
+        else:
+            codes = data[PARTITION_COLUMN].map(self._position).to_numpy(dtype=np.int32)
+        self._codes.append(codes)
+        self._hashes.append(pd.util.hash_pandas_object(data, index=False).to_numpy())
+        if self.spec.figures:
+            self._figures.append(data[list(self.spec.figures)].to_numpy(dtype=np.float64, na_value=np.nan))
+        self.counts += np.bincount(codes, minlength=len(self._groups))
+        if self._null_columns:
+            missing = data[self._null_columns].isna().to_numpy()
+            np.add.at(self.null_counts, codes, missing.astype(np.int64))
 
+    def _ordered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Rows sorted by group, then hash: each group's hashes come out sorted."""
+        if not self._codes:
+            return np.empty(0, np.int32), np.empty(0, np.uint64), None
+        codes, hashes = np.concatenate(self._codes), np.concatenate(self._hashes)
+        order = np.lexsort((hashes, codes))
+        figures = np.concatenate(self._figures)[order] if self._figures else None
+        return codes[order], hashes[order], figures
 
-def day_figures(spec: ExportSpec, frame: pd.DataFrame, days: list[str]) -> dict[str, dict]:
-    """Per day: `dagster/row_count`, `dagster/data_version` and the figures, grouped once."""
-    versions = day_versions(frame, days)
-    counts = frame[PARTITION_COLUMN].value_counts() if len(frame) else pd.Series(dtype=int)
-    groups = frame.groupby(PARTITION_COLUMN, sort=False) if len(frame) else None
-    stats: dict[str, pd.DataFrame] = {}
-    if groups is not None and spec.figures:
-        numeric = groups[list(spec.figures)]
-        stats = {"mean": numeric.mean(), "p95": numeric.quantile(0.95)}
-    nulls = (
-        frame[list(spec.checks.max_null_rates)].isna().groupby(frame[PARTITION_COLUMN]).mean()
-        if groups is not None and spec.checks.max_null_rates
-        else None
-    )
-    result = {}
-    for day in days:
-        metadata: dict = {"dagster/row_count": int(counts.get(day, 0)), "data_version": versions[day]}
-        for kind, table in stats.items():
-            for column in spec.figures:
-                value = table[column].get(day) if day in table.index else None
-                if value is not None and not pd.isna(value):
-                    metadata[f"{kind}/{column}"] = float(value)
-        if nulls is not None and day in nulls.index:
-            for column in spec.checks.max_null_rates:
-                metadata[f"null_rate/{column}"] = float(nulls.at[day, column])
-        result[day] = metadata
-    return result
+    def group_metadata(self) -> list[dict]:
+        """Per group (day), in the order of `days`: row count, data version, figures, null rates."""
+        codes, hashes, figures = self._ordered()
+        bounds = np.searchsorted(codes, np.arange(len(self._groups) + 1))
+        result = []
+        for index in range(len(self._groups)):
+            start, end = bounds[index], bounds[index + 1]
+            count = int(self.counts[index])
+            metadata: dict = {
+                "dagster/row_count": count,
+                "data_version": _digest(hashes[start:end]) if end > start else EMPTY_VERSION,
+            }
+            if figures is not None and end > start:
+                values = figures[start:end]
+                for column_index, column in enumerate(self.spec.figures):
+                    column_values = values[:, column_index]
+                    column_values = column_values[~np.isnan(column_values)]
+                    if len(column_values):
+                        # Numeric metadata is what the UI plots across partitions.
+                        metadata[f"mean/{column}"] = float(column_values.mean())
+                        metadata[f"p95/{column}"] = float(np.quantile(column_values, 0.95))
+            if count:
+                for column_index, column in enumerate(self._null_columns):
+                    metadata[f"null_rate/{column}"] = float(self.null_counts[index, column_index] / count)
+            result.append(metadata)
+        return result
+
+    def null_rates(self) -> dict[str, float]:
+        """Each null-rate column's share of missing values over the whole run."""
+        rows = self.rows
+        totals = self.null_counts.sum(axis=0)
+        return {
+            column: float(totals[index] / rows) if rows else 0.0
+            for index, column in enumerate(self._null_columns)
+        }

@@ -121,12 +121,6 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def null_rates(frame: pd.DataFrame, columns) -> dict[str, float]:
-    if frame.empty:
-        return {column: 0.0 for column in columns}
-    return {column: float(frame[column].isna().mean()) for column in columns}
-
-
 def export_layout(spec: ExportSpec) -> TableLayout:
     """The warehouse table of an export: the catalog's types, its key if the key check is an
     error (the database then refuses a repeated key too), an index on the partition column."""

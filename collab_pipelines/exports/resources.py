@@ -11,6 +11,9 @@ from collab_pipelines import settings
 from collab_pipelines.exports.catalog import Connection
 from collab_pipelines.warehouse.engine import engine_for_url
 
+# About 25 MB of flights rows in pandas; larger chunks gain little (docs/exports.md).
+DEFAULT_CHUNK_ROWS = 50_000
+
 
 class SourceConnectionError(RuntimeError):
     """A source database could not be reached or queried; names the connection."""
@@ -26,6 +29,12 @@ class SqlSources(dg.ConfigurableResource):
     urls: dict[str, str] = Field(
         default_factory=dict,
         description="Per-connection URL overrides, by catalog connection name.",
+    )
+    chunk_rows: int = Field(
+        default=DEFAULT_CHUNK_ROWS,
+        gt=0,
+        description="Rows an export reads, checks and writes at a time. A range run's memory "
+        "follows this, not the number of days (docs/exports.md).",
     )
 
     def url_for(self, connection: Connection) -> str:

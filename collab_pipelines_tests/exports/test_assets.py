@@ -66,6 +66,13 @@ def test_a_range_is_one_run_over_the_window(run_export, sqlite_warehouse, instan
         f"2013-01-0{d}" for d in range(1, 8)
     }
     assert len(instance.get_runs()) == 1
+    # Each day has its own figures; the schema and preview ride on the run's newest day only.
+    days = result.asset_materializations_for_node("flights")
+    assert [m.partition for m in days] == [f"2013-01-0{d}" for d in range(1, 8)]
+    assert [("preview" in m.metadata, "dagster/column_schema" in m.metadata) for m in days] == [
+        (False, False)
+    ] * 6 + [(True, True)]
+    assert all(m.metadata["run_rows"].value == len(rows) for m in days)
 
 
 def test_a_day_the_source_does_not_hold_fails_the_non_empty_check(run_export, sqlite_warehouse):

@@ -45,7 +45,7 @@ def shop(tmp_path):
     return url, catalog
 
 
-def export(shop, warehouse, instance, *, day=None, first=None, last=None):
+def export(shop, warehouse, instance, *, day=None, first=None, last=None, chunk_rows=50_000):
     url, catalog = shop
     tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
     return dg.materialize(
@@ -53,7 +53,10 @@ def export(shop, warehouse, instance, *, day=None, first=None, last=None):
         partition_key=day,
         tags=tags if first else {},
         instance=instance,
-        resources={"warehouse": warehouse, "sources": SqlSources(urls={"shop": url})},
+        resources={
+            "warehouse": warehouse,
+            "sources": SqlSources(urls={"shop": url}, chunk_rows=chunk_rows),
+        },
         raise_on_error=False,
     )
 
@@ -112,6 +115,59 @@ def test_a_days_version_and_row_count_are_its_own_whichever_run_exported_it(shop
     assert latest("2024-01-01")[0] != alone[0]
     assert export(shop, warehouse, instance, day="2024-01-02").success
     assert latest("2024-01-02") == alone
+
+
+def day_versions(instance, days) -> dict[str, str]:
+    records = instance.fetch_materializations(dg.AssetKey("events"), limit=100).records
+    latest = {}
+    for record in sorted(records, key=lambda r: r.storage_id):
+        latest[record.partition_key] = record.asset_materialization.tags["dagster/data_version"]
+    return {day: latest[day] for day in days}
+
+
+@pytest.mark.parametrize("source", ["sqlite", "postgresql"])
+def test_a_range_read_in_chunks_writes_and_versions_what_one_read_does(shop, tmp_path, request, source):
+    url, catalog = shop
+    if source == "postgresql":
+        # The same rows in a PostgreSQL source: read through a server-side cursor.
+        url = request.getfixturevalue("postgres_url")
+        rows = sa.create_engine(shop[0]).connect().execute(sa.text("SELECT * FROM events")).all()
+        with sa.create_engine(url).begin() as connection:
+            connection.execute(sa.text("CREATE TABLE events (id bigint, day timestamp, code text, n bigint)"))
+            connection.execute(
+                sa.text("INSERT INTO events VALUES (:id, :day, :code, :n)"), [r._asdict() for r in rows]
+            )
+    days = ["2024-01-01", "2024-01-02", "2024-01-03"]
+    results = {}
+    for chunk_rows in (1, 2, 50_000):
+        with dg.instance_for_test() as instance:
+            warehouse = Warehouse(url=f"sqlite:///{tmp_path / f'chunks_{chunk_rows}.db'}")
+            result = export(
+                (url, catalog), warehouse, instance, first=days[0], last=days[-1], chunk_rows=chunk_rows
+            )
+            assert result.success
+            rows = warehouse.read("events").drop(columns="_loaded_at").sort_values("id")
+            results[chunk_rows] = (rows.to_dict("records"), day_versions(instance, days))
+    assert results[1] == results[2] == results[50_000]
+    assert [r["id"] for r in results[1][0]] == [0, 1, 2]
+
+
+def test_a_refused_row_in_a_later_chunk_leaves_the_warehouse_as_it_was(shop, tmp_path, instance):
+    warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
+    assert export(shop, warehouse, instance, first="2024-01-01", last="2024-01-03", chunk_rows=1).success
+    before = warehouse.read("events").sort_values("id")["_loaded_at"].tolist()
+    with sa.create_engine(shop[0]).begin() as connection:
+        connection.execute(sa.text("UPDATE events SET code = 'JFKX' WHERE id = 2"))
+    message = failure(export(shop, warehouse, instance, first="2024-01-01", last="2024-01-03", chunk_rows=1))
+    assert "row {'id': 2} holds 'JFKX'" in message
+    assert warehouse.read("events").sort_values("id")["_loaded_at"].tolist() == before
+
+    # A key repeated across chunks: the table's key refuses it, and the whole write rolls back.
+    with sa.create_engine(shop[0]).begin() as connection:
+        connection.execute(sa.text("UPDATE events SET code = 'JFK', id = 0 WHERE id = 2"))
+    message = failure(export(shop, warehouse, instance, first="2024-01-01", last="2024-01-03", chunk_rows=1))
+    assert "table 'events'" in message and "previous rows are unchanged" in message
+    assert warehouse.read("events").sort_values("id")["_loaded_at"].tolist() == before
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
