@@ -30,11 +30,14 @@ def examples(**values) -> dict:
     return {name: {"summary": name.replace("_", " "), "value": value} for name, value in values.items()}
 
 
-def get_config(request: Request) -> ApiConfig:
+# What routes depend on is a coroutine where it does not block (a token check is one hash and
+# one stat of the tokens file): FastAPI runs a plain function in a worker thread, and that hop
+# costs more than the function.
+async def get_config(request: Request) -> ApiConfig:
     return request.app.state.config
 
 
-def get_catalog(config: Annotated[ApiConfig, Depends(get_config)]) -> DatasetCatalog:
+async def get_catalog(config: Annotated[ApiConfig, Depends(get_config)]) -> DatasetCatalog:
     return config.catalog
 
 
@@ -44,7 +47,7 @@ Catalog = Annotated[DatasetCatalog, Depends(get_catalog)]
 bearer = HTTPBearer(auto_error=False, description="A token issued by `collab-data-api token <name>`.")
 
 
-def authenticated(
+async def authenticated(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)], config: Config
 ) -> str:
     name = config.tokens.name_for(credentials.credentials) if credentials else None
@@ -57,7 +60,7 @@ def authenticated(
 PROTECTED = [Depends(authenticated)]
 
 
-def dataset_named(
+async def dataset_named(
     name: Annotated[
         str,
         Path(

@@ -7,6 +7,7 @@
 * `stream` runs the plan on one connection and hands back the next cursor and the chunks.
 """
 
+import functools
 import hashlib
 import itertools
 import re
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from collab_pipelines.data_api import query as q
 from collab_pipelines.data_api.problems import bad_request, not_found
@@ -157,6 +159,8 @@ class Plan:
     width: int
     stamped: bool
     """Whether the fingerprint's second column is a write time (then it is Last-Modified)."""
+    records: bool = False
+    """Whether the page's first column is each row as a JSON object, written by the database."""
 
 
 def _as_stored(column: sa.Column, dataset: Dataset, sqlite: bool):
@@ -166,7 +170,53 @@ def _as_stored(column: sa.Column, dataset: Dataset, sqlite: bool):
     return column
 
 
-def plan(request: RowsRequest, table: sa.Table, chunk_rows: int, sqlite: bool = False) -> Plan:
+# SQLite's functions take at most 127 arguments, two per column in json_object.
+_MAX_JSON_COLUMNS = 60
+# SQLAlchemy's text form of a SQLite date-time, which JSON shows with a "T" (ISO 8601).
+_STORED_DATETIME = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][ T][0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]"
+
+
+def _json_value(column: sa.Column, kind: str):
+    """`column` as the JSON encoders show its type (`formats.JsonRecords`), in SQLite's SQL."""
+    if kind == "float":
+        # JSON has no infinity (NaN is stored as NULL); + 0.0 keeps a whole number a float.
+        return sa.case((sa.func.abs(column) <= 1.7976931348623157e308, column + 0.0))
+    if kind == "boolean":
+        return sa.case(
+            (column.is_(None), None), (column != 0, sa.func.json("true")), else_=sa.func.json("false")
+        )
+    text = sa.type_coerce(column, sa.String)
+    if kind == "date":
+        return sa.func.substr(text, 1, 10) + "T00:00:00.000000"
+    if kind == "datetime":
+        # Other texts SQLite reads as a date-time come out to the millisecond.
+        return sa.case(
+            (text.op("GLOB")(_STORED_DATETIME), sa.func.substr(text, 1, 10) + "T" + sa.func.substr(text, 12)),
+            else_=sa.func.strftime("%Y-%m-%dT%H:%M:%f", text) + "000",
+        )
+    return column
+
+
+@functools.lru_cache(maxsize=256)
+def _json_object(table: sa.Table, kinds: tuple[tuple[str, str], ...]) -> sa.ColumnElement:
+    """json_object over the (column, type) pairs, as one SQL text.
+
+    Built and compiled once per table and columns: as an expression of two dozen CASEs it
+    costs more to build and to key SQLAlchemy's statement cache than the query takes to run.
+    """
+    arguments = []
+    for name, kind in kinds:
+        # Names are the catalog's plain identifiers, checked by parse: safe as literals.
+        arguments += [sa.literal_column(f"'{name}'"), _json_value(table.c[name], kind)]
+    expression = sa.func.json_object(*arguments)
+    sql = expression.compile(dialect=sqlite_dialect.dialect(), compile_kwargs={"literal_binds": True})
+    return sa.literal_column(str(sql), sa.String).label("record")
+
+
+def plan(
+    request: RowsRequest, table: sa.Table, chunk_rows: int, sqlite: bool = False, json_records: bool = False
+) -> Plan:
+    """`json_records` (SQLite only) has the database write each row of the page as a JSON object."""
     dataset = request.dataset
     scope = []
     if request.partitions is not None:
@@ -182,10 +232,20 @@ def plan(request: RowsRequest, table: sa.Table, chunk_rows: int, sqlite: bool = 
     order = q.order_clauses(table, request.keys)
     # The key columns ride along (and are cut off again) so the page's last row names the
     # next cursor; one row beyond the page says whether there is a next page at all.
-    extra = [k.column for k in request.keys if k.column not in request.selected]
-    names = request.selected + extra
+    records = json_records and sqlite and len(request.selected) <= _MAX_JSON_COLUMNS
+    if records:
+        # The row as one JSON text, then every sort key, for the cursor.
+        names = [k.column for k in request.keys]
+        columns = [_json_object(table, tuple((c, dataset.columns[c]) for c in request.selected))]
+        key_positions = list(range(1, len(names) + 1))
+    else:
+        names = request.selected + [k.column for k in request.keys if k.column not in request.selected]
+        columns = []
+        key_positions = [names.index(k.column) for k in request.keys]
+    columns += [_as_stored(table.c[c], dataset, sqlite) for c in names]
     page = (
-        sa.select(*(_as_stored(table.c[c], dataset, sqlite) for c in names))
+        sa.select(*columns)
+        .select_from(table)
         .where(*where)
         .order_by(*order)
         .limit(request.limit + 1)
@@ -204,9 +264,10 @@ def plan(request: RowsRequest, table: sa.Table, chunk_rows: int, sqlite: bool = 
         page=page,
         probe=probe,
         fingerprint=sa.select(*aggregates).select_from(table).where(*scope),
-        key_positions=[names.index(k.column) for k in request.keys],
-        width=len(request.selected),
+        key_positions=key_positions,
+        width=1 if records else len(request.selected),
         stamped=stamped,
+        records=records,
     )
 
 
@@ -265,6 +326,8 @@ def fingerprint(connection: sa.Connection, plan: Plan) -> Fingerprint:
 class Page:
     next_cursor: str | None
     chunks: Iterator[Sequence[Sequence]] = field(repr=False)
+    whole: bool = False
+    """Whether the first chunk holds the whole page (no more fetches)."""
 
 
 def stream(connection: sa.Connection, plan: Plan, chunk_rows: int, on_close: Callable[[], None]) -> Page:
@@ -303,4 +366,4 @@ def stream(connection: sa.Connection, plan: Plan, chunk_rows: int, on_close: Cal
             result.close()
             on_close()
 
-    return Page(next_cursor, chunks())
+    return Page(next_cursor, chunks(), whole=len(first) < chunk_rows or len(first) >= request.limit)

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from collab_pipelines.data_api import query as q
 from collab_pipelines.data_api import rows
@@ -19,7 +20,7 @@ from collab_pipelines.data_api.deps import (
     etag_matches,
     examples,
 )
-from collab_pipelines.data_api.formats import FORMATS, arrow_schema, encode
+from collab_pipelines.data_api.formats import FORMATS, encode
 from collab_pipelines.data_api.models import RowsPage
 from collab_pipelines.data_api.problems import not_found, problem_responses
 
@@ -49,7 +50,7 @@ _DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
         **problem_responses(400, 401, 404, 414, 431),
     },
 )
-def get_rows(
+async def get_rows(
     request: Request,
     dataset: DatasetFromPath,
     catalog: Catalog,
@@ -143,20 +144,43 @@ def get_rows(
         ),
     ] = None,
 ) -> Response:
+    fmt = format or negotiate(request.headers.get("accept", ""))
+    parameters = rows.RowsParameters(
+        partition, partition_from, partition_to, columns, filter, sort, limit, cursor
+    )
+    # Everything that blocks (the catalog, the instance, the warehouse, encoding a page that fits
+    # one chunk) runs in one worker thread: each hop between the event loop and a worker costs
+    # more than planning a request.
+    return await run_in_threadpool(
+        respond, request, dataset, catalog, config, parameters, fmt, if_none_match, if_modified_since
+    )
+
+
+def respond(
+    request: Request,
+    dataset,
+    catalog,
+    config,
+    parameters: rows.RowsParameters,
+    fmt: str,
+    if_none_match: str | None,
+    if_modified_since: str | None,
+) -> Response:
     shape = catalog.table_shape(dataset)
     if shape is None:
         raise not_found(f"dataset {dataset.name!r} has not been materialized yet: its table does not exist")
-    fmt = format or negotiate(request.headers.get("accept", ""))
     start, end = catalog.partition_bounds(dataset) if dataset.partitioning == "daily" else (None, None)
     parsed = rows.parse(
         dataset,
         shape.columns,
-        rows.RowsParameters(partition, partition_from, partition_to, columns, filter, sort, limit, cursor),
+        parameters,
         rows.Partitions(start, end, lambda: catalog.latest_partition(dataset)),
         shape.aware,
     )
     sqlite = catalog.engine.dialect.name == "sqlite"
-    plan = rows.plan(parsed, catalog.table(dataset, shape.columns, shape.aware), config.chunk_rows, sqlite)
+    table = catalog.table(dataset, shape.columns, shape.aware)
+    # SQLite writes each row's JSON itself, at about the cost of fetching its values.
+    plan = rows.plan(parsed, table, config.chunk_rows, sqlite, json_records=fmt in ("json", "ndjson"))
 
     connection = catalog.engine.connect()
     if connection.dialect.name == "postgresql":
@@ -181,11 +205,12 @@ def get_rows(
     if page.next_cursor:
         headers["X-Next-Cursor"] = page.next_cursor
         headers["Link"] = f'<{request.url.include_query_params(cursor=page.next_cursor)}>; rel="next"'
-    return StreamingResponse(
-        encode(fmt, page.chunks, arrow_schema(parsed.selected, types), header),
-        media_type=FORMATS[fmt],
-        headers=headers,
-    )
+    body = encode(fmt, page.chunks, parsed.selected, types, header, written=plan.records)
+    if page.whole:
+        # A page of one chunk is encoded in this thread, which also returns its connection
+        # to the pool; it leaves with a Content-Length. Longer pages stream chunk by chunk.
+        return Response(b"".join(body), media_type=FORMATS[fmt], headers=headers)
+    return StreamingResponse(body, media_type=FORMATS[fmt], headers=headers)
 
 
 def validators(catalog, parsed: rows.RowsRequest, fingerprint: rows.Fingerprint, fmt: str) -> dict[str, str]:
