@@ -32,7 +32,9 @@ def examples(**values) -> dict:
 
 # What routes depend on is a coroutine where it does not block (a token check is one hash and
 # one stat of the tokens file): FastAPI runs a plain function in a worker thread, and that hop
-# costs more than the function.
+# costs more than the function. The token check and the dataset lookup read the configuration
+# from the request rather than depend on `Config`: FastAPI resolves each dependency anew on every
+# request, at a cost that is a good part of a small page's.
 async def get_config(request: Request) -> ApiConfig:
     return request.app.state.config
 
@@ -48,8 +50,9 @@ bearer = HTTPBearer(auto_error=False, description="A token issued by `collab-dat
 
 
 async def authenticated(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)], config: Config
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)], request: Request
 ) -> str:
+    config: ApiConfig = request.app.state.config
     name = config.tokens.name_for(credentials.credentials) if credentials else None
     if name is None:
         detail = "this token is not valid" if credentials else "send Authorization: Bearer <token>"
@@ -71,9 +74,9 @@ async def dataset_named(
             ),
         ),
     ],
-    catalog: Catalog,
+    request: Request,
 ) -> Dataset:
-    dataset = catalog.datasets.get(name)
+    dataset = request.app.state.config.catalog.datasets.get(name)
     if dataset is None:
         raise not_found(f"no dataset named {name[:80]!r}; GET {PREFIX}/datasets lists them", "name")
     return dataset

@@ -13,8 +13,7 @@ from collab_pipelines.data_api import rows
 from collab_pipelines.data_api.deps import (
     PREFIX,
     PROTECTED,
-    Catalog,
-    Config,
+    ApiConfig,
     DatasetFromPath,
     IfNoneMatch,
     etag_matches,
@@ -53,8 +52,6 @@ _DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 async def get_rows(
     request: Request,
     dataset: DatasetFromPath,
-    catalog: Catalog,
-    config: Config,
     partition: Annotated[
         str | None,
         Query(
@@ -151,8 +148,9 @@ async def get_rows(
     # Everything that blocks (the catalog, the instance, the warehouse, encoding a page that fits
     # one chunk) runs in one worker thread: each hop between the event loop and a worker costs
     # more than planning a request.
+    config: ApiConfig = request.app.state.config  # not a dependency: see deps.py
     return await run_in_threadpool(
-        respond, request, dataset, catalog, config, parameters, fmt, if_none_match, if_modified_since
+        respond, request, dataset, config.catalog, config, parameters, fmt, if_none_match, if_modified_since
     )
 
 
