@@ -111,13 +111,14 @@ class ReloadingTokens:
     """
 
     def __init__(self):
+        # Resolved once: a stat of the file is all a request pays to see a change.
+        self._path = default_tokens_file()
         self._stamp = self._file_stamp()
         self.store = TokenStore.from_environment()
 
-    @staticmethod
-    def _file_stamp() -> tuple[int, int] | None:
+    def _file_stamp(self) -> tuple[int, int] | None:
         try:
-            stat = default_tokens_file().stat()
+            stat = self._path.stat()
         except FileNotFoundError:
             return None
         return stat.st_mtime_ns, stat.st_size

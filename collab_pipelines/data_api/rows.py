@@ -7,6 +7,7 @@
 * `stream` runs the plan on one connection and hands back the next cursor and the chunks.
 """
 
+import dataclasses
 import functools
 import hashlib
 import itertools
@@ -218,10 +219,40 @@ def _json_object(table: sa.Table, kinds: tuple[tuple[str, str], ...]) -> sa.Colu
     return sa.literal_column(str(sql), sa.String).label("record")
 
 
+# Plans of requests without filter or cursor, by everything that shapes them: the same day asked
+# again reuses its statements, whose SQLAlchemy cache keys are then already computed.
+_PLANS: dict[tuple, Plan] = {}
+_MAX_PLANS = 512
+
+
 def plan(
     request: RowsRequest, table: sa.Table, chunk_rows: int, sqlite: bool = False, json_records: bool = False
 ) -> Plan:
     """`json_records` (SQLite only) has the database write each row of the page as a JSON object."""
+    if request.filters or request.after is not None:
+        return _plan(request, table, chunk_rows, sqlite, json_records)
+    partitions = request.partitions
+    key = (
+        table,
+        request.dataset.name,
+        tuple(request.selected),
+        tuple(request.keys),
+        tuple(partitions) if isinstance(partitions, list) else partitions,
+        isinstance(partitions, list),
+        request.limit,
+        chunk_rows,
+        sqlite,
+        json_records,
+    )
+    cached = _PLANS.get(key)
+    if cached is None:
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        cached = _PLANS[key] = _plan(request, table, chunk_rows, sqlite, json_records)
+    return dataclasses.replace(cached, request=request)
+
+
+def _plan(request: RowsRequest, table: sa.Table, chunk_rows: int, sqlite: bool, json_records: bool) -> Plan:
     dataset = request.dataset
     scope = []
     if request.partitions is not None:
