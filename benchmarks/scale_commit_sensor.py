@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+from _history import instance_with_history
 from dagster._core.definitions.partitions.context import partition_loading_context
 from dagster._core.storage.dagster_run import DagsterRun, RunsFilter
 from dagster._core.storage.tags import PARTITION_NAME_TAG, RUN_KEY_TAG, SENSOR_NAME_TAG
@@ -135,12 +136,13 @@ def measure(work: Path, name: str, history: int, ticks: int) -> tuple[float, flo
     started = time.perf_counter()
     shas = append_commits(repository, 0, history)
     git_seconds = time.perf_counter() - started
-    with dg.instance_for_test() as instance:
+
+    def fill(instance: dg.DagsterInstance) -> None:
         for dataset in ("flights", "weather"):  # exported already: the sensor does not wait
             instance.report_runless_asset_event(dg.AssetMaterialization(dataset))
-        started = time.perf_counter()
         record_history(instance, shas if history > 1 else [])  # one commit: nothing evaluated yet
-        instance_seconds = time.perf_counter() - started
+
+    with instance_with_history(work / f"instance-{name}", fill) as (instance, instance_seconds):
         cursor = json.dumps({SUITE: {"model": {"main": shas[-1]}}})
         repository_def = dg.Definitions.merge(
             build_defs(), dg.Definitions(resources={"warehouse": Warehouse()})

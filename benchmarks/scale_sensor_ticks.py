@@ -5,19 +5,15 @@ materialized in a real (SQLite) instance and one range run in flight. Prints the
 of a sensor tick (fresh cursor, so it reconsiders all 10,000 days) and of a schedule tick,
 against the goal of 1 s. The baseline is the same tick with no history.
 
-The history is written as materialization events reported to the instance, on a memory
-filesystem, then copied to disk, where the ticks are timed. Writing it through a real range run
-costs a synced SQLite commit per event (about 6 ms here): 10,000 days took 40 minutes under load,
-for a history the ticks read the same way (the instance's materialized partitions).
-
-    .venv/bin/python benchmarks/scale_sensor_ticks.py [--days 10000]
+The history is written as materialization events reported to the instance (benchmarks/_history.py
+says where and why); the ticks read it the same way as a range run's (the instance's
+materialized partitions).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -28,6 +24,7 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 import yaml
+from _history import instance_with_history
 from dagster._core.storage.dagster_run import DagsterRun
 
 from collab_pipelines.exports.definitions import build_defs
@@ -97,22 +94,19 @@ def main() -> int:
         with dg.instance_for_test(temp_dir=str(work / "empty")) as instance:
             empty = ticks(defs, instance)
         days = [(start + timedelta(days=i)).isoformat() for i in range(args.days - 1)]
-        memory = Path("/dev/shm") if Path("/dev/shm").is_dir() else work
-        with tempfile.TemporaryDirectory(dir=memory) as filling:
-            started = time.perf_counter()
-            with dg.instance_for_test(temp_dir=filling) as instance:
-                for day in days:
-                    instance.report_runless_asset_event(dg.AssetMaterialization("events", partition=day))
-                instance.add_run(
-                    DagsterRun(
-                        job_name="daily_exports",
-                        status=dg.DagsterRunStatus.STARTED,
-                        tags={"dagster/partition": (start + timedelta(days=args.days - 1)).isoformat()},
-                    )
+
+        def fill(instance: dg.DagsterInstance) -> None:
+            for day in days:
+                instance.report_runless_asset_event(dg.AssetMaterialization("events", partition=day))
+            instance.add_run(
+                DagsterRun(
+                    job_name="daily_exports",
+                    status=dg.DagsterRunStatus.STARTED,
+                    tags={"dagster/partition": (start + timedelta(days=args.days - 1)).isoformat()},
                 )
-            filled = time.perf_counter() - started
-            shutil.copytree(filling, work / "history")
-        with dg.instance_for_test(temp_dir=str(work / "history")) as instance:
+            )
+
+        with instance_with_history(work / "history", fill) as (instance, filled):
             assert len(instance.get_materialized_partitions(dg.AssetKey("events"))) == len(days)
             full = ticks(defs, instance)
     print(
