@@ -66,3 +66,32 @@ def test_dagster_job_execute_writes_a_day(product_db, state_dir, tmp_path):
     assert set(flights["_partition"]) == {"2013-01-06"}
     assert len(flights) > 800
     assert warehouse.count("weather", where={"_partition": "2013-01-06"}) > 0
+
+
+def test_a_range_runs_days_are_written_in_event_batches(postgres_url, product_db, export_assets, monkeypatch):
+    from collab_pipelines.exports.resources import SqlSources
+
+    # As the deployments set it, but smaller than the range, so batches end mid-range and at its end.
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "2")
+    overrides = {"storage": {"postgres": {"postgres_url": postgres_url}}}
+    days = ["2013-01-01", "2013-01-02", "2013-01-03"]
+    with dg.instance_for_test(overrides=overrides) as instance:
+        result = dg.materialize(
+            [export_assets["flights"]],
+            instance=instance,
+            tags={
+                "dagster/asset_partition_range_start": days[0],
+                "dagster/asset_partition_range_end": days[-1],
+            },
+            resources={"warehouse": Warehouse(url=postgres_url), "sources": SqlSources()},
+        )
+        assert result.success
+        assert instance.get_materialized_partitions(dg.AssetKey("flights")) == set(days)
+        records = instance.fetch_materializations(dg.AssetKey("flights"), limit=10).records
+        versions = {r.partition_key: r.asset_materialization.tags["dagster/data_version"] for r in records}
+        counts = {
+            r.partition_key: r.asset_materialization.metadata["dagster/row_count"].value for r in records
+        }
+    assert sorted(versions) == days and len(set(versions.values())) == 3
+    warehouse_counts = Warehouse(url=postgres_url).read("flights").groupby("_partition").size().to_dict()
+    assert counts == warehouse_counts
