@@ -196,7 +196,7 @@ def _json_value(column: sa.Column, kind: str):
         return sa.case(
             (
                 sa.func.length(text) == _STORED_DATETIME_LENGTH,
-                sa.func.substr(text, 1, 10) + "T" + sa.func.substr(text, 12),
+                sa.func.replace(text, " ", "T"),
             ),
             else_=sa.func.strftime("%Y-%m-%dT%H:%M:%f", text) + "000",
         )
