@@ -2,8 +2,8 @@
 
 A range run reads its whole window with one query, but holds only `chunk_rows` rows at a time:
 PostgreSQL streams them through a server-side (named) cursor, SQLite and other databases
-through `fetchmany`. The driver's cursor skips SQLAlchemy's per-row objects, which cost about
-as much as the fetch itself on a year of flights.
+through `fetchmany`. The driver's cursor skips SQLAlchemy's per-row objects, about a fifth of
+`pandas.read_sql`'s time on a year of flights.
 """
 
 from __future__ import annotations
