@@ -21,7 +21,8 @@ DATASET_NAME_PATTERN = r"^[A-Za-z0-9_]{1,64}$"
 class ApiConfig:
     catalog: DatasetCatalog
     tokens: ReloadingTokens
-    state_dir: FilePath
+    # Rendered reports live here ($COLLAB_SHARED_DIR); the reports route serves no file outside it.
+    shared_dir: FilePath
     chunk_rows: int = 5_000
 
 

@@ -51,7 +51,7 @@ def build_app():
     )
     chunk_rows = int(os.environ.get(CHUNK_ROWS_ENV) or 5_000)
     return create_app(
-        ApiConfig(catalog=catalog, tokens=tokens, state_dir=settings.shared_dir(), chunk_rows=chunk_rows)
+        ApiConfig(catalog=catalog, tokens=tokens, shared_dir=settings.shared_dir(), chunk_rows=chunk_rows)
     )
 
 

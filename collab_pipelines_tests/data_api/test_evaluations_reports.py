@@ -68,7 +68,7 @@ def test_report_paths_outside_the_state_folder_are_refused(sqlite_api, tmp_path)
     outside = tmp_path / "secret.html"
     report_materialization(deployment.instance, outside, asset_key="leaky_report", html="<html>secret</html>")
     refused = sqlite_api.get("/v1/reports/leaky_report")
-    assert refused.status_code == 403 and "outside the project's state folder" in refused.json()["detail"]
+    assert refused.status_code == 403 and "outside the project's shared folder" in refused.json()["detail"]
     assert "secret" not in refused.text
     sneaky = deployment.state_dir / "reports" / ".." / ".." / "secret.html"
     report_materialization(deployment.instance, sneaky, asset_key="sneaky_report")

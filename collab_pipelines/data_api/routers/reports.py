@@ -83,8 +83,8 @@ def get_report(
     if not isinstance(path_text, str):
         raise not_found(f"{what}: its latest materialization (run {entry.run_id}) records no html_path")
     path = FilePath(path_text).resolve()
-    if not path.is_relative_to(config.state_dir.resolve()):
-        raise ApiProblem(403, "Forbidden", f"{what}: its HTML file lies outside the project's state folder")
+    if not path.is_relative_to(config.shared_dir.resolve()):
+        raise ApiProblem(403, "Forbidden", f"{what}: its HTML file lies outside the project's shared folder")
     if not path.is_file():
         raise not_found(f"{what}: the HTML file of run {entry.run_id} no longer exists")
     etag = '"' + hashlib.sha256(f"{records[0].storage_id}|{path}".encode()).hexdigest()[:32] + '"'
