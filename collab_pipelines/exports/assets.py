@@ -74,7 +74,7 @@ def _define_export_asset(spec, connection, asset_key, partitions_def) -> dg.Asse
         kinds={"sql", "pandas"},
         tags={"collab/pattern": "exports", **spec.tags},
         partitions_def=partitions_def,
-        # A backfill of many days is one run that reads and writes the whole window at once.
+        # A backfill of many days is one run that reads and writes its window in chunks.
         backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
         check_specs=check_specs(spec, asset_key),
         # A partitioned export reports its days as materialization events (see below).

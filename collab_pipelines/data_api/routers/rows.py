@@ -150,20 +150,20 @@ async def get_rows(
     # more than planning a request.
     config: ApiConfig = request.app.state.config  # not a dependency: see deps.py
     return await run_in_threadpool(
-        respond, request, dataset, config.catalog, config, parameters, fmt, if_none_match, if_modified_since
+        respond, request, dataset, config, parameters, fmt, if_none_match, if_modified_since
     )
 
 
 def respond(
     request: Request,
     dataset,
-    catalog,
-    config,
+    config: ApiConfig,
     parameters: rows.RowsParameters,
     fmt: str,
     if_none_match: str | None,
     if_modified_since: str | None,
 ) -> Response:
+    catalog = config.catalog
     shape = catalog.table_shape(dataset)
     if shape is None:
         raise not_found(f"dataset {dataset.name!r} has not been materialized yet: its table does not exist")
