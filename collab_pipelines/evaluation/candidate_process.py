@@ -7,7 +7,7 @@ with the data scientist's traceback. The process's output is forwarded line by l
 runs (the asset sends it to the run's logs).
 """
 
-import dataclasses
+import io
 import json
 import os
 import signal
@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from collab_pipelines.evaluation import heldout, sandbox
 from collab_pipelines.evaluation.contract import Contract
 from collab_pipelines.evaluation.environments import EnvironmentBuildError, python_for
 from collab_pipelines.evaluation.scoring import compute_metrics
@@ -34,6 +35,9 @@ CANDIDATE_SCRIPT = Path(__file__).with_name("candidate_script.py")
 # environment (Dagster's, the warehouse's and the API's secrets) stays out.
 _THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 MAX_FORWARDED_LINES = 2000
+# What the parent reads of the candidate's messages: a line of JSON, and the predictions.
+MAX_MESSAGE_BYTES = 1024 * 1024
+MAX_PREDICTION_BYTES = 512 * 1024 * 1024
 DEFAULT_LIMITS = Limits()
 
 OutputLog = Callable[[str, str], None]
@@ -41,8 +45,8 @@ OutputLog = Callable[[str, str], None]
 
 
 class EvaluationFailed(RuntimeError):
-    """A commit could not be evaluated. `stage` is checkout, contract, environment, import,
-    features, fit, predict, limits or output."""
+    """A commit could not be evaluated. `stage` is checkout, contract, sandbox, environment,
+    import, features, fit, predict, limits or output."""
 
     def __init__(self, message: str, stage: str, traceback_text: str = ""):
         super().__init__(message)
@@ -53,16 +57,18 @@ class EvaluationFailed(RuntimeError):
 @dataclass
 class Outcome:
     predictions: pd.DataFrame
+    """row_id, y_true (the harness's own labels), y_pred, y_score."""
     metrics: dict[str, float]
     train_rows: int
     test_rows: int
     seconds: float
     reported: dict[str, Any] = field(default_factory=dict)
     """Values the model reported itself through `collab_eval.report(...)`."""
+    sandboxed: bool = True
 
 
 def write_frames(frames: Mapping[str, pd.DataFrame], directory: Path) -> dict[str, Path]:
-    """Hand the data over as Parquet files, written once when many candidates share them."""
+    """Hand the data over as Parquet files."""
     paths = {}
     for name, frame in frames.items():
         paths[name] = directory / f"{name}.parquet"
@@ -70,17 +76,14 @@ def write_frames(frames: Mapping[str, pd.DataFrame], directory: Path) -> dict[st
     return paths
 
 
-def candidate_environment(
-    work: Path, passed_through: Sequence[str] = (), python: str = sys.executable
-) -> dict[str, str]:
-    """The whole environment of the candidate's process: what it needs, and what its contract names."""
-    home = work / "home"
-    home.mkdir(exist_ok=True)
+def candidate_environment(home: Path, passed_through: Sequence[str] = (), python: str = sys.executable) -> dict[str, str]:
+    """The whole environment of the candidate's process: what it needs, and the variables its
+    contract names that the suite allows."""
     env = {
         # The interpreter's own bin first: the commit's environment's, when it has one.
         "PATH": os.pathsep.join([str(Path(python).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
         "HOME": str(home),
-        "TMPDIR": str(work),
+        "TMPDIR": str(home.parent),
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
         "PYTHONHASHSEED": "0",
@@ -95,7 +98,7 @@ def candidate_environment(
 def evaluate(
     sources: Path | Sequence[Path],
     contract: Contract,
-    frames: Mapping[str, pd.DataFrame | Path],
+    frames: Mapping[str, pd.DataFrame],
     split_at: pd.Timestamp,
     where: str,
     limits: Limits = DEFAULT_LIMITS,
@@ -103,6 +106,7 @@ def evaluate(
     *,
     output: OutputLog | None = None,
     environments: Path | None = None,
+    sandboxed: bool = True,
 ) -> Outcome:
     """Run the commit(s) exported at `sources`; `where` names them in every message.
 
@@ -112,9 +116,49 @@ def evaluate(
     the per-commit environment cache (default: the state folder's).
     """
     with CandidateProcess(
-        sources, contract, where, limits, params, output=output, environments=environments
+        sources, contract, where, limits, params, output=output, environments=environments, sandboxed=sandboxed
     ) as candidate:
         return candidate.finish(frames, split_at)
+
+
+@dataclass
+class _Messages:
+    """What the candidate said on its message pipe, collected by a reader thread."""
+
+    stage: str = "start"
+    error: dict | None = None
+    sizes: dict = field(default_factory=dict)
+    predictions: bytes | None = None
+    reported: dict = field(default_factory=dict)
+    problem: str | None = None
+
+    def read(self, stream) -> None:
+        try:
+            while line := stream.readline(MAX_MESSAGE_BYTES):
+                if not line.endswith(b"\n"):
+                    raise ValueError(f"a message longer than {MAX_MESSAGE_BYTES} bytes")
+                message = json.loads(line)
+                if not isinstance(message, dict):
+                    raise ValueError("a message that is not a JSON object")
+                if "stage" in message:
+                    self.stage = str(message["stage"])
+                if isinstance(message.get("report"), dict):
+                    self.reported.update(message["report"])
+                if isinstance(message.get("error"), dict):
+                    self.error = message["error"]
+                if isinstance(message.get("sizes"), dict):
+                    self.sizes = message["sizes"]
+                if "predictions" in message:
+                    size = int(message["predictions"])
+                    if not 0 <= size <= MAX_PREDICTION_BYTES:
+                        raise ValueError(f"predictions of {size} bytes (at most {MAX_PREDICTION_BYTES})")
+                    self.predictions = stream.read(size)
+        except (ValueError, TypeError) as error:
+            self.problem = f"the model process sent a malformed message: {error}"
+            while stream.read(65536):  # keep draining, so the process never blocks on the pipe
+                pass
+        finally:
+            stream.close()
 
 
 class CandidateProcess:
@@ -136,44 +180,64 @@ class CandidateProcess:
         *,
         output: OutputLog | None = None,
         environments: Path | None = None,
+        sandboxed: bool = True,
     ):
         self.sources = [sources] if isinstance(sources, Path) else list(sources)
-        self.contract, self.where, self.limits = contract, where, limits
-        # The system's temporary folder, never the state folder: the candidate's files and
-        # working directory stay away from the instance, the warehouse and the landing zone.
+        self.contract, self.where, self.limits, self.sandboxed = contract, where, limits, sandboxed
+        # The system's temporary folder, never the state folder: the candidate's files stay
+        # away from the instance, the warehouse and the landing zone.
         self._tmp = tempfile.TemporaryDirectory(prefix="collab-eval-", dir=tempfile.gettempdir())
         self.work = Path(self._tmp.name)
+        self.input = self.work / "input"
+        self.input.mkdir()
         self._process: subprocess.Popen | None = None
         self._readers: list[threading.Thread] = []
         self._stderr_tail: deque = deque(maxlen=40)
+        self._messages = _Messages()
         self._timed_out = False
-        self._environment_error: str | None = None
+        self._cap: sandbox.ProcessCap | None = None
+        self._refusal: EvaluationFailed | None = None
         try:
             python = python_for(self.sources[0], contract.lock, environments)
         except EnvironmentBuildError as error:
             # Raised by `finish`, after the caller's own checks of the data, as before the
             # process was started early.
-            self._environment_error = str(error)
+            self._refusal = EvaluationFailed(f"{where}: environment failed: {error}", "environment")
             return
+        try:
+            argv, inside_input, home = self._command(python)
+        except sandbox.SandboxUnavailable as error:
+            self._refusal = EvaluationFailed(f"{where}: {error}", "sandbox")
+            return
+        self._inside_input = inside_input
         job = {
-            "sources": [str(source) for source in self.sources],
-            "output": str(self.work),
-            "contract": dataclasses.asdict(contract),
+            "sources": [str(s) for s in (self._inside_sources if sandboxed else self.sources)],
+            "contract": candidate_contract(contract),
             "params": dict(params or {}),
+            "limits": {
+                "memory_mb": limits.memory_mb,
+                "processes": limits.processes,
+                "open_files": limits.open_files,
+                "file_mb": limits.scratch_mb,
+                "cpu_seconds": limits.seconds,
+            },
         }
-        (self.work / "job.json").write_text(json.dumps(job, default=str))
+        (self.input / "job.json").write_text(json.dumps(job, default=str))
+        reading, writing = os.pipe()
         self._started = time.perf_counter()
-        self._process = subprocess.Popen(
-            # By path and isolated (-I): the script needs only pandas and the candidate's code,
-            # and importing the package (and Dagster) first would cost seconds per evaluation.
-            [python, "-I", "-B", str(CANDIDATE_SCRIPT), str(self.work / "job.json"), str(limits.memory_mb)],
-            cwd=self.sources[0],
-            start_new_session=True,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=candidate_environment(self.work, contract.env, python),
-        )
+        try:
+            self._process = subprocess.Popen(
+                [*argv, str(inside_input / "job.json"), str(writing)],
+                cwd=self.sources[0],
+                start_new_session=True,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(writing,),
+                env=candidate_environment(home, contract.env, python),
+            )
+        finally:
+            os.close(writing)  # the candidate holds the only writing end: its exit ends the stream
         self._readers = [
             threading.Thread(
                 target=_forward, args=(self._process.stdout, "stdout", output, deque(maxlen=1)), daemon=True
@@ -181,9 +245,25 @@ class CandidateProcess:
             threading.Thread(
                 target=_forward, args=(self._process.stderr, "stderr", output, self._stderr_tail), daemon=True
             ),
+            threading.Thread(target=self._messages.read, args=(os.fdopen(reading, "rb"),), daemon=True),
         ]
         for reader in self._readers:
             reader.start()
+
+    def _command(self, python: str) -> tuple[list[str], Path, Path]:
+        """The command line, where the candidate sees its input folder, and its home."""
+        interpreter = [python, "-I", "-B"]
+        if not self.sandboxed:
+            scratch = self.work / "scratch"
+            (scratch / "home").mkdir(parents=True)
+            self._inside_sources = self.sources
+            return [*interpreter, str(CANDIDATE_SCRIPT)], self.input, scratch / "home"
+        sandbox.check()
+        self._cap = sandbox.ProcessCap(self.limits.processes + 8)  # bwrap's own processes too
+        mounts = sandbox.Mounts(self.sources, self.input, CANDIDATE_SCRIPT, python, self.limits.scratch_mb)
+        self._inside_sources = mounts.inside_sources()
+        argv = sandbox.command(mounts, [*interpreter, str(sandbox.INSIDE_SCRIPT)])
+        return self._cap.wrap(argv), sandbox.INSIDE_INPUT, Path("/tmp/home")
 
     def __enter__(self) -> "CandidateProcess":
         return self
@@ -199,6 +279,8 @@ class CandidateProcess:
             self._process.stdin.close()
         for reader in self._readers:
             reader.join(timeout=5)
+        if self._cap is not None:
+            self._cap.close()
         self._tmp.cleanup()
 
     def _kill(self) -> None:
@@ -207,65 +289,64 @@ class CandidateProcess:
         except ProcessLookupError:
             pass  # it ended on its own meanwhile
 
-    def finish(self, frames: Mapping[str, pd.DataFrame | Path], split_at: pd.Timestamp) -> Outcome:
-        """Hand the data over (frames in memory are written as Parquet) and wait for the outcome."""
-        where, limits, work = self.where, self.limits, self.work
-        if self._environment_error is not None:
-            raise EvaluationFailed(f"{where}: environment failed: {self._environment_error}", "environment")
-        in_memory = {name: frame for name, frame in frames.items() if isinstance(frame, pd.DataFrame)}
-        frame_paths = {
-            **{name: path for name, path in frames.items() if isinstance(path, Path)},
-            **write_frames(in_memory, work),
-        }
+    def finish(self, frames: Mapping[str, pd.DataFrame], split_at: pd.Timestamp) -> Outcome:
+        """Split, hand the data over without the held-out labels, wait, and score."""
+        where, limits = self.where, self.limits
+        if self._refusal is not None:
+            raise self._refusal
+        try:
+            held = heldout.split(self.contract, frames, split_at, where)
+        except heldout.SplitError as error:
+            raise EvaluationFailed(str(error), "contract") from error
+        paths = write_frames(
+            {**held.frames, "_train_labels": held.train_labels, "_test_ids": held.test_labels[["row_id"]]},
+            self.input,
+        )
+        inside = {name: str(self._inside_input / path.name) for name, path in paths.items()}
         data = {
-            "frames": {name: str(path) for name, path in frame_paths.items()},
-            "split_at": split_at.isoformat(),
+            "frames": {name: inside[name] for name in held.frames},
+            "labels": inside["_train_labels"],
+            "test_ids": inside["_test_ids"],
         }
         try:
             self._process.stdin.write(json.dumps(data).encode() + b"\n")
             self._process.stdin.close()
         except BrokenPipeError:
-            pass  # it ended before reading (its imports failed): error.json says how
+            pass  # it ended before reading (its imports failed): its messages say how
         returncode = self._wait(limits.seconds)
         seconds = time.perf_counter() - self._started
-        error_file = work / "error.json"
-        if error_file.exists():
-            error = json.loads(error_file.read_text())
-            if error["type"] == "MemoryError":
+        said = self._messages
+        if said.error is not None:
+            error = said.error
+            if error.get("type") == "MemoryError":
                 raise EvaluationFailed(
-                    f"{where}: memory limit of {limits.memory_mb} MB exceeded during {error['stage']}",
+                    f"{where}: memory limit of {limits.memory_mb} MB exceeded during {error.get('stage')}",
                     "limits",
-                    error["traceback"],
+                    str(error.get("traceback", "")),
                 )
             raise EvaluationFailed(
-                f"{where}: {error['stage']} failed: {error['type']}: {error['message']}",
-                error["stage"],
-                error["traceback"],
+                f"{where}: {error.get('stage')} failed: {error.get('type')}: {error.get('message')}",
+                str(error.get("stage", "output")),
+                str(error.get("traceback", "")),
             )
-        if returncode != 0:
+        if said.problem is not None:
+            raise EvaluationFailed(f"{where}: {said.problem}", "output")
+        if returncode != 0 or said.predictions is None:
             raise EvaluationFailed(
-                f"{where}: the model process died (exit code {returncode}); "
+                f"{where}: the model process ended (exit code {returncode}) without predictions; "
                 f"the memory limit is {limits.memory_mb} MB",
                 "limits",
             )
-        predictions = pd.read_parquet(work / "predictions.parquet")
-        sizes = json.loads((work / "sizes.json").read_text())
-        reported = _reported(work / "reported.jsonl")
-        missing = predictions[["y_pred", "y_score"]].isna().any(axis=1)
-        if missing.any():
-            sample = predictions.loc[missing, "row_id"].head(5).tolist()
-            raise EvaluationFailed(
-                f"{where}: {int(missing.sum())} of {len(predictions)} predictions are NaN (rows {sample} ...)",
-                "output",
-            )
+        predictions = scored(said.predictions, held.test_labels, where)
         return Outcome(
             predictions,
             compute_metrics(self.contract.metrics, predictions),
-            sizes["train_rows"],
-            sizes["test_rows"],
+            int(said.sizes.get("train_rows", len(held.train_labels))),
+            len(predictions),
             # The process's own time: not the wait for the data, which was the caller's reading.
-            max(seconds - sizes["waited"], 0.0),
-            reported,
+            max(seconds - float(said.sizes.get("waited", 0.0)), 0.0),
+            said.reported,
+            self.sandboxed,
         )
 
     def _wait(self, seconds: float) -> int:
@@ -285,29 +366,73 @@ class CandidateProcess:
             timer.cancel()
             for reader in self._readers:
                 reader.join(timeout=5)
-        if self._timed_out and process.returncode == -signal.SIGKILL:
-            stage_file = self.work / "stage"
-            stage = stage_file.read_text().strip() if stage_file.exists() else "start"
+        if self._timed_out:
             raise EvaluationFailed(
-                f"{self.where}: time limit of {seconds:g} s exceeded during {stage}; the run was stopped",
+                f"{self.where}: time limit of {seconds:g} s exceeded during {self._messages.stage}; "
+                "the run was stopped",
                 "limits",
             )
         if process.returncode not in (0, 2):
             tail = "\n".join(self._stderr_tail)[-2000:]
+            if tail.startswith("bwrap:"):
+                raise EvaluationFailed(f"{self.where}: the sandbox could not start: {tail}", "sandbox", tail)
             raise EvaluationFailed(
-                f"{self.where}: the model process died (exit code {process.returncode}): {tail}",
+                f"{self.where}: the model process died (exit code {process.returncode}) during "
+                f"{self._messages.stage}: {tail}",
                 "limits",
                 tail,
             )
         return process.returncode
 
 
-def _reported(path: Path) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    if path.exists():
-        for line in path.read_text().splitlines():
-            values.update(json.loads(line))
-    return values
+def candidate_contract(contract: Contract) -> dict[str, Any]:
+    """What the candidate's process is told of the contract: how to call the commit and which
+    columns it must not be given; no gate, metric or threshold."""
+    return {
+        "features": contract.features,
+        "entry_point": contract.entry_point,
+        "fit": contract.fit,
+        "predict": contract.predict,
+        "dataset": contract.dataset,
+        "row_id": contract.row_id,
+        "time_column": contract.time_column,
+        "target": contract.target,
+        "withheld": list(contract.withheld),
+    }
+
+
+def scored(payload: bytes, test_labels: pd.DataFrame, where: str) -> pd.DataFrame:
+    """The candidate's predictions joined to the harness's own labels by row id."""
+    try:
+        returned = pd.read_parquet(io.BytesIO(payload))
+    except Exception as error:  # noqa: BLE001 -- anything unreadable is the model's output failure
+        raise EvaluationFailed(f"{where}: the predictions are not readable: {error}", "output") from error
+    missing_columns = {"row_id", "y_pred", "y_score"} - set(returned.columns)
+    if missing_columns:
+        raise EvaluationFailed(f"{where}: the predictions lack {sorted(missing_columns)}", "output")
+    returned = returned.assign(key=returned["row_id"].astype(str))
+    expected = test_labels.assign(key=test_labels["row_id"].astype(str))
+    if returned["key"].duplicated().any() or set(returned["key"]) != set(expected["key"]):
+        extra = sorted(set(returned["key"]) - set(expected["key"]))[:5]
+        absent = sorted(set(expected["key"]) - set(returned["key"]))[:5]
+        raise EvaluationFailed(
+            f"{where}: the predictions are not one per held-out row "
+            f"(unknown row ids {extra}, missing {absent})",
+            "output",
+        )
+    predictions = expected[["key", "row_id", "y_true"]].merge(
+        returned[["key", "y_pred", "y_score"]], on="key", how="left"
+    ).drop(columns="key")
+    predictions["y_pred"] = pd.to_numeric(predictions["y_pred"], errors="coerce").astype(float)
+    predictions["y_score"] = pd.to_numeric(predictions["y_score"], errors="coerce").astype(float)
+    missing = predictions[["y_pred", "y_score"]].isna().any(axis=1)
+    if missing.any():
+        sample = predictions.loc[missing, "row_id"].head(5).tolist()
+        raise EvaluationFailed(
+            f"{where}: {int(missing.sum())} of {len(predictions)} predictions are NaN (rows {sample} ...)",
+            "output",
+        )
+    return predictions
 
 
 def _forward(stream, name: str, output: OutputLog | None, tail: deque) -> None:

@@ -11,7 +11,8 @@ is the data scientist whose commit failed. Its JSON Schema is docs/schemas/colla
     dataset = "flights"                  # an export from the catalog
     time_column = "sched_dep_at"         # the time-based split uses it
     row_id = "id"                        # identifies a row, to compare predictions across commits
-    target = "delayed"                   # a column the feature function returns
+    target = {column = "dep_delay", above = 15}   # a dataset column, 0/1 or with a threshold
+    withheld = ["arr_delay", "dep_time"] # columns that give the target away: empty in held-out rows
     features = "features:build"          # frames -> DataFrame of features and the target
     join = ["weather"]                   # more datasets the feature function receives
 
@@ -107,9 +108,24 @@ class ModelSection(StrictModel):
         return self
 
 
+class TargetSpec(StrictModel):
+    """The label the harness computes from the dataset: a 0/1 column, or a column above a threshold."""
+
+    column: str = Field(min_length=1, description="A column of the dataset.")
+    above: Number | None = Field(default=None, description="The label is 1 where the column exceeds it.")
+
+
 class DataSection(StrictModel):
     dataset: str = Field(min_length=1, description="An export from the catalog.")
-    target: str = Field(min_length=1)
+    target: Annotated[str, Field(min_length=1)] | TargetSpec = Field(
+        description="The label, computed by the harness from the dataset (never by the model's "
+        "code): a 0/1 column's name, or {column, above}. Rows without a value are not scored."
+    )
+    withheld: tuple[str, ...] = Field(
+        default=(),
+        description="Columns of the dataset that give the target away (an arrival delay beside a "
+        "departure delay): like the target, empty in the held-out rows the feature function sees.",
+    )
     time_column: str = Field(min_length=1, description="The time-based split uses it.")
     row_id: str = Field(default="id", description="Identifies a row across commits.")
     features: Reference | None = Field(default=None, description="frames -> features and target")
@@ -193,6 +209,8 @@ class Contract:
     fit: str | None
     predict: str | None
     join: tuple[str, ...] = ()
+    target_above: float | None = None
+    withheld: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ("roc_auc",)
     test_days: int = 7
     max_changed_predictions: float | None = None
@@ -216,9 +234,12 @@ def parse_contract(text: str | None, where: str) -> Contract:
         raise ContractError(f"{where}: not valid TOML: {error}") from error
     file = parse(ContractFile, raw, where, entry_depth=0, error=ContractError)
     model, data, evaluation = file.model, file.data, file.evaluation
+    target = data.target if isinstance(data.target, TargetSpec) else TargetSpec(column=data.target)
     return Contract(
         dataset=data.dataset,
-        target=data.target,
+        target=target.column,
+        target_above=target.above,
+        withheld=data.withheld,
         time_column=data.time_column,
         row_id=data.row_id,
         features=data.features,

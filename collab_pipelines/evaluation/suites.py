@@ -61,7 +61,12 @@ class Limits(StrictModel):
     """What one candidate's process may use."""
 
     seconds: float = Field(default=600, gt=0, description="Wall-clock limit of one evaluation run.")
-    memory_mb: Positive = Field(default=4096, description="Address-space limit of the process.")
+    memory_mb: Positive = Field(default=4096, description="Address-space limit of each process.")
+    processes: Positive = Field(default=64, description="Processes and threads the model may run at once.")
+    open_files: Positive = Field(default=256, description="Files each process may hold open.")
+    scratch_mb: Positive = Field(
+        default=1024, description="Size of the scratch space (/tmp, $HOME) and of any one file written."
+    )
 
 
 class RepositorySpec(StrictModel):
