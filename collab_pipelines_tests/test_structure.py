@@ -16,7 +16,12 @@ from collab_pipelines_tests.e2e.processes import PROJECT
 PACKAGE = PROJECT / "collab_pipelines"
 PATTERNS = ("exports", "evaluation", "reports", "intake", "data_api", "demo")
 # Shared modules every pattern may use; none of them may know a pattern.
-SHARED = [*sorted((PACKAGE / "warehouse").glob("*.py")), PACKAGE / "settings.py", PACKAGE / "config.py"]
+SHARED = [
+    *sorted((PACKAGE / "warehouse").glob("*.py")),
+    PACKAGE / "settings.py",
+    PACKAGE / "config.py",
+    PACKAGE / "retries.py",
+]
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -65,7 +70,12 @@ def test_importing_the_package_builds_no_definitions():
 
 @pytest.mark.parametrize(
     "module",
-    ["collab_pipelines.data_api.client", "collab_pipelines.reports.notebook", "collab_pipelines.datasets"],
+    [
+        "collab_pipelines.data_api.client",
+        "collab_pipelines.reports.notebook",
+        "collab_pipelines.datasets",
+        "collab_pipelines.retries",
+    ],
 )
 def test_light_modules_load_neither_dagster_nor_sklearn(module):
     heavy = top_level(fresh_import(f"import {module}")) & {"dagster", "dagstermill", "sklearn"}

@@ -11,7 +11,7 @@ from collab_pipelines.evaluation.suites import EvaluationKey
 # A step failure of an evaluation is the commit's own and repeats on a retry; run retries
 # (deploy/dagster.yaml) stay for what is not: a lost run worker, a killed pod. Transient
 # errors inside the step get the asset's retry policy instead.
-NO_RETRY_OF_STEP_FAILURES = {"dagster/retry_on_asset_or_op_failure": "false"}
+from collab_pipelines.retries import NO_RETRY_OF_STEP_FAILURES
 
 evaluate_commits = dg.define_asset_job(
     "evaluate_commits",

@@ -23,13 +23,11 @@ from collab_pipelines.intake.partitions import (
     upload_partitions,
 )
 from collab_pipelines.intake.upload_types import UploadsFile
+from collab_pipelines.retries import NO_RETRY_OF_STEP_FAILURES
 
 # Names SFTP clients and editors give files that are still being written.
 TEMPORARY_SUFFIXES = (".filepart", ".part", ".partial", ".tmp", ".crdownload", ".swp")
 SIDECAR_SUFFIXES = (".sha256", ".done")
-# Run retries (deploy/dagster.yaml) re-run a lost worker; a step that failed after the asset's
-# own retry policy would fail again (the file is gone, or the verdict is already given).
-NO_RETRY_OF_STEP_FAILURES = {"dagster/retry_on_asset_or_op_failure": "false"}
 
 
 # Files move sidecars first, the upload itself last: a crash in between leaves the upload where
@@ -71,6 +69,8 @@ class _Tick:
                 run_key=run_key,
                 partition_key=key,
                 asset_selection=[uploads_asset_key(upload_type)],
+                # A step that failed after the asset's own retry policy would fail again (the
+                # file is gone, or the verdict is already given); a lost worker is still retried.
                 tags={"collab/uploader": user, "collab/file": original[:200], **NO_RETRY_OF_STEP_FAILURES},
             )
         )
