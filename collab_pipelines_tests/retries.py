@@ -1,10 +1,13 @@
 """Run retries as production configures them, for any pattern's tests.
 
 `deploy/dagster.yaml` turns run retries on. When a run fails, Dagster decides at once whether
-it will be retried and records that on the run (`dagster/will_retry`): false for a
-`dg.Failure(allow_retries=False)`, true for any other failure while retries remain. The
-daemon then re-executes the run from its failure. `run_with_retries` does what the daemon does,
-in the test's own process, so a test sees every attempt without a daemon.
+it will be retried and records that on the run (`dagster/will_retry`): false for a run whose
+step failed and that carries `NO_RETRY_OF_STEP_FAILURES` (collab_pipelines/retries.py), true
+for any other failure while retries remain. What the step raised plays no part:
+`dg.Failure(allow_retries=False)` only stops an op's retry policy. The daemon then re-executes
+the run from its failure. `run_with_retries` does what the daemon does, in the test's own
+process, so a test sees every attempt without a daemon; `daemon_would_retry` asks the daemon's
+own decision for one run.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Callable, Iterator
 import dagster as dg
 import yaml
 from dagster._core.storage.tags import RETRY_NUMBER_TAG, WILL_RETRY_TAG
+from dagster._daemon.auto_run_reexecution.auto_run_reexecution import should_retry
 
 from collab_pipelines_tests.e2e.processes import PROJECT
 
@@ -38,6 +42,13 @@ def retrying_instance() -> Iterator[dg.DagsterInstance]:
 def will_retry(instance: dg.DagsterInstance, run_id: str) -> bool:
     run = instance.get_run_by_id(run_id)
     return run is not None and run.tags.get(WILL_RETRY_TAG) == "true"
+
+
+def daemon_would_retry(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """The run-retry daemon's own decision for a finished run (Dagster's `should_retry`)."""
+    run = instance.get_run_by_id(run_id)
+    assert run is not None, run_id
+    return should_retry(run, instance)
 
 
 def run_with_retries(

@@ -33,6 +33,8 @@ def advance_replay_clock_op(
     context.log.info(f"released {added} rows; replay clock at {database.now():%Y-%m-%d}")
 
 
+# Run retries stay on (no NO_RETRY_OF_STEP_FAILURES): the clock moves in one transaction, so
+# a retry after a lost or locked database releases each day once.
 @dg.job(
     description="Move the demo's replay clock forward (run config: days).", tags={"collab/pattern": "demo"}
 )

@@ -14,6 +14,11 @@ from collab_pipelines.exports.partitions import partition_groups
 
 DAILY_EXPORTS_JOB = "daily_exports"
 DIMENSION_EXPORTS_JOB = "dimension_exports"
+# Unlike the other patterns' jobs, the exports' do not carry NO_RETRY_OF_STEP_FAILURES
+# (collab_pipelines/retries.py): their usual failure is a source or warehouse connection lost
+# mid-run, which deploy/dagster.yaml's one run retry fixes (collab_pipelines_tests/product/
+# test_retries.py), and a day is replaced in one transaction, so a retry never doubles rows. A
+# value that does not fit its column fails once more, one run wasted, before someone looks.
 
 
 def daily_job_name(start, index: int) -> str:

@@ -130,7 +130,8 @@ def report_failure(
         metadata.update(notebook_metadata(context, first.notebook_path))
     if first.cell_number is not None:
         metadata["failing_cell"] = first.cell_number
-    # The same notebook on the same data fails the same way: a run retry would only repeat it.
+    # The same notebook on the same data fails the same way. allow_retries=False keeps op retry
+    # policies off it; run retries skip it only through the run's tag (collab_pipelines/retries.py).
     return dg.Failure(
         description=f"{len(errors)} report(s) failed; the first, {first_key}: {first}"
         + ("\n" + "\n".join(lines[1:]) if len(lines) > 1 else ""),

@@ -18,6 +18,7 @@ from collab_pipelines.reports.templates import (
     TemplateSpec,
     load_templates,
 )
+from collab_pipelines.retries import NO_RETRY_OF_STEP_FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ def build_defs(
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
         description="Renders a report when its upstream day or commit is newly materialized.",
+        # A report that failed (a broken template, missing inputs) fails again on the same data.
+        run_tags=NO_RETRY_OF_STEP_FAILURES,
     )
     return dg.Definitions(
         assets=[*assets.values(), build_diagnostic_asset(specs, loaded.problem_lines())],

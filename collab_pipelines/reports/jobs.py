@@ -3,6 +3,7 @@
 import dagster as dg
 
 from collab_pipelines.reports.diagnose import DIAGNOSTIC_ASSET
+from collab_pipelines.retries import NO_RETRY_OF_STEP_FAILURES
 
 DIAGNOSE_JOB = "diagnose_report"
 
@@ -14,5 +15,7 @@ diagnose_report_job = dg.define_asset_job(
         "Run config: ops.diagnostic_report.config.{template, datasets, file, partition_key, "
         "start, end, parameters}; see docs/reports.md."
     ),
-    tags={"collab/pattern": "reports"},
+    # A wrong config or a failing template fails the same way again: launched from the
+    # launchpad or the CLI, the run carries the tag too.
+    tags={"collab/pattern": "reports", **NO_RETRY_OF_STEP_FAILURES},
 )

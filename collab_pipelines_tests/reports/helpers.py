@@ -21,10 +21,24 @@ LEAKS = (
 )
 
 
-def execute(job_fn, instance: dg.DagsterInstance, *, partition=None, first=None, last=None, run_config=None):
-    tags = {"dagster/partition": partition} if partition else {}
+def execute(
+    job_fn,
+    instance: dg.DagsterInstance,
+    *,
+    partition=None,
+    first=None,
+    last=None,
+    run_config=None,
+    tags: dict[str, str] | None = None,
+):
+    """One in-process run of the job; `tags` are added to the run's (and override the job's)."""
+    partition_tags = {"dagster/partition": partition} if partition else {}
     if first:
-        tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+        partition_tags = {
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        }
+    tags = {**partition_tags, **(tags or {})}
     # In process: a step subprocess would load the definitions once more for nothing.
     run_config = {**(run_config or {}), "execution": {"config": {"in_process": {}}}}
     return dg.execute_job(

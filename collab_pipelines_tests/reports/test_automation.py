@@ -10,8 +10,12 @@ from collab_pipelines.evaluation.definitions import build_defs as evaluation_def
 from collab_pipelines.evaluation.partitions import evaluation_commits
 from collab_pipelines.exports.definitions import build_defs as export_defs
 from collab_pipelines.reports.definitions import build_defs
+from collab_pipelines.retries import NO_RETRY_OF_STEP_FAILURES
 from collab_pipelines_tests.project import project_defs
+from collab_pipelines_tests.reports import jobs
+from collab_pipelines_tests.reports.helpers import execute
 from collab_pipelines_tests.reports.jobs import TEST_TEMPLATES
+from collab_pipelines_tests.retries import daemon_would_retry, retrying_instance
 
 
 def project_upstream() -> tuple[dg.Definitions, ...]:
@@ -90,3 +94,18 @@ def test_a_per_commit_report_reads_the_daily_exports_whole(instance, tmp_path):
         defs=project_defs(), instance=instance, asset_selection=REPORTS, cursor=second.cursor
     )
     assert requested(third) == {("flights_quality_report", "2013-01-06")}
+
+
+def test_a_failed_report_run_the_sensor_launches_is_not_retried(warehouse):
+    [sensor] = build_defs(TEST_TEMPLATES).sensors
+    assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
+    with retrying_instance() as instance:
+        # The daemon adds the sensor's run tags to every run it requests (dagster/_daemon/asset_daemon.py).
+        failed = execute(jobs.failing_report_job, instance, partition="2013-01-02", tags=sensor.run_tags)
+        assert not failed.success
+        assert failed.dagster_run.tags.items() >= NO_RETRY_OF_STEP_FAILURES.items()
+        assert not daemon_would_retry(instance, failed.run_id)
+
+        # The same failing notebook in a run without the sensor's tags is retried: the test can fail.
+        control = execute(jobs.failing_report_job, instance, partition="2013-01-02")
+        assert not control.success and daemon_would_retry(instance, control.run_id)

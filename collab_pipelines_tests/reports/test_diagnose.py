@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from collab_pipelines.retries import NO_RETRY_OF_STEP_FAILURES, RETRY_ON_STEP_FAILURE_TAG
 from collab_pipelines_tests.reports import jobs
 from collab_pipelines_tests.reports.helpers import (
     assert_published_clean,
@@ -9,6 +10,7 @@ from collab_pipelines_tests.reports.helpers import (
     materializations,
     probe_output,
 )
+from collab_pipelines_tests.retries import daemon_would_retry, retrying_instance
 
 
 def test_diagnose_applies_a_template_to_a_chosen_dataset_and_date_range(warehouse, instance):
@@ -43,3 +45,19 @@ def test_diagnose_names_the_templates_when_one_is_unknown(warehouse, instance):
     assert "no template 'no_such_template'; available: failing_report, probe_report" in str(
         failure.event_specific_data.user_failure_data.description
     )
+
+
+def test_a_failed_diagnosis_is_not_retried_by_run_retries(warehouse):
+    config = {"ops": {"diagnostic_report": {"config": {"template": "no_such_template"}}}}
+    with retrying_instance() as instance:
+        failed = execute(jobs.test_diagnose_job, instance, run_config=config)
+        assert not failed.success
+        # From the job's own tags: a launchpad or `dagster job execute` run carries it too.
+        assert failed.dagster_run.tags.items() >= NO_RETRY_OF_STEP_FAILURES.items()
+        assert not daemon_would_retry(instance, failed.run_id)
+
+        # The same failure without the tag is retried: the tag decides, not the dg.Failure.
+        control = execute(
+            jobs.test_diagnose_job, instance, run_config=config, tags={RETRY_ON_STEP_FAILURE_TAG: "true"}
+        )
+        assert not control.success and daemon_would_retry(instance, control.run_id)
