@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Header, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from collab_pipelines.data_api.auth import ReloadingTokens
+from collab_pipelines.data_api.audit import AuditLog
+from collab_pipelines.data_api.auth import ReloadingTokens, TokenEntry
 from collab_pipelines.data_api.catalog import DatasetCatalog
 from collab_pipelines.data_api.problems import ApiProblem, not_found
 from collab_pipelines.warehouse.datasets import Dataset
@@ -23,6 +24,7 @@ class ApiConfig:
     tokens: ReloadingTokens
     # Rendered reports live here ($COLLAB_SHARED_DIR); the reports route serves no file outside it.
     shared_dir: FilePath
+    audit: AuditLog
     chunk_rows: int = 5_000
 
 
@@ -50,18 +52,33 @@ Catalog = Annotated[DatasetCatalog, Depends(get_catalog)]
 bearer = HTTPBearer(auto_error=False, description="A token issued by `collab-data-api token <name>`.")
 
 
+def check_token(config: ApiConfig, credentials: HTTPAuthorizationCredentials | None) -> TokenEntry:
+    if credentials is None:
+        raise ApiProblem(401, "Unauthorized", "send Authorization: Bearer <token>")
+    entry = config.tokens.entry_for(credentials.credentials)
+    if entry is None:
+        raise ApiProblem(401, "Unauthorized", "this token is not valid")
+    # Checked on every request, not when the file is read: a token expires mid-session.
+    refusal = entry.refusal()
+    if refusal is not None:
+        raise ApiProblem(401, "Unauthorized", refusal)
+    return entry
+
+
 async def authenticated(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)], request: Request
-) -> str:
-    config: ApiConfig = request.app.state.config
-    name = config.tokens.name_for(credentials.credentials) if credentials else None
-    if name is None:
-        detail = "this token is not valid" if credentials else "send Authorization: Bearer <token>"
-        raise ApiProblem(401, "Unauthorized", detail)
-    return name
+) -> TokenEntry:
+    return check_token(request.app.state.config, credentials)
 
 
 PROTECTED = [Depends(authenticated)]
+# The same dependency as PROTECTED's, so FastAPI checks the token once per request.
+Grant = Annotated[TokenEntry, Depends(authenticated)]
+
+
+def no_dataset_named(name: str) -> ApiProblem:
+    """The one answer for a dataset that does not exist and for one outside the token's scope."""
+    return not_found(f"no dataset named {name[:80]!r}; GET {PREFIX}/datasets lists them", "name")
 
 
 async def dataset_named(
@@ -76,10 +93,11 @@ async def dataset_named(
         ),
     ],
     request: Request,
+    grant: Grant,
 ) -> Dataset:
     dataset = request.app.state.config.catalog.datasets.get(name)
-    if dataset is None:
-        raise not_found(f"no dataset named {name[:80]!r}; GET {PREFIX}/datasets lists them", "name")
+    if dataset is None or not grant.scope.allows_dataset(dataset):
+        raise no_dataset_named(name)
     return dataset
 
 

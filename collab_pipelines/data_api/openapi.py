@@ -97,12 +97,19 @@ def _examples(dataset: Dataset, columns, start: date | None) -> dict[str, object
     }
 
 
-def per_dataset_rows(schema: dict, catalog: DatasetCatalog) -> dict:
-    """`schema` with one rows operation per dataset beside the generic one (any dataset by name)."""
+def per_dataset_rows(schema: dict, catalog: DatasetCatalog, names: tuple[str, ...] | None = None) -> dict:
+    """`schema` with one rows operation per dataset beside the generic one (any dataset by name).
+
+    `names` limits it to a token's datasets (default all). A limited document's generic
+    operations take their examples from those datasets too, so it names no other.
+    """
     generic = schema["paths"].get(ROWS_PATH)
     if generic is None:
         return schema
-    for name in sorted(catalog.datasets):
+    names = tuple(sorted(catalog.datasets)) if names is None else names
+    if set(names) != set(catalog.datasets):
+        _examples_within(schema, catalog, names)
+    for name in names:
         dataset = catalog.datasets[name]
         shape = catalog.table_shape(dataset)
         columns = shape.columns if shape else tuple(dataset.columns)
@@ -139,3 +146,32 @@ def per_dataset_rows(schema: dict, catalog: DatasetCatalog) -> dict:
         operation["parameters"] = kept
         schema["paths"][f"/v1/datasets/{name}/rows"] = {"get": operation}
     return schema
+
+
+_PLACEHOLDER_EXAMPLES = {
+    "name": "dataset_name",
+    "columns": "column_a,column_b",
+    "sort": "-column_a",
+    "filter": ["column_a:gte:1"],
+}
+
+
+def _examples_within(schema: dict, catalog: DatasetCatalog, names: tuple[str, ...]) -> None:
+    """The generic operations' examples, taken from `names` (placeholders when there is none)."""
+    values: dict[str, object] = dict(_PLACEHOLDER_EXAMPLES)
+    if names:
+        dataset = catalog.datasets[names[0]]
+        shape = catalog.table_shape(dataset)
+        columns = (shape.columns if shape else ()) or tuple(dataset.columns)
+        start = catalog.partition_bounds(dataset)[0] if dataset.partitioning == "daily" else None
+        values.update((k, v) for k, v in _examples(dataset, columns, start).items() if k in values)
+        values["name"] = names[0]
+    for path, item in schema["paths"].items():
+        if "{name}" not in path:
+            continue
+        for operation in item.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] in values:
+                    parameter["examples"] = {
+                        "example": {"summary": "example", "value": values[parameter["name"]]}
+                    }

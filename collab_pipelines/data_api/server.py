@@ -1,25 +1,22 @@
-"""`collab-data-api`: serve the data API, or issue a token.
+"""`collab-data-api`: serve the data API, issue, list and revoke tokens, query the audit log.
 
 collab-data-api serve --host 127.0.0.1 --port 8020
 collab-data-api token alice        # prints a new token once; stores only its hash
+collab-data-api tokens list | tokens revoke alice | audit --token alice --since 7d
 """
 
 import argparse
 import logging
 import os
 import sys
-from pathlib import Path
 
 import dagster as dg
 
 from collab_pipelines import settings
+from collab_pipelines.data_api import commands
 from collab_pipelines.data_api.app import create_app
-from collab_pipelines.data_api.auth import (
-    ReloadingTokens,
-    TokenConfigError,
-    default_tokens_file,
-    issue_token,
-)
+from collab_pipelines.data_api.audit import AuditLog, default_audit_log
+from collab_pipelines.data_api.auth import ReloadingTokens, TokenConfigError, default_tokens_file
 from collab_pipelines.data_api.catalog import DatasetCatalog, load_asset_graph
 from collab_pipelines.data_api.deps import ApiConfig
 from collab_pipelines.warehouse.engine import engine_for_url
@@ -41,9 +38,10 @@ def instance() -> dg.DagsterInstance:
 
 def build_app():
     tokens = ReloadingTokens()
-    if not tokens.store.hashes:
+    if not tokens.store.in_force():
         raise TokenConfigError(
-            f"no API token is configured: run `collab-data-api token <name>` (writes {default_tokens_file()}), "
+            "no API token is configured (or every one is revoked or expired): run "
+            f"`collab-data-api token <name>` (writes {default_tokens_file()}), "
             "or set $COLLAB_API_TOKENS / $COLLAB_API_TOKENS_FILE"
         )
     catalog = DatasetCatalog(
@@ -51,7 +49,13 @@ def build_app():
     )
     chunk_rows = int(os.environ.get(CHUNK_ROWS_ENV) or 5_000)
     return create_app(
-        ApiConfig(catalog=catalog, tokens=tokens, shared_dir=settings.shared_dir(), chunk_rows=chunk_rows)
+        ApiConfig(
+            catalog=catalog,
+            tokens=tokens,
+            shared_dir=settings.shared_dir(),
+            audit=AuditLog(default_audit_log()),
+            chunk_rows=chunk_rows,
+        )
     )
 
 
@@ -90,25 +94,14 @@ def problem_http_protocol():
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="collab-data-api", description=__doc__.splitlines()[0])
-    commands = parser.add_subparsers(dest="command")
-    serve = commands.add_parser("serve", help="start the HTTP service (the default)")
+    subcommands = parser.add_subparsers(dest="command")
+    serve = subcommands.add_parser("serve", help="start the HTTP service (the default)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
-    token = commands.add_parser("token", help="issue a new token for a person or script")
-    token.add_argument("name")
-    token.add_argument(
-        "--file", type=Path, help="tokens file (default $COLLAB_API_TOKENS_FILE or .state/api_tokens)"
-    )
+    commands.add_commands(subcommands)
     args = parser.parse_args(argv)
-
-    if args.command == "token":
-        try:
-            value, path = issue_token(args.name, args.file)
-        except TokenConfigError as error:
-            parser.error(str(error))
-        print(value)
-        print(f"its SHA-256 hash was added to {path}; the token itself is not stored", file=sys.stderr)
-        return 0
+    if args.command in ("token", "tokens", "audit"):
+        return commands.run(args, parser)
 
     import uvicorn
 

@@ -147,6 +147,11 @@ def evaluation_metadata(evaluation: Evaluation) -> dict:
             "prediction_diff": evaluation.diff.outcome,
             "reasons": dg.MetadataValue.md("\n".join(f"- {reason}" for reason in verdict.reasons)),
             "baseline": evaluation.baseline_key or "none",
+            # How far the verdict can be trusted: where the code ran, and what it changed of its contract.
+            "sandbox": evaluation.sandbox,
+            "contract_changed": dg.MetadataValue.md(
+                "\n".join(f"- {change}" for change in evaluation.contract_changes) or "none"
+            ),
             "data_through": data.data_through,
             "split_at": data.split_at.isoformat(),
             "data_version": data.data_version,

@@ -76,7 +76,9 @@ def write_frames(frames: Mapping[str, pd.DataFrame], directory: Path) -> dict[st
     return paths
 
 
-def candidate_environment(home: Path, passed_through: Sequence[str] = (), python: str = sys.executable) -> dict[str, str]:
+def candidate_environment(
+    home: Path, passed_through: Sequence[str] = (), python: str = sys.executable
+) -> dict[str, str]:
     """The whole environment of the candidate's process: what it needs, and the variables its
     contract names that the suite allows."""
     env = {
@@ -116,7 +118,14 @@ def evaluate(
     the per-commit environment cache (default: the state folder's).
     """
     with CandidateProcess(
-        sources, contract, where, limits, params, output=output, environments=environments, sandboxed=sandboxed
+        sources,
+        contract,
+        where,
+        limits,
+        params,
+        output=output,
+        environments=environments,
+        sandboxed=sandboxed,
     ) as candidate:
         return candidate.finish(frames, split_at)
 
@@ -420,9 +429,11 @@ def scored(payload: bytes, test_labels: pd.DataFrame, where: str) -> pd.DataFram
             f"(unknown row ids {extra}, missing {absent})",
             "output",
         )
-    predictions = expected[["key", "row_id", "y_true"]].merge(
-        returned[["key", "y_pred", "y_score"]], on="key", how="left"
-    ).drop(columns="key")
+    predictions = (
+        expected[["key", "row_id", "y_true"]]
+        .merge(returned[["key", "y_pred", "y_score"]], on="key", how="left")
+        .drop(columns="key")
+    )
     predictions["y_pred"] = pd.to_numeric(predictions["y_pred"], errors="coerce").astype(float)
     predictions["y_score"] = pd.to_numeric(predictions["y_score"], errors="coerce").astype(float)
     missing = predictions[["y_pred", "y_score"]].isna().any(axis=1)

@@ -5,6 +5,7 @@ it. Whatever the data scientist's code does wrong becomes an `EvaluationFailed` 
 commit; the failure is recorded in the warehouse too, so the data API shows it.
 """
 
+import dataclasses
 import json
 import tempfile
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from collab_pipelines.evaluation.gates import (
     judge,
     with_diff,
 )
+from collab_pipelines.evaluation.pins import changes, decisive, pin
 from collab_pipelines.evaluation.records import (
     FAILED,
     PASSED,
@@ -73,11 +75,16 @@ class Checkout:
         location = f"{repo}@{self.commits[repo].short}" if repo in self.commits else str(self.key)
         return f"{self.key} ({location}:{path})" if path else f"{self.key} ({location})"
 
-    def contract(self) -> Contract:
+    def declared(self) -> Contract:
+        """The contract as the commit's collab.toml declares it."""
         text = self.repositories[self.suite.contract_repository].read_file(
             self.contract_commit.sha, CONTRACT_FILE
         )
         return parse_contract(text, self.where(CONTRACT_FILE))
+
+    def contract(self) -> Contract:
+        """The contract the commit is judged by: its declaration under the suite's pins."""
+        return pin(self.declared(), self.suite, self.where(CONTRACT_FILE))
 
     def export(self, directory: Path) -> list[Path]:
         """Each repository's files at its commit, the contract's repository first."""
@@ -97,10 +104,22 @@ class Evaluation:
     verdict: GateVerdict
     diff: DiffVerdict
     notes: list[str] = field(default_factory=list)
+    declared: dict = field(default_factory=dict)
+    """The decisive fields as the commit's collab.toml declares them (pins.decisive)."""
+    contract_changes: list[str] = field(default_factory=list)
+    """How they differ from the baseline's declaration."""
+
+    @property
+    def sandbox(self) -> str:
+        return sandbox_label(self.checkout.suite)
 
     @property
     def status(self) -> str:
         return PASSED if self.verdict.passed else REGRESSED
+
+
+def sandbox_label(suite: Suite) -> str:
+    return "none (suite sets unsandboxed: true)" if suite.unsandboxed else "bubblewrap"
 
 
 def check_out(
@@ -152,7 +171,13 @@ def run_commit(
     with tempfile.TemporaryDirectory(prefix="collab-checkout-") as tmp:
         sources = checkout.export(Path(tmp))
         with CandidateProcess(
-            sources, contract, checkout.where(), limits, params, output=output
+            sources,
+            contract,
+            checkout.where(),
+            limits,
+            params,
+            output=output,
+            sandboxed=not checkout.suite.unsandboxed,
         ) as candidate:
             if callable(data):
                 data = data()
@@ -175,7 +200,8 @@ def evaluate_key(
     try:
         checkout = check_out(key_text, suites, repository)
         try:
-            contract = checkout.contract()
+            declared = checkout.declared()
+            contract = pin(declared, checkout.suite, checkout.where(CONTRACT_FILE))
         except ContractError as error:
             raise EvaluationFailed(str(error), "contract") from error
 
@@ -187,7 +213,7 @@ def evaluate_key(
 
         data, outcome = run_commit(checkout, contract, load, checkout.suite.limits, output=output)
         baseline_key, baseline_predictions, notes = _baseline(
-            checkout, data, suites, repository, warehouse, log
+            checkout, contract, data, suites, repository, warehouse, log
         )
         comparisons = compare(
             contract.metrics,
@@ -201,7 +227,17 @@ def evaluate_key(
         )
         diff = diff_gate(contract, changed, baseline_key)
         verdict = with_diff(judge(contract, comparisons, baseline_key), diff)
-        evaluation = Evaluation(checkout, contract, data, outcome, baseline_key, verdict, diff, notes)
+        changes = _contract_changes(baseline_key, decisive(declared), warehouse)
+        verdict = _with_contract_changes(verdict, checkout.suite, baseline_key, changes)
+        if checkout.suite.unsandboxed:
+            verdict = GateVerdict(
+                verdict.passed,
+                [*verdict.reasons, f"UNSANDBOXED: suite {checkout.suite.name!r} sets unsandboxed: true"],
+                verdict.comparisons,
+            )
+        evaluation = Evaluation(
+            checkout, contract, data, outcome, baseline_key, verdict, diff, notes, decisive(declared), changes
+        )
     except EvaluationFailed as failure:
         _record_failure(key_text, checkout, failure, warehouse, run_id)
         raise
@@ -209,7 +245,38 @@ def evaluate_key(
     return evaluation
 
 
-def _baseline(checkout: Checkout, data: EvaluationData, suites, repository, warehouse: Warehouse, log):
+def _contract_changes(baseline_key: str | None, declared: dict, warehouse: Warehouse) -> list[str]:
+    """The decisive fields this commit declares differently from its baseline."""
+    if baseline_key is None or not warehouse.has_table(RESULTS):
+        return []
+    results = warehouse.read(RESULTS, where={"evaluation_key": baseline_key})
+    if results.empty or "contract" not in results.columns or not results.iloc[0]["contract"]:
+        return []  # recorded before contracts were: nothing to compare with
+    return changes(json.loads(results.iloc[0]["contract"]), declared)
+
+
+def _with_contract_changes(
+    verdict: GateVerdict, suite: Suite, baseline_key, changed: list[str]
+) -> GateVerdict:
+    if not changed:
+        return verdict
+    reason = f"contract changed against baseline {baseline_key}: " + "; ".join(changed)
+    if suite.contract_changes == "block":
+        return GateVerdict(
+            False,
+            [f"{reason} (blocked: suite {suite.name!r} sets contract_changes: block)", *verdict.reasons],
+            verdict.comparisons,
+        )
+    return GateVerdict(
+        verdict.passed,
+        [*verdict.reasons, f"{reason} (flagged: suite {suite.name!r} sets contract_changes: flag)"],
+        verdict.comparisons,
+    )
+
+
+def _baseline(
+    checkout: Checkout, current: Contract, data: EvaluationData, suites, repository, warehouse: Warehouse, log
+):
     """The baseline's key and its predictions on this evaluation's test rows, if there is one."""
     baseline_key = find_baseline(checkout, warehouse)
     if baseline_key is None:
@@ -227,7 +294,16 @@ def _baseline(checkout: Checkout, data: EvaluationData, suites, repository, ware
     # so the comparison is paired. Its stored results stay as they were.
     try:
         baseline = check_out(baseline_key, suites, repository)
-        _, outcome = run_commit(baseline, baseline.contract(), data, baseline.suite.limits)
+        # The baseline's code, judged on this evaluation's data fields and split: a paired comparison.
+        code = baseline.contract()
+        contract = dataclasses.replace(
+            current,
+            **{
+                name: getattr(code, name)
+                for name in ("features", "entry_point", "fit", "predict", "lock", "env")
+            },
+        )
+        _, outcome = run_commit(baseline, contract, data, baseline.suite.limits)
     except (EvaluationFailed, ContractError) as error:
         if log:
             log.warning(f"baseline {baseline_key} could not be re-scored on the new data: {error}")
@@ -274,7 +350,13 @@ def _record_failure(
 ) -> None:
     suite = checkout.suite.name if checkout else key_text.partition(":")[0]
     row = results_row(
-        key_text, suite, _commit_shas(checkout), run_id, status=FAILED, message=str(failure)[:4000]
+        key_text,
+        suite,
+        _commit_shas(checkout),
+        run_id,
+        status=FAILED,
+        message=str(failure)[:4000],
+        sandbox=sandbox_label(checkout.suite) if checkout else None,
     )
     write_evaluation(warehouse, key_text, row, metrics_frame(key_text, {}), empty_predictions())
 
@@ -319,5 +401,7 @@ def record(evaluation: Evaluation, warehouse: Warehouse, run_id: str) -> None:
         seconds=outcome.seconds,
         prediction_diff=diff.outcome,
         changed_share=diff.share,
+        contract=json.dumps(evaluation.declared, sort_keys=True),
+        sandbox=evaluation.sandbox,
     )
     write_evaluation(warehouse, key, results, metrics_frame(key, evaluation.verdict.comparisons), frame)

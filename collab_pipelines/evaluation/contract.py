@@ -74,7 +74,7 @@ def _metric(value: str) -> str:
     return value
 
 
-def _variable(value: str) -> str:
+def variable_name(value: str) -> str:
     if not _VARIABLE.match(value):
         raise ValueError(f"{value!r} is not an environment variable name")
     return value
@@ -150,6 +150,25 @@ class EvaluationSection(StrictModel):
     )
 
 
+class DataPins(StrictModel):
+    """The data fields a suite may pin; unset ones are the commit's."""
+
+    dataset: str | None = Field(default=None, min_length=1)
+    target: Annotated[str, Field(min_length=1)] | TargetSpec | None = None
+    time_column: str | None = Field(default=None, min_length=1)
+    row_id: str | None = Field(default=None, min_length=1)
+    withheld: tuple[str, ...] | None = None
+
+
+class EvaluationPins(StrictModel):
+    """The evaluation fields a suite may pin; unset ones are the commit's."""
+
+    metrics: tuple[Annotated[str, AfterValidator(_metric)], ...] | None = Field(default=None, min_length=1)
+    test_days: Annotated[int, Field(strict=True, ge=1)] | None = None
+    max_changed_predictions: Annotated[Number, Field(ge=0, le=1)] | None = None
+    prediction_diff: Literal["advisory", "blocking"] | None = None
+
+
 class GateSection(StrictModel):
     min: Number | None = None
     max_drop: Number | None = None
@@ -162,7 +181,7 @@ class EnvironmentSection(StrictModel):
         description="A pinned requirements file in the repository to build the environment from "
         "(default: requirements.txt, else pyproject.toml; neither means the project's own packages).",
     )
-    env: tuple[Annotated[str, AfterValidator(_variable)], ...] = Field(
+    env: tuple[Annotated[str, AfterValidator(variable_name)], ...] = Field(
         default=(), description="Environment variables passed through to the model's process."
     )
 
@@ -232,7 +251,10 @@ def parse_contract(text: str | None, where: str) -> Contract:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ContractError(f"{where}: not valid TOML: {error}") from error
-    file = parse(ContractFile, raw, where, entry_depth=0, error=ContractError)
+    return from_file(parse(ContractFile, raw, where, entry_depth=0, error=ContractError))
+
+
+def from_file(file: ContractFile) -> Contract:
     model, data, evaluation = file.model, file.data, file.evaluation
     target = data.target if isinstance(data.target, TargetSpec) else TargetSpec(column=data.target)
     return Contract(

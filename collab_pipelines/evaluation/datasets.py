@@ -34,7 +34,9 @@ DATASETS: list[Dataset] = [
             "One row per evaluated commit (or combination of commits): its verdict, the baseline it "
             "was compared with, and the data it was trained and scored on, so it can be reproduced. "
             "prediction_diff is the prediction-diff gate's outcome (none, within, advisory breach, "
-            "blocking breach) and changed_share the share of predicted labels that changed."
+            "blocking breach) and changed_share the share of predicted labels that changed. contract "
+            "holds the decisive fields as the commit's collab.toml declared them (JSON), and sandbox "
+            "how the commit ran: bubblewrap, or none where the suite trusts it unsandboxed."
         ),
         columns={
             "evaluation_key": "string",
@@ -51,6 +53,8 @@ DATASETS: list[Dataset] = [
             "seconds": "float",
             "prediction_diff": "string",
             "changed_share": "float",
+            "contract": "string",
+            "sandbox": "string",
             "evaluated_at": "datetime",
             "run_id": "string",
         },

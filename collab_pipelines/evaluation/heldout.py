@@ -89,6 +89,9 @@ def split(
             {"row_id": ids[~held_out & known].to_numpy(), "y": target[~held_out & known].to_numpy(np.float64)}
         ),
         test_labels=pd.DataFrame(
-            {"row_id": ids[held_out & known].to_numpy(), "y_true": target[held_out & known].to_numpy(np.float64)}
+            {
+                "row_id": ids[held_out & known].to_numpy(),
+                "y_true": target[held_out & known].to_numpy(np.float64),
+            }
         ),
     )

@@ -21,7 +21,14 @@ RESULTS, METRICS, PREDICTIONS = "evaluation_results", "evaluation_metrics", "eva
 _LAYOUT = TableLayout(indexes=(("evaluation_key",),))
 PASSED, REGRESSED, FAILED = "passed", "regressed", "failed"
 # Columns added after a deployment may have created its tables; added on first write.
-_ADDED_COLUMNS = {RESULTS: {"prediction_diff": sa.Text(), "changed_share": sa.Float()}}
+_ADDED_COLUMNS = {
+    RESULTS: {
+        "prediction_diff": sa.Text(),
+        "changed_share": sa.Float(),
+        "contract": sa.Text(),
+        "sandbox": sa.Text(),
+    }
+}
 
 
 def results_row(key_text: str, suite: str, commits: dict[str, str], run_id: str, **values) -> pd.DataFrame:
@@ -40,6 +47,8 @@ def results_row(key_text: str, suite: str, commits: dict[str, str], run_id: str,
         "seconds": None,
         "prediction_diff": None,
         "changed_share": None,
+        "contract": None,
+        "sandbox": None,
         "evaluated_at": datetime.now(UTC).replace(tzinfo=None),
         "run_id": run_id,
     }

@@ -16,9 +16,21 @@ Its JSON Schema is docs/schemas/suites.schema.json.
         limits: {seconds: 600, memory_mb: 4096}
         notes: {push: true}              # push refs/notes/collab to the repository's origin
         commit_status: {host: github, repository: ada/model, token_env: GITHUB_TOKEN}
+        pinned:                          # what decides a verdict; wins over collab.toml's values
+          data: {dataset: flights, time_column: sched_dep_at, row_id: id,
+                 target: {column: dep_delay, above: 15}, withheld: [dep_time, arr_delay]}
+          evaluation: {metrics: [roc_auc], test_days: 7}
+          gates: {roc_auc: {min: 0.55, max_drop: 0.01}}
+        allowed_env: [MODEL_SEED]        # the only variables a model may receive
+        contract_changes: block          # a commit changing a decisive field is not passed
         repositories:
           features: {location: "https://git.example.com/ada/features.git", branches: [main]}
           model: {location: "git@git.example.com:bob/model.git"}
+
+The suites file is the engineers': what decides a verdict (the dataset, the target, the test
+window, the metrics and the gates) is pinned here, where a commit cannot loosen it. A commit's
+collab.toml may still declare those fields; a change of them against its baseline's is a
+"contract change", which `contract_changes` blocks (default) or flags.
 
 An evaluation key names the suite and every commit it combines, e.g.
 `delays:features@1a2b3c4d5e+model@5e6f7a8b9c`, so the UI's partition list says what was run.
@@ -33,6 +45,7 @@ from pydantic import AfterValidator, Field, StrictInt, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from collab_pipelines.config import ConfigError, StrictModel, parse, read_yaml
+from collab_pipelines.evaluation.contract import DataPins, EvaluationPins, GateSection, variable_name
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SHORT_SHA = re.compile(r"^[0-9a-f]{7,40}$")
@@ -100,6 +113,38 @@ class CommitStatus(StrictModel):
     )
 
 
+class Pinned(StrictModel):
+    """The decisive fields the suite fixes, in collab.toml's own sections and names."""
+
+    data: DataPins = DataPins()
+    evaluation: EvaluationPins = EvaluationPins()
+    gates: dict[str, GateSection] | None = Field(
+        default=None, description="The gates, whole: a commit's own [gates] are ignored when set."
+    )
+
+    @model_validator(mode="after")
+    def _gated_metrics_are_computed(self):
+        if self.gates and self.evaluation.metrics:
+            ungated = sorted(set(self.gates) - set(self.evaluation.metrics))
+            if ungated:
+                raise ValueError(
+                    f"gates {ungated} name metrics that are not pinned: {list(self.evaluation.metrics)}"
+                )
+        return self
+
+
+# Names a suite cannot hand to a model: the deployment's own settings and secrets. The model
+# has no network in its sandbox, but a variable's value could still be written into its output.
+_FORBIDDEN_ENV = re.compile(r"^(DAGSTER_|COLLAB_|PG|AWS_|GOOGLE_|AZURE_)|(PASSWORD|SECRET|TOKEN|_KEY)", re.I)
+
+
+def _allowed_variable(value: str) -> str:
+    value = variable_name(value)
+    if _FORBIDDEN_ENV.search(value):
+        raise ValueError(f"{value!r} looks like a deployment setting or a secret; a model may not receive it")
+    return value
+
+
 class Suite(StrictModel):
     name: SkipJsonSchema[str] = Field(default="", exclude=True)  # its key in the file
     repositories: dict[Name, RepositorySpec] = Field(min_length=1)
@@ -116,6 +161,26 @@ class Suite(StrictModel):
     limits: Limits = Limits()
     notes: Notes = Notes()
     commit_status: CommitStatus | None = None
+    pinned: Pinned = Field(
+        default_factory=Pinned,
+        description="Owned by the suite: the fields that decide a verdict (dataset, target, test "
+        "window, metrics, gates). A commit's collab.toml cannot change them.",
+    )
+    allowed_env: tuple[Annotated[str, AfterValidator(_allowed_variable)], ...] = Field(
+        default=(),
+        description="Owned by the suite: the environment variables a model may receive; a commit "
+        "naming any other in collab.toml's [environment] env fails.",
+    )
+    contract_changes: Literal["block", "flag"] = Field(
+        default="block",
+        description="Owned by the suite: a commit whose decisive fields in collab.toml differ from "
+        "its baseline's is regressed (block) or passes with the change listed (flag).",
+    )
+    unsandboxed: bool = Field(
+        default=False,
+        description="Runs the commits without the sandbox (network, files and the parent's "
+        "processes in reach). Only for trusted in-house repositories; every verdict says so.",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -102,6 +102,7 @@ def plan_tuning(
                 "contract": contract,
                 "split_at": data.split_at,
                 "limits": checkout.suite.limits,
+                "sandboxed": not checkout.suite.unsandboxed,
                 "where": f"{checkout.where()} candidate {index} {params}",
                 "metric": metric,
                 "key": str(checkout.key),
@@ -117,11 +118,13 @@ def score_candidate(context: dg.OpExecutionContext, candidate: dict) -> dict:
         outcome = evaluate(
             candidate["sources"],
             candidate["contract"],
-            candidate["frames"],
+            # Read from the shared folder: the harness splits and masks them itself.
+            {name: pd.read_parquet(path) for name, path in candidate["frames"].items()},
             candidate["split_at"],
             candidate["where"],
             candidate["limits"],
             candidate["params"],
+            sandboxed=candidate.get("sandboxed", True),
         )
     except EvaluationFailed as failure:
         # One bad candidate (say, an invalid value) is recorded and the others go on.

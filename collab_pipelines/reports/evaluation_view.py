@@ -71,7 +71,8 @@ def read_contract(suite: str, commits_json: str | None) -> SuiteContract:
     contract model knows the field, so a report can use it before the evaluation does.
     """
     from collab_pipelines.config import parse
-    from collab_pipelines.evaluation.contract import CONTRACT_FILE, ContractError, ContractFile
+    from collab_pipelines.evaluation.contract import CONTRACT_FILE, ContractError, ContractFile, from_file
+    from collab_pipelines.evaluation.pins import pin
     from collab_pipelines.evaluation.repos import GitError, GitRepository
     from collab_pipelines.evaluation.suites import load_suites
 
@@ -99,16 +100,21 @@ def read_contract(suite: str, commits_json: str | None) -> SuiteContract:
             slices = list(raw[section].pop("slices") or [])
     try:
         file = parse(ContractFile, raw, where, entry_depth=0, error=ContractError)
+        # What the verdict was judged by: the commit's declaration under the suite's pins.
+        contract = pin(from_file(file), suites[suite], where)
     except ContractError as error:
         raise LookupError(str(error)) from error
     return SuiteContract(
-        dataset=file.data.dataset,
-        target=file.data.target,
-        time_column=file.data.time_column,
-        row_id=file.data.row_id,
-        join=tuple(file.data.join),
-        metrics=tuple(file.evaluation.metrics),
-        gates={m: {k: v for k, v in g.model_dump().items() if v is not None} for m, g in file.gates.items()},
+        dataset=contract.dataset,
+        target=contract.target,
+        time_column=contract.time_column,
+        row_id=contract.row_id,
+        join=tuple(contract.join),
+        metrics=tuple(contract.metrics),
+        gates={
+            m: {k: v for k, v in vars(g).items() if k != "metric" and v is not None}
+            for m, g in contract.gates.items()
+        },
         slices=tuple(str(s) for s in slices),
         where=where,
     )

@@ -16,7 +16,8 @@ entry_point = "model:build"
 dataset = "flights"
 time_column = "sched_dep_at"
 row_id = "id"
-target = "delayed"
+target = {column = "dep_delay", above = 15}
+withheld = ["dep_time", "arr_time", "arr_delay", "air_time"]
 features = "features:build"
 [evaluation]
 metrics = ["roc_auc", "accuracy"]
@@ -31,9 +32,7 @@ import pandas as pd
 
 def build(frames):
     f = frames["flights"]
-    f = f[f["dep_delay"].notna()]
     return pd.DataFrame({"id": f["id"], "sched_dep_at": f["sched_dep_at"],
-                         "delayed": (f["dep_delay"] > 15).astype(int),
                          "hour": f["hour"], "distance": f["distance"]})
 """
 MODEL = """

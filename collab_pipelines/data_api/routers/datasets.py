@@ -2,8 +2,9 @@
 
 from fastapi import APIRouter
 
+from collab_pipelines.data_api.auth import TokenEntry
 from collab_pipelines.data_api.catalog import DatasetCatalog
-from collab_pipelines.data_api.deps import PREFIX, PROTECTED, Catalog, DatasetFromPath
+from collab_pipelines.data_api.deps import PREFIX, PROTECTED, Config, DatasetFromPath, Grant
 from collab_pipelines.data_api.models import (
     Column,
     DatasetDetail,
@@ -25,10 +26,14 @@ router = APIRouter(prefix=f"{PREFIX}/datasets", tags=["datasets"], dependencies=
     summary="Every dataset: description, columns, partitioning, freshness, checks, owners",
     responses=problem_responses(401),
 )
-def list_datasets(catalog: Catalog) -> DatasetList:
-    return DatasetList(
-        datasets=[summary(catalog, d) for d in sorted(catalog.datasets.values(), key=lambda d: d.name)]
+def list_datasets(config: Config, grant: Grant) -> DatasetList:
+    catalog = config.catalog
+    shown = sorted(
+        (d for d in catalog.datasets.values() if grant.scope.allows_dataset(d)), key=lambda d: d.name
     )
+    listing = DatasetList(datasets=[summary(catalog, d) for d in shown])
+    config.audit.record(grant.name, "datasets", datasets=[d.name for d in shown], rows=len(shown))
+    return listing
 
 
 @router.get(
@@ -37,11 +42,26 @@ def list_datasets(catalog: Catalog) -> DatasetList:
     summary="One dataset, with its upstream and downstream assets",
     responses=problem_responses(400, 401, 404),
 )
-def get_dataset(dataset: DatasetFromPath, catalog: Catalog) -> DatasetDetail:
+def get_dataset(dataset: DatasetFromPath, config: Config, grant: Grant) -> DatasetDetail:
+    catalog = config.catalog
     lineage = catalog.lineage(dataset)
-    return DatasetDetail(
+    if lineage:
+        lineage = {side: visible(catalog, grant, assets) for side, assets in lineage.items()}
+    detail = DatasetDetail(
         **summary(catalog, dataset).model_dump(), lineage=Lineage(**lineage) if lineage else None
     )
+    config.audit.record(grant.name, "dataset", dataset=dataset.name)
+    return detail
+
+
+def visible(catalog: DatasetCatalog, grant: TokenEntry, assets: list[dict]) -> list[dict]:
+    """Lineage as the token may see it: no dataset outside its scope, nor an asset writing only such."""
+    kept = []
+    for asset in assets:
+        names = [n for n in asset["datasets"] if grant.scope.allows_dataset(catalog.datasets[n])]
+        if names or not asset["datasets"]:
+            kept.append({**asset, "datasets": names})
+    return kept
 
 
 def summary(catalog: DatasetCatalog, dataset: Dataset) -> DatasetSummary:

@@ -8,9 +8,10 @@ from typing import Annotated
 import sqlalchemy as sa
 from fastapi import APIRouter, Path
 
-from collab_pipelines.data_api.deps import PREFIX, PROTECTED, Catalog, examples
+from collab_pipelines.data_api.deps import PREFIX, PROTECTED, Config, Grant, examples
 from collab_pipelines.data_api.models import Evaluation, EvaluationsByCommit
 from collab_pipelines.data_api.problems import bad_request, not_found, problem_responses
+from collab_pipelines.data_api.scope import evaluation_suite
 
 router = APIRouter(prefix=f"{PREFIX}/evaluations", tags=["evaluation"], dependencies=PROTECTED)
 _COMMIT = re.compile(r"^[0-9a-fA-F]{4,40}$")
@@ -34,8 +35,10 @@ def get_evaluations(
             openapi_examples=examples(short="1a2b3c4d", full="1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b"),
         ),
     ],
-    catalog: Catalog,
+    config: Config,
+    grant: Grant,
 ) -> EvaluationsByCommit:
+    catalog = config.catalog
     if not _COMMIT.match(commit):
         raise bad_request(f"commit: {commit[:80]!r} is not 4 to 40 hex digits", "commit")
     commit = commit.lower()
@@ -54,7 +57,8 @@ def get_evaluations(
             dict(row._mapping)
             for row in connection.execute(sa.select(table).where(matches).order_by(table.c.evaluation_key))
         ]
-        found = [row for row in found if _names_commit(row, commit)]
+        # Another suite's evaluation is left out as if it had never run.
+        found = [row for row in found if _names_commit(row, commit) and grant.scope.allows_suite(_suite(row))]
         by_key: dict[str, list[dict]] = {row["evaluation_key"]: [] for row in found}
         metric_columns = catalog.table_columns(metrics)
         if by_key and metric_columns:
@@ -68,6 +72,14 @@ def get_evaluations(
                 by_key[record.pop("evaluation_key")].append(_plain(record))
     if not found:
         raise not_found(f"no evaluation of commit {commit} has been recorded", "commit")
+    config.audit.record(
+        grant.name,
+        "evaluations",
+        commit=commit,
+        suites=sorted({_suite(row) for row in found}),
+        partition=[row["evaluation_key"] for row in found],
+        rows=len(found),
+    )
     return EvaluationsByCommit(
         commit=commit,
         evaluations=[
@@ -79,6 +91,11 @@ def get_evaluations(
             for row in found
         ],
     )
+
+
+def _suite(row: dict) -> str:
+    # The key names the suite (`suite:repo@sha`), as report partitions do: one rule for both.
+    return evaluation_suite(row["evaluation_key"]) or row.get("suite") or ""
 
 
 def _names_commit(row: dict, commit: str) -> bool:

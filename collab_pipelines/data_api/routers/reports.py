@@ -14,14 +14,15 @@ from fastapi.responses import FileResponse, Response
 from collab_pipelines.data_api.deps import (
     PREFIX,
     PROTECTED,
-    Catalog,
     Config,
+    Grant,
     IfNoneMatch,
     etag_matches,
     examples,
 )
 from collab_pipelines.data_api.problems import ApiProblem, bad_request, not_found, problem_responses
 from collab_pipelines.data_api.rows import PARTITION_KEY
+from collab_pipelines.data_api.scope import Scope
 
 router = APIRouter(prefix=f"{PREFIX}/reports", tags=["reports"], dependencies=PROTECTED)
 _ASSET_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}(/[A-Za-z0-9_]{1,64}){0,7}$")
@@ -41,8 +42,8 @@ _ASSET_KEY = re.compile(r"^[A-Za-z0-9_]{1,64}(/[A-Za-z0-9_]{1,64}){0,7}$")
     },
 )
 def get_report(
-    catalog: Catalog,
     config: Config,
+    grant: Grant,
     asset_key: Annotated[
         str,
         Path(
@@ -67,17 +68,16 @@ def get_report(
         )
     if partition is not None and not PARTITION_KEY.match(partition):
         raise bad_request("partition: a partition key is 1 to 256 printable characters", "partition")
-    records = catalog.instance.fetch_materializations(
-        dg.AssetRecordsFilter(
-            asset_key=dg.AssetKey(asset_key.split("/")),
-            asset_partitions=[partition] if partition is not None else None,
-        ),
-        limit=1,
-    ).records
     what = f"report {asset_key}" + (f" partition {partition}" if partition is not None else "")
-    if not records:
+    record = (
+        latest_in_scope(config.catalog.instance, asset_key, partition, grant.scope)
+        if grant.scope.allows_report(asset_key, partition)
+        else None
+    )
+    # A report outside the token's scope gets the answer a report never made gets.
+    if record is None:
         raise not_found(f"{what} has never been materialized")
-    entry = records[0].event_log_entry
+    entry = record.event_log_entry
     html_path = entry.asset_materialization.metadata.get("html_path")
     path_text = getattr(html_path, "path", None) or getattr(html_path, "text", None)
     if not isinstance(path_text, str):
@@ -87,7 +87,7 @@ def get_report(
         raise ApiProblem(403, "Forbidden", f"{what}: its HTML file lies outside the project's shared folder")
     if not path.is_file():
         raise not_found(f"{what}: the HTML file of run {entry.run_id} no longer exists")
-    etag = '"' + hashlib.sha256(f"{records[0].storage_id}|{path}".encode()).hexdigest()[:32] + '"'
+    etag = '"' + hashlib.sha256(f"{record.storage_id}|{path}".encode()).hexdigest()[:32] + '"'
     headers = {
         "ETag": etag,
         "Last-Modified": format_datetime(datetime.fromtimestamp(entry.timestamp, UTC), usegmt=True),
@@ -98,4 +98,28 @@ def get_report(
     }
     if if_none_match and etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
+    served = entry.asset_materialization.partition
+    config.audit.record(grant.name, "report", report=asset_key, partition=served, run=entry.run_id)
     return FileResponse(path, media_type="text/html; charset=utf-8", headers=headers)
+
+
+def latest_in_scope(instance: dg.DagsterInstance, asset_key: str, partition: str | None, scope: Scope):
+    """The newest materialization the scope may see: of `partition` if given, else of any partition.
+
+    A token limited to some suites skips a newer report of another suite's evaluation.
+    """
+    records_filter = dg.AssetRecordsFilter(
+        asset_key=dg.AssetKey(asset_key.split("/")),
+        asset_partitions=[partition] if partition is not None else None,
+    )
+    cursor = None
+    while True:
+        result = instance.fetch_materializations(
+            records_filter, limit=1 if scope.every_suite else 100, cursor=cursor
+        )
+        for record in result.records:
+            if scope.allows_report(asset_key, record.event_log_entry.asset_materialization.partition):
+                return record
+        if not result.has_more:
+            return None
+        cursor = result.cursor

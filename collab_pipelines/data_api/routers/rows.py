@@ -15,6 +15,7 @@ from collab_pipelines.data_api.deps import (
     PROTECTED,
     ApiConfig,
     DatasetFromPath,
+    Grant,
     IfNoneMatch,
     etag_matches,
     examples,
@@ -52,6 +53,7 @@ _DAY_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 async def get_rows(
     request: Request,
     dataset: DatasetFromPath,
+    grant: Grant,
     partition: Annotated[
         str | None,
         Query(
@@ -150,7 +152,7 @@ async def get_rows(
     # more than planning a request.
     config: ApiConfig = request.app.state.config  # not a dependency: see deps.py
     return await run_in_threadpool(
-        respond, request, dataset, config, parameters, fmt, if_none_match, if_modified_since
+        respond, request, dataset, config, parameters, fmt, if_none_match, if_modified_since, grant.name
     )
 
 
@@ -162,6 +164,7 @@ def respond(
     fmt: str,
     if_none_match: str | None,
     if_modified_since: str | None,
+    token_name: str,
 ) -> Response:
     catalog = config.catalog
     shape = catalog.table_shape(dataset)
@@ -203,12 +206,36 @@ def respond(
     if page.next_cursor:
         headers["X-Next-Cursor"] = page.next_cursor
         headers["Link"] = f'<{request.url.include_query_params(cursor=page.next_cursor)}>; rel="next"'
-    body = encode(fmt, page.chunks, parsed.selected, types, header, written=plan.records)
+    chunks = audited(
+        page.chunks,
+        lambda sent: config.audit.record(
+            token_name, "rows", dataset=dataset.name, partition=partition_text(parsed.partitions), rows=sent
+        ),
+    )
+    body = encode(fmt, chunks, parsed.selected, types, header, written=plan.records)
     if page.whole:
         # A page of one chunk is encoded in this thread, which also returns its connection
         # to the pool; it leaves with a Content-Length. Longer pages stream chunk by chunk.
         return Response(b"".join(body), media_type=FORMATS[fmt], headers=headers)
     return StreamingResponse(body, media_type=FORMATS[fmt], headers=headers)
+
+
+def audited(chunks, record):
+    """The chunks, with the rows that left counted and recorded once the page ends or breaks off."""
+    sent = 0
+    try:
+        for chunk in chunks:
+            yield chunk
+            sent += len(chunk)
+    finally:
+        chunks.close()  # returns the connection now, not when the collector gets to it
+        record(sent)
+
+
+def partition_text(partitions) -> str | None:
+    if isinstance(partitions, tuple):
+        return f"{partitions[0]}..{partitions[1]}"
+    return ",".join(partitions) if partitions else None
 
 
 def validators(catalog, parsed: rows.RowsRequest, fingerprint: rows.Fingerprint, fmt: str) -> dict[str, str]:
