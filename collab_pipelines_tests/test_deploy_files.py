@@ -11,6 +11,7 @@ import yaml
 from collab_pipelines import settings
 from collab_pipelines.evaluation import environments
 from collab_pipelines_tests.e2e.processes import PROJECT
+from collab_pipelines_tests.project import project_defs
 
 DEPLOY = PROJECT / "deploy"
 COMPOSE = DEPLOY / "docker-compose.yml"
@@ -458,3 +459,136 @@ def test_every_webserver_renders_notebooks_with_the_project_page_without_cdn_scr
     (deployment,) = helm_values()["dagster-user-deployments"]["deployments"]
     assert webserver["image"]["repository"] == deployment["image"]["repository"]
     assert {"name": "JUPYTER_PATH", "value": image_path} in webserver["env"]
+
+
+# The image's user: non-root, and the uid the Helm values and Compose run as.
+IMAGE_UID = 10001
+NETWORK_POLICY = DEPLOY / "k8s" / "evaluation-network-policy.yaml"
+# Services whose containers run data scientists' commits in bubblewrap: runs execute in the code
+# location (Dagster's default run launcher) and the Celery workers score tuning candidates.
+EVALUATING_SERVICES = {"code-location", "celery-worker"}
+# Dagster jobs whose runs execute commits (K8sRunLauncher labels each run pod dagster/job=<job>).
+EVALUATING_JOBS = {"evaluate_commits", "tune_model"}
+SANDBOX_SECURITY_OPT = {"seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"}
+# Where a read-only container still writes: scratch, the user's home, its own state.
+WRITABLE = {"/tmp", "/home/collab", STATE_PATH}
+
+
+def dockerfile_lines() -> list[str]:
+    return (PROJECT / "Dockerfile").read_text().replace("\\\n", " ").splitlines()
+
+
+def test_the_image_runs_as_a_non_root_user_with_bubblewrap():
+    lines = dockerfile_lines()
+    (user,) = [line.split()[1] for line in lines if line.startswith("USER ")]
+    # Numeric, so runAsNonRoot can check it; after every RUN, which must still run as root.
+    assert user == f"{IMAGE_UID}:{IMAGE_UID}"
+    assert [line for line in lines if line.startswith(("RUN", "USER"))][-1].startswith("USER")
+    (install,) = [line for line in lines if line.startswith("RUN") and "apt-get install" in line]
+    assert "bubblewrap" in install.split()
+    (useradd,) = [line for line in lines if "useradd" in line]
+    assert f"--uid {IMAGE_UID}" in useradd
+    # The user owns the folders it writes, not the code or the venv.
+    env = image_env()
+    (chown,) = [line for line in lines if "chown" in line]
+    owned = set(chown.split("chown", 1)[1].split()[1:])
+    for variable in ("DAGSTER_HOME", "COLLAB_STATE_DIR", "COLLAB_SHARED_DIR", "COLLAB_ENVIRONMENTS_DIR"):
+        assert f"${variable}" in owned, variable
+    assert not {"/app", "/app/.venv", "."} & owned
+    assert env["HOME"] == "/home/collab"
+
+
+def test_compose_runs_every_project_service_unprivileged_and_the_evaluating_ones_sandbox_ready():
+    for name, service in python_services().items():
+        assert service["user"] == f"{IMAGE_UID}:{IMAGE_UID}", name
+        assert service["cap_drop"] == ["ALL"] and "cap_add" not in service, name
+        assert "privileged" not in service and "no-new-privileges:true" in service["security_opt"], name
+        sandboxed = SANDBOX_SECURITY_OPT <= set(service["security_opt"])
+        assert sandboxed == (name in EVALUATING_SERVICES), f"{name}: user namespaces for bubblewrap"
+    for name in EVALUATING_SERVICES:
+        service = services()[name]
+        assert service["read_only"] is True, name
+        assert set(service["tmpfs"]) == WRITABLE, name
+        # No tmpfs hides a volume: the shared folder and the environments stay shared.
+        assert not set(service["tmpfs"]) & set(compose_mounts(service).values()), name
+
+
+def run_pod_security() -> tuple[dict, dict]:
+    """The pod and container security contexts every run pod gets from the run launcher."""
+    run_config = helm_values()["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]
+    return run_config["podSpecConfig"], run_config["containerConfig"]["securityContext"]
+
+
+def assert_locked_down(pod_security: dict, container: dict, volumes: list[dict], mounts: list[dict]) -> None:
+    assert pod_security["runAsNonRoot"] is True and pod_security["runAsUser"] == IMAGE_UID
+    assert container["readOnlyRootFilesystem"] is True
+    assert container["allowPrivilegeEscalation"] is False
+    assert container["capabilities"] == {"drop": ["ALL"]} and not container.get("privileged")
+    empty_dirs = {v["name"] for v in volumes if "emptyDir" in v}
+    assert {m["mountPath"] for m in mounts if m["name"] in empty_dirs} >= WRITABLE
+
+
+def assert_sandbox_ready(pod_spec: dict, container: dict) -> None:
+    """What bubblewrap needs: its own user namespaces and a fresh /proc, inside a pod userns."""
+    assert pod_spec["hostUsers"] is False
+    assert pod_spec["securityContext"]["seccompProfile"]["type"] in {"Unconfined", "Localhost"}
+    assert pod_spec["securityContext"]["appArmorProfile"]["type"] in {"Unconfined", "Localhost"}
+    assert container["procMount"] == "Unmasked"
+
+
+def test_kubernetes_pods_run_non_root_read_only_and_run_pods_sandbox_ready():
+    values = helm_values()
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    assert_locked_down(
+        deployment["podSecurityContext"],
+        deployment["securityContext"],
+        deployment["volumes"],
+        deployment["volumeMounts"],
+    )
+    # The code server runs no commit: it keeps the runtime's seccomp profile.
+    assert deployment["podSecurityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    pod_spec, container = run_pod_security()
+    assert_locked_down(pod_spec["securityContext"], container, launcher["volumes"], launcher["volumeMounts"])
+    assert_sandbox_ready(pod_spec, container)
+    # includeConfigInLaunchedRuns adds the code location's volumes to run pods; dagster-k8s
+    # merges only identical entries, so a volume in both lists must be the same in each.
+    by_name = {v["name"]: v for v in launcher["volumes"]}
+    for volume in deployment["volumes"]:
+        assert by_name.get(volume["name"], volume) == volume, volume["name"]
+
+    _, workers = k8s_documents()
+    worker_pod = workers["spec"]["template"]["spec"]
+    (worker,) = worker_pod["containers"]
+    assert_locked_down(
+        worker_pod["securityContext"],
+        worker["securityContext"],
+        worker_pod["volumes"],
+        worker["volumeMounts"],
+    )
+    assert_sandbox_ready(worker_pod, worker["securityContext"])
+
+
+def test_the_network_policy_confines_the_evaluation_pods_egress():
+    import dagster_k8s.launcher
+
+    (policy,) = yaml.safe_load_all(NETWORK_POLICY.read_text())
+    assert policy["kind"] == "NetworkPolicy" and policy["spec"]["policyTypes"] == ["Egress"]
+    (selector,) = policy["spec"]["podSelector"]["matchExpressions"]
+    # The label is the one K8sRunLauncher puts on every run pod, valued with the run's job.
+    assert '"dagster/job": job_origin.job_name' in Path(dagster_k8s.launcher.__file__).read_text()
+    assert selector["key"] == "dagster/job" and selector["operator"] == "In"
+    assert set(selector["values"]) == EVALUATING_JOBS
+    assert EVALUATING_JOBS <= {job.name for job in project_defs().get_repository_def().get_all_jobs()}
+    # Only DNS, PostgreSQL, and HTTPS and SSH to addresses outside the private ranges.
+    allowed = {
+        (port["protocol"], port["port"]) for rule in policy["spec"]["egress"] for port in rule["ports"]
+    }
+    assert allowed == {("UDP", 53), ("TCP", 53), ("TCP", 5432), ("TCP", 443), ("TCP", 22)}
+    for rule in policy["spec"]["egress"]:
+        for peer in rule.get("to", []):
+            if "ipBlock" in peer:
+                assert {"10.0.0.0/8", "169.254.0.0/16"} <= set(peer["ipBlock"]["except"])
+        if any(port["port"] == 53 for port in rule["ports"]):
+            assert rule["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
