@@ -1,10 +1,23 @@
-"""Bearer tokens: required everywhere but /health, configured hashed, issued by the CLI."""
+"""Bearer tokens: required everywhere but /health and the docs, configured hashed, issued by the CLI."""
+
+import json
+import re
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from collab_pipelines.data_api.auth import TokenConfigError, TokenStore, hash_token
+from collab_pipelines.data_api.audit import AuditLog
+from collab_pipelines.data_api.auth import (
+    TokenConfigError,
+    TokenStore,
+    hash_token,
+    parse_line,
+    read_tokens_file,
+)
+from collab_pipelines.data_api.scope import Scope
 from collab_pipelines.data_api.server import main
+from collab_pipelines.data_api.tokens import parse_when
 
 PROTECTED = [
     "/v1/datasets",
@@ -35,7 +48,9 @@ def test_health_needs_no_token_and_says_nothing_else(sqlite_api):
 def test_a_token_issued_by_the_command_works_at_once_and_only_its_hash_is_stored(sqlite_api, capsys):
     tokens = sqlite_api.deployment.state_dir / "api_tokens"
     assert main(["token", "alice", "--file", str(tokens)]) == 0
-    token = capsys.readouterr().out.strip()
+    printed = capsys.readouterr()
+    token = printed.out.strip()
+    assert "It reads everything." in printed.err  # no scope flag: full access, as before scopes
     assert len(token) >= 40
     stored = tokens.read_text()
     assert token not in stored and f"alice {hash_token(token)}\n" in stored
@@ -52,7 +67,9 @@ def test_the_server_refuses_to_start_without_tokens(tmp_path, monkeypatch, capsy
     monkeypatch.setenv("COLLAB_API_TOKENS", "")
     monkeypatch.delenv("COLLAB_API_TOKENS_FILE", raising=False)
     assert main(["serve", "--port", "9"]) == 2
-    assert "no API token is configured: run `collab-data-api token <name>`" in capsys.readouterr().err
+    assert "no API token is configured (or every one is revoked or expired): run `collab-data-api token" in (
+        capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(
@@ -60,8 +77,13 @@ def test_the_server_refuses_to_start_without_tokens(tmp_path, monkeypatch, capsy
     [
         ("alice:abc", None, "is not followed by a SHA-256"),
         (f"bad name:{hash_token('x')}", None, "token name"),
-        ("", "alice\n", "expected 'name sha256hex'"),
-        ("", f"alice {hash_token('x')} extra\n", "found 3 fields"),
+        ("", "alice\n", "tokens:1: expected 'name sha256hex"),
+        ("", f"alice {hash_token('x')} extra\n", "tokens:1: field 3 'extra' is not key=value"),
+        ("", f"# team\nalice {hash_token('x')} colour=red\n", "tokens:2: field 'colour': unknown field"),
+        ("", f"alice {hash_token('x')} datasets=a,b;c\n", "field 'datasets': 'b;c' is not a name or glob"),
+        ("", f"alice {hash_token('x')} expires=soon\n", "tokens:1: field 'expires'"),
+        ("", f"alice {hash_token('x')} expires=2027-01-01T00:00\n", "has no time zone"),
+        ("", f"alice {hash_token('x')} suites=a suites=b\n", "suites= is given twice"),
     ],
 )
 def test_malformed_token_entries_are_refused_with_their_place(tmp_path, monkeypatch, env, file, words):
@@ -70,7 +92,7 @@ def test_malformed_token_entries_are_refused_with_their_place(tmp_path, monkeypa
     if file is not None:
         path.write_text(file)
     monkeypatch.setenv("COLLAB_API_TOKENS_FILE", str(path))
-    with pytest.raises(TokenConfigError, match=words):
+    with pytest.raises(TokenConfigError, match=re.escape(words)):
         TokenStore.from_environment()
 
 
@@ -80,9 +102,87 @@ def test_tokens_from_the_environment_and_a_file_both_count(tmp_path, monkeypatch
     path.write_text(f"# the team\nalice {hash_token('a-token')}\n\n")
     monkeypatch.setenv("COLLAB_API_TOKENS_FILE", str(path))
     store = TokenStore.from_environment()
-    assert [store.name_for(t) for t in ("a-token", "b-token", "c-token", "d-token")] == [
-        "alice",
-        "bob",
-        "env-2",
-        None,
-    ]
+    found = [store.entry_for(t) for t in ("a-token", "b-token", "c-token", "d-token")]
+    assert [e.name if e else None for e in found] == ["alice", "bob", "env-2", None]
+    assert all(e.scope.full for e in found if e)
+
+
+def test_a_scoped_line_reads_back_as_written_and_old_lines_keep_full_access(tmp_path):
+    digest = hash_token("x")
+    path = tmp_path / "tokens"
+    path.write_text(
+        f"old {digest}\n"
+        f"bob {digest} datasets=seattle_*,flights suites=rain reports=- expires=2027-01-31T10:00:00+01:00\n"
+    )
+    (_, old), (_, bob) = read_tokens_file(path)
+    assert old.scope.full and old.expires is None
+    assert bob.scope == Scope(datasets=("seattle_*", "flights"), suites=("rain",), reports=())
+    assert bob.expires == datetime(2027, 1, 31, 9, tzinfo=UTC)
+    assert bob.line() == (
+        f"bob {digest} datasets=seattle_*,flights suites=rain reports=- expires=2027-01-31T09:00:00Z"
+    )
+    assert parse_line(bob.line(), "again") == bob
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30d", datetime(2026, 1, 31, 12, tzinfo=UTC)),
+        ("12h", datetime(2026, 1, 2, 0, tzinfo=UTC)),
+        ("2027-03-01", datetime(2027, 3, 1, tzinfo=UTC)),
+        ("2027-03-01T08:00+02:00", datetime(2027, 3, 1, 6, tzinfo=UTC)),
+    ],
+)
+def test_expiry_is_a_span_or_a_utc_time(text, expected):
+    assert parse_when(text, now=datetime(2026, 1, 1, 12, tzinfo=UTC)) == expected
+
+
+def test_tokens_are_listed_and_revoked_by_name_without_printing_a_hash(tmp_path, capsys):
+    path = tmp_path / "tokens"
+    assert (
+        main(
+            [
+                "token",
+                "carol",
+                "--datasets",
+                "seattle_*",
+                "--suites",
+                "rain",
+                "--expires",
+                "30d",
+                "--file",
+                str(path),
+            ]
+        )
+        == 0
+    )
+    token = capsys.readouterr().out.strip()
+    assert main(["tokens", "list", "--file", str(path)]) == 0
+    listed = capsys.readouterr().out
+    assert "carol\tin force\texpires " in listed
+    assert "datasets seattle_*; suites rain; reports none" in listed
+    assert token not in listed and hash_token(token) not in listed
+    with pytest.raises(SystemExit):
+        main(["token", "carol", "--file", str(path)])  # one name, one token in force
+    assert "a token named 'carol' is in force" in capsys.readouterr().err
+    assert main(["tokens", "revoke", "carol", "--file", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["tokens", "list", "--file", str(path)]) == 0
+    assert "carol\trevoked at " in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["tokens", "revoke", "carol", "--file", str(path)])
+    assert "no unrevoked token is named 'carol'" in capsys.readouterr().err
+
+
+def test_the_audit_command_filters_by_token_dataset_and_time(tmp_path, capsys):
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.record("ann", "rows", dataset="flights", partition="2013-01-05", rows=989)
+    log.record("ben", "datasets", datasets=["flights", "weather"], rows=2)
+    log.record("ann", "report", report="ops/delays")
+    assert main(["audit", "--log", str(log.path), "--token", "ann"]) == 0
+    lines = [line.split("\t")[1:] for line in capsys.readouterr().out.splitlines()]
+    assert lines == [["ann", "rows", "flights", "2013-01-05", "989"], ["ann", "report", "ops/delays", "", ""]]
+    assert main(["audit", "--log", str(log.path), "--dataset", "weather", "--json"]) == 0
+    assert [json.loads(line)["token"] for line in capsys.readouterr().out.splitlines()] == ["ben"]
+    assert main(["audit", "--log", str(log.path), "--since", "2999-01-01"]) == 0
+    assert capsys.readouterr().out == ""

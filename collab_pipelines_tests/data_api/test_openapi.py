@@ -7,13 +7,18 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
+from collab_pipelines.data_api.scope import Scope
+from collab_pipelines.datasets import all_datasets
 from collab_pipelines_tests.data_api.conftest import TOKEN
-from collab_pipelines_tests.data_api.reports import report_materialization
+from collab_pipelines_tests.data_api.reports import REPORT_KEY, report_materialization
+from collab_pipelines_tests.data_api.scoped import SCOPED_DATASETS, audit_records, issue, names_read
 
 
-def test_every_parameter_has_a_description_and_an_example(sqlite_api):
-    schema = httpx.get(sqlite_api.url + "/openapi.json").json()
+@pytest.mark.parametrize("with_token", [True, False], ids=["token", "anonymous"])
+def test_every_parameter_has_a_description_and_an_example(sqlite_api, with_token):
+    schema = sqlite_api.get("/openapi.json", token=TOKEN if with_token else None).json()
     assert schema["openapi"].startswith("3.")
     assert "Bearer" in schema["info"]["description"]
     parameters = [
@@ -22,7 +27,7 @@ def test_every_parameter_has_a_description_and_an_example(sqlite_api):
         for op in item.values()
         for p in op.get("parameters", [])
     ]
-    assert len(parameters) >= 15
+    assert len(parameters) >= (15 if with_token else 10)
     for path, parameter in parameters:
         assert parameter.get("description"), (path, parameter["name"])
         assert parameter.get("examples"), (path, parameter["name"])
@@ -37,7 +42,7 @@ def test_every_parameter_has_a_description_and_an_example(sqlite_api):
     assert "security" not in schema["paths"]["/health"]["get"]
 
 
-def test_docs_are_served_without_a_token(sqlite_api):
+def test_docs_are_served_without_a_token_and_fetch_the_document_with_one(sqlite_api):
     docs = httpx.get(sqlite_api.url + "/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
     # Everything the page loads is served here: nothing from a CDN a closed network cannot reach.
@@ -45,10 +50,20 @@ def test_docs_are_served_without_a_token(sqlite_api):
     assert assets and all(asset.startswith("/docs-assets/") for asset in assets), assets
     for asset in assets:
         assert httpx.get(sqlite_api.url + asset).status_code == 200, asset
+    # The page itself holds no data: after "Authorize" it fetches the token's own document.
+    assert 'request.headers.Authorization = "Bearer " + token' in docs.text
+    assert "ui.specActions.download" in docs.text
 
 
-def test_schemathesis_finds_no_server_error_and_no_schema_violation(sqlite_api):
+@pytest.mark.parametrize("scoped", [False, True], ids=["full", "scoped"])
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(sqlite_api, scoped):
     deployment = sqlite_api.deployment
+    token = TOKEN
+    if scoped:
+        issued = issue(
+            sqlite_api, "fuzz", Scope(datasets=SCOPED_DATASETS, suites=("rain",), reports=("ops/*",))
+        )
+        token = issued.token
     # The documented example report exists, so the fuzzer reaches the file-serving path too.
     report_materialization(
         deployment.instance,
@@ -61,7 +76,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(sqlite_api):
         "run",
         sqlite_api.url + "/openapi.json",
         "--header",
-        f"Authorization: Bearer {TOKEN}",
+        f"Authorization: Bearer {token}",
         # Every check, "schema-valid requests are accepted" (ST202) included. The generic rows
         # operation is exercised through its per-dataset operations, which state each dataset's
         # columns and types; schemathesis_hooks.py applies the rules between parameters.
@@ -82,3 +97,13 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(sqlite_api):
     result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
     assert "passed" in result.stdout and "failed" not in result.stdout.split("SUMMARY")[-1]
+    if scoped:
+        records = audit_records(sqlite_api, issued.name)
+        # The document schemathesis tested was the token's own, and nothing outside it was read.
+        assert any(
+            r["read"] == "openapi" and set(r["datasets"]) == {"airlines", "airports", "weather"}
+            for r in records
+        )
+        assert any(r["read"] == "rows" for r in records)
+        assert names_read(records) <= {"airlines", "airports", "weather"}
+        assert REPORT_KEY not in names_read(records) and set(all_datasets()) & names_read(records)
