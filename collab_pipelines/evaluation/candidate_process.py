@@ -268,7 +268,7 @@ class CandidateProcess:
             self._inside_sources = self.sources
             return [*interpreter, str(CANDIDATE_SCRIPT)], self.input, scratch / "home"
         sandbox.check()
-        self._cap = sandbox.ProcessCap(self.limits.processes + 8)  # bwrap's own processes too
+        self._cap = sandbox.ProcessCap(self.limits.processes + sandbox.PROCESS_OVERHEAD)
         mounts = sandbox.Mounts(self.sources, self.input, CANDIDATE_SCRIPT, python, self.limits.scratch_mb)
         self._inside_sources = mounts.inside_sources()
         argv = sandbox.command(mounts, [*interpreter, str(sandbox.INSIDE_SCRIPT)])

@@ -31,6 +31,9 @@ INSIDE_ROOT = Path("/collab")
 INSIDE_INPUT = INSIDE_ROOT / "input"
 INSIDE_SCRIPT = INSIDE_ROOT / "candidate_script.py"
 NOBODY = "65534"
+# bwrap's own processes and the interpreter's threads, on top of the model's processes, where
+# a pids cgroup counts them all.
+PROCESS_OVERHEAD = 8
 _HOW_TO = (
     "Install Debian's bubblewrap (apt-get install bubblewrap) and allow unprivileged user "
     "namespaces: sysctl kernel.unprivileged_userns_clone=1 (Debian) or user.max_user_namespaces>0; "
