@@ -6,16 +6,13 @@ from collab_pipelines.retries import NO_RETRY_OF_STEP_FAILURES, RETRY_ON_STEP_FA
 from collab_pipelines_tests.project import project_defs
 
 # A step failure of these repeats: a broken commit, a failing template or a wrong config.
-NOT_RETRIED = {"evaluate_commits", "diagnose_report"}
+NOT_RETRIED = {"evaluate_commits", "diagnose_report", "tune_model"}
 # Job name -> why a run retry may help it.
 RETRIED = {
     "daily_exports": "a lost source or warehouse connection; each day is written in one transaction",
     "dimension_exports": "the same as the daily exports",
     "advance_replay_clock": "the demo's clock moves in one transaction",
-    # Launched by hand. Not yet decided: collab_pipelines/evaluation/ is being rewritten by its
-    # owners, and a failed plan or grid repeats, so both may well belong in NOT_RETRIED.
     "add_commit_history": "a failed git fetch of a repository",
-    "tune_model": "undecided (see above)",
     # Dagster's implicit job for materializations from an asset's page: it takes no job tags.
     "__ASSET_JOB": "Dagster's own; add the tag in the launchpad",
 }

@@ -36,7 +36,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, ValidationError, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from collab_pipelines.config import ConfigError, StrictModel, parse
@@ -55,6 +55,15 @@ SUPPORTED_METRICS = {
     "f1": "label",
     "precision": "label",
     "recall": "label",
+}
+
+
+# Who owns a field, shown in the JSON Schema (docs/schemas/collab.schema.json) as "x-owner":
+# the commit's own fields say how to run its code; decisive fields decide its verdict, and the
+# suite pins them (suites.yaml `pinned`) or flags a commit that changes them.
+COMMIT_OWNED = {"x-owner": "commit"}
+DECISIVE = {
+    "x-owner": "suite: decisive; pinned in suites.yaml, a change against the baseline is a contract change"
 }
 
 
@@ -91,6 +100,8 @@ def _field_error(loc: tuple, message: str, value: Any) -> ValidationError:
 
 
 class ModelSection(StrictModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=COMMIT_OWNED)
+
     entry_point: Reference | None = Field(default=None, description="A function returning an estimator.")
     fit: Reference | None = Field(default=None, description="fit(X, y, **params) -> model")
     predict: Reference | None = Field(default=None, description="predict(model, X) -> labels or scores")
@@ -116,21 +127,34 @@ class TargetSpec(StrictModel):
 
 
 class DataSection(StrictModel):
-    dataset: str = Field(min_length=1, description="An export from the catalog.")
+    dataset: str = Field(min_length=1, description="An export from the catalog.", json_schema_extra=DECISIVE)
     target: Annotated[str, Field(min_length=1)] | TargetSpec = Field(
         description="The label, computed by the harness from the dataset (never by the model's "
-        "code): a 0/1 column's name, or {column, above}. Rows without a value are not scored."
+        "code): a 0/1 column's name, or {column, above}. Rows without a value are not scored.",
+        json_schema_extra=DECISIVE,
     )
     withheld: tuple[str, ...] = Field(
         default=(),
         description="Columns of the dataset that give the target away (an arrival delay beside a "
         "departure delay): like the target, empty in the held-out rows the feature function sees.",
+        json_schema_extra=DECISIVE,
     )
-    time_column: str = Field(min_length=1, description="The time-based split uses it.")
-    row_id: str = Field(default="id", description="Identifies a row across commits.")
-    features: Reference | None = Field(default=None, description="frames -> features and target")
-    join: tuple[str, ...] = Field(default=(), description="More datasets the feature function receives.")
+    time_column: str = Field(
+        min_length=1, description="The time-based split uses it.", json_schema_extra=DECISIVE
+    )
+    row_id: str = Field(
+        default="id", description="Identifies a row across commits.", json_schema_extra=DECISIVE
+    )
+    features: Reference | None = Field(
+        default=None,
+        description="frames -> a table with the row id and the model's features",
+        json_schema_extra=COMMIT_OWNED,
+    )
+    join: tuple[str, ...] = Field(
+        default=(), description="More datasets the feature function receives.", json_schema_extra=COMMIT_OWNED
+    )
     slices: tuple[str, ...] = Field(
+        json_schema_extra=COMMIT_OWNED,
         default=(),
         description="Columns whose values the evaluation report shows metrics for, one row per value "
         "(e.g. origin airport), so a drop confined to one slice shows.",
@@ -138,6 +162,10 @@ class DataSection(StrictModel):
 
 
 class EvaluationSection(StrictModel):
+    """Decisive: the suite pins these (suites.yaml `pinned.evaluation`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=DECISIVE)
+
     metrics: tuple[Annotated[str, AfterValidator(_metric)], ...] = Field(default=("roc_auc",), min_length=1)
     test_days: Annotated[int, Field(strict=True, ge=1)] = 7
     max_changed_predictions: Annotated[Number, Field(ge=0, le=1)] | None = Field(
@@ -170,6 +198,10 @@ class EvaluationPins(StrictModel):
 
 
 class GateSection(StrictModel):
+    """Decisive: the suite pins the gates (suites.yaml `pinned.gates`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=DECISIVE)
+
     min: Number | None = None
     max_drop: Number | None = None
     max_relative_drop: Number | None = None
@@ -182,7 +214,10 @@ class EnvironmentSection(StrictModel):
         "(default: requirements.txt, else pyproject.toml; neither means the project's own packages).",
     )
     env: tuple[Annotated[str, AfterValidator(variable_name)], ...] = Field(
-        default=(), description="Environment variables passed through to the model's process."
+        default=(),
+        description="Environment variables passed through to the model's process; each must be in "
+        "the suite's allowed_env.",
+        json_schema_extra=DECISIVE,
     )
 
 

@@ -19,6 +19,7 @@ from collab_pipelines.evaluation.commit_evaluation import check_out
 from collab_pipelines.evaluation.contract import ContractError
 from collab_pipelines.evaluation.data import EvaluationDataError, load_evaluation_data
 from collab_pipelines.evaluation.resources import ModelRepositories
+from collab_pipelines.retries import NO_RETRY_OF_STEP_FAILURES
 from collab_pipelines.warehouse.resources import Warehouse
 
 TUNING_ASSET = dg.AssetKey("tuning_candidates")
@@ -189,7 +190,8 @@ def record_tuning(context: dg.OpExecutionContext, scores: list[dict], warehouse:
     description="Scores a grid of hyperparameters for one commit, in parallel, records every candidate "
     "in tuning_candidates and names the best. Configure it in the launchpad or with "
     "`dagster job execute -j tune_model -c tuning.yaml`.",
-    tags={"collab/pattern": "evaluation"},
+    # A bad grid or plan fails the same way again; scoring failures are per candidate already.
+    tags={"collab/pattern": "evaluation", **NO_RETRY_OF_STEP_FAILURES},
 )
 def tune_model():
     record_tuning(plan_tuning().map(score_candidate).collect())
