@@ -8,6 +8,14 @@ environment is a virtual environment whose own site-packages come first and the 
 follow (a `.pth` file), so a commit's pin of another scikit-learn wins while the candidate
 script still finds pandas and pyarrow.
 
+An environment is trusted by its content, not by its marker: the marker records the SHA-256
+of every file's path and bytes (and every symlink's target) when the build ends, and each use
+checks the folder still hashes to it. A folder that does not (a build cut short, a file changed
+afterwards) is removed and built again. Within one process, a folder whose files' sizes and
+modification times are those it had when last verified is not hashed again. Bytecode counts
+too: candidates run with -B and mount their environment read-only, so nothing is written
+into it after the build, and a planted .pyc would be loaded.
+
 The cache lives in $COLLAB_ENVIRONMENTS_DIR (default: environments/ in the state folder);
 on Celery or Kubernetes point it at a volume every worker mounts, or leave it per worker.
 It keeps at most $COLLAB_ENVIRONMENTS_MAX environments (default 8) and
@@ -81,14 +89,22 @@ def python_for(source: Path, lock: str | None, root: Path | None = None) -> str:
     target = root / digest
     ready = target / _READY
     if ready.exists():
-        _touch(ready)
-        return str(target / "bin" / "python")
+        if _verified(target):
+            _touch(ready)
+            return str(target / "bin" / "python")
+        # Not what was built: never run a commit on it. Set aside, then built anew below.
+        shutil.rmtree(target, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
     try:
         _build(building, declared)
         ready_text = json.dumps(
-            {"declaration": declared.name, "bytes": _size(building), "built": time.time()}
+            {
+                "declaration": declared.name,
+                "bytes": _size(building),
+                "built": time.time(),
+                "sha256": content_digest(building),
+            }
         )
         (building / _READY).write_text(ready_text)
         _touch(building / _READY)
@@ -106,9 +122,23 @@ def _build(target: Path, declared: Path) -> None:
     uv = _uv()
     env = {k: v for k, v in os.environ.items() if k in _INSTALLER_ENV or k.startswith(_INSTALLER_PREFIXES)}
     python = target / "bin" / "python"
+    # Copies, not uv's default hard links into its own cache: a change to one environment must
+    # not reach the cache and, through it, every environment built later.
     for command in (
         [uv, "venv", "--quiet", "--python", sys.executable, str(target)],
-        [uv, "pip", "install", "--quiet", "--python", str(python), *_index_args(), "-r", str(declared)],
+        [
+            uv,
+            "pip",
+            "install",
+            "--quiet",
+            "--link-mode",
+            "copy",
+            "--python",
+            str(python),
+            *_index_args(),
+            "-r",
+            str(declared),
+        ],
     ):
         completed = subprocess.run(
             command, capture_output=True, text=True, env=env, timeout=1800, check=False
@@ -124,6 +154,50 @@ def _build(target: Path, declared: Path) -> None:
     ).stdout.strip()
     # Appended after the environment's own site-packages: the commit's pins win.
     Path(purelib, "zz_collab_project.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+
+
+def content_digest(folder: Path) -> str:
+    """SHA-256 over every file's relative path and bytes and every symlink's target, in order;
+    the marker itself is left out."""
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if relative == _READY:
+            continue
+        if path.is_symlink():
+            digest.update(f"L {relative} {os.readlink(path)}\0".encode())
+        elif path.is_file():
+            digest.update(f"F {relative}\0".encode())
+            with path.open("rb") as file:
+                digest.update(hashlib.file_digest(file, "sha256").digest())
+    return digest.hexdigest()
+
+
+_VERIFIED: dict[Path, tuple] = {}
+
+
+def _stat_manifest(folder: Path) -> tuple:
+    return tuple(
+        (str(p), s.st_size, s.st_mtime_ns, s.st_ino)
+        for p in sorted(folder.rglob("*"))
+        if p.name != _READY
+        for s in [p.lstat()]
+    )
+
+
+def _verified(target: Path) -> bool:
+    """Whether the environment still holds what was built (see the module's docstring)."""
+    manifest = _stat_manifest(target)
+    if _VERIFIED.get(target) == manifest:
+        return True
+    try:
+        recorded = json.loads((target / _READY).read_text()).get("sha256")
+    except (OSError, ValueError):
+        return False
+    if not recorded or content_digest(target) != recorded:
+        return False
+    _VERIFIED[target] = manifest
+    return True
 
 
 def _uv() -> str:

@@ -144,6 +144,27 @@ def test_a_commit_gets_its_declared_packages_from_a_cached_environment(tmp_path,
     assert [line for stream, line in lines if stream == "stdout"] == [printed]
 
 
+def test_an_environment_changed_after_its_build_is_built_anew(tmp_path):
+    cache = tmp_path / "environments"
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "requirements.txt").write_text("pyjokes==0.8.3\n")
+    python = Path(environments.python_for(source, None, cache))
+    ready = python.parent.parent / "collab-ready.json"
+    recorded = json.loads(ready.read_text())
+    assert recorded["sha256"] == environments.content_digest(python.parent.parent)
+    assert environments.python_for(source, None, cache) == str(python)  # verified: used as it is
+    assert json.loads(ready.read_text())["built"] == recorded["built"]
+
+    [module] = python.parent.parent.glob("lib/python*/site-packages/pyjokes/__init__.py")
+    module.write_text(module.read_text() + "\nimport os; os.system('echo poisoned')\n")
+    assert environments.python_for(source, None, cache) == str(python)
+    rebuilt = json.loads(ready.read_text())
+    assert rebuilt["built"] > recorded["built"]
+    assert rebuilt["sha256"] == environments.content_digest(python.parent.parent)
+    assert "poisoned" not in module.read_text()
+
+
 def test_an_uninstallable_requirement_fails_at_stage_environment_with_the_installers_words(
     tmp_path, make_repo
 ):
