@@ -228,7 +228,9 @@ class CandidateProcess:
                 "processes": limits.processes,
                 "open_files": limits.open_files,
                 "file_mb": limits.scratch_mb,
-                "cpu_seconds": limits.seconds,
+                # A backstop behind the wall-clock limit, which names the stage: the imports and
+                # the wait for the data count as CPU time too, and the kernel's kill says nothing.
+                "cpu_seconds": cpu_seconds(limits),
             },
         }
         (self.input / "job.json").write_text(json.dumps(job, default=str))
@@ -385,13 +387,28 @@ class CandidateProcess:
             tail = "\n".join(self._stderr_tail)[-2000:]
             if tail.startswith("bwrap:"):
                 raise EvaluationFailed(f"{self.where}: the sandbox could not start: {tail}", "sandbox", tail)
+            killed = process.returncode in (
+                -signal.SIGKILL,
+                128 + signal.SIGKILL,
+                -signal.SIGXCPU,
+                128 + signal.SIGXCPU,
+            )
+            cause = (
+                f" (killed: past its CPU time of {cpu_seconds(self.limits)} s or another hard limit)"
+                if killed
+                else ""
+            )
             raise EvaluationFailed(
-                f"{self.where}: the model process died (exit code {process.returncode}) during "
+                f"{self.where}: the model process died (exit code {process.returncode}){cause} during "
                 f"{self._messages.stage}: {tail}",
                 "limits",
                 tail,
             )
         return process.returncode
+
+
+def cpu_seconds(limits: Limits) -> int:
+    return int(2 * limits.seconds + 60)
 
 
 def candidate_contract(contract: Contract) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,8 @@ from collab_pipelines.evaluation.resources import ModelRepositories
 from collab_pipelines.evaluation.suites import EvaluationKey
 from collab_pipelines.warehouse.resources import Warehouse
 from collab_pipelines_tests.data_api import conftest as data_api_fixtures
+from collab_pipelines_tests.e2e.processes import Service, free_port, wait_for
+from collab_pipelines_tests.evaluation.test_evaluation import CONTRACT, GOOD, MODEL
 
 # A real data API server to reach for (session-scoped, shared with the data API's tests).
 sqlite_api = data_api_fixtures.sqlite_api
@@ -48,40 +51,6 @@ PINNED = {
     "gates": {"roc_auc": {"min": 0.55, "max_drop": 0.01}},
 }
 QUICK = {**LIMITS, "seconds": 5}
-CONTRACT = """
-[model]
-entry_point = "model:build"
-[data]
-dataset = "flights"
-time_column = "sched_dep_at"
-row_id = "id"
-target = {column = "dep_delay", above = 15}
-withheld = ["dep_time", "arr_time", "arr_delay", "air_time"]
-features = "features:build"
-[evaluation]
-metrics = ["roc_auc", "accuracy"]
-test_days = 2
-[gates.roc_auc]
-min = 0.55
-max_drop = 0.01
-"""
-FEATURES = """
-import pandas as pd
-
-def build(frames):
-    f = frames["flights"]
-    return pd.DataFrame({"id": f["id"], "sched_dep_at": f["sched_dep_at"], "hour": f["hour"],
-                         "distance": f["distance"]})
-"""
-MODEL = """
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-
-def build():
-    return Pipeline([("scale", StandardScaler()), ("classifier", LogisticRegression(class_weight="balanced"))])
-"""
-GOOD = {"collab.toml": CONTRACT, "features.py": FEATURES, "model.py": MODEL}
 # A model whose attack runs when it is imported: `attack()` returns what it achieved, and an
 # achievement is raised as LEAKED, so the verdict's message says it either way.
 ATTACKING = (
@@ -238,12 +207,44 @@ def build(frames):
 """
 
 
+@pytest.fixture(scope="module")
+def dagster_graphql(tmp_path_factory) -> Iterator[str]:
+    """A real Dagster webserver (GraphQL at /graphql) on loopback, on a definitions file of its own."""
+    root = tmp_path_factory.mktemp("graphql")
+    (root / "defs.py").write_text("import dagster as dg\n\ndefs = dg.Definitions()\n")
+    (root / "home").mkdir()
+    (root / "home" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    port = free_port()
+    bin_dir = Path(sys.executable).parent
+    webserver = Service(
+        "graphql",
+        [str(bin_dir / "dagster-webserver"), "-f", str(root / "defs.py"), "-h", "127.0.0.1", "-p", str(port)],
+        {**os.environ, "DAGSTER_HOME": str(root / "home")},
+        root,
+        cwd=root,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for("the Dagster webserver", lambda: _answers(url + "/server_info"), 180, 0.5, service=webserver)
+        yield url
+    finally:
+        webserver.stop()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return urllib.request.urlopen(url, timeout=2).status == 200
+    except OSError:
+        return False
+
+
 class Scene:
     """The deployment an attacker aims at: state, tokens, warehouse, environments, landing zone."""
 
-    def __init__(self, state_dir: Path, api_url: str):
+    def __init__(self, state_dir: Path, api_url: str, graphql_url: str):
         self.state_dir = state_dir
         self.api_url = api_url
+        self.graphql_url = graphql_url
         self.tokens = state_dir / "api_tokens"
         self.tokens.write_text("ada " + hashlib.sha256(b"token").hexdigest() + "\n")
         self.warehouse = state_dir / "warehouse.db"
@@ -275,13 +276,13 @@ class Scene:
 
 
 @pytest.fixture
-def scene(state_dir, warehouse, sqlite_api, monkeypatch) -> Iterator[Scene]:
+def scene(state_dir, warehouse, sqlite_api, dagster_graphql, monkeypatch) -> Iterator[Scene]:
     # The deployment's secret, in this process's environment and, as /proc shows only what a
     # process started with, in a process of the deployment's started with it (a daemon, say).
     monkeypatch.setenv("DAGSTER_PG_PASSWORD", SECRET)
     holder = subprocess.Popen(["sleep", "300"], env={**os.environ, "DAGSTER_PG_PASSWORD": SECRET})
     try:
-        yield Scene(state_dir, sqlite_api.url)
+        yield Scene(state_dir, sqlite_api.url, dagster_graphql)
     finally:
         holder.kill()
         holder.wait()
@@ -312,7 +313,11 @@ def judge(suites, make_repo, name: str, files: dict, *, unsandboxed=False, basel
 def attacks(scene: Scene) -> dict[str, tuple[dict, str]]:
     """Each attack: the files its commit changes, and what its verdict must say."""
     secret_files = [str(scene.tokens), str(scene.warehouse)]
-    services = [("127.0.0.1", 5432), ("127.0.0.1", int(scene.api_url.rsplit(":", 1)[1]))]
+    services = [
+        ("127.0.0.1", 5432),  # PostgreSQL: the instance and the warehouse
+        ("127.0.0.1", int(scene.api_url.rsplit(":", 1)[1])),  # the data API
+        ("127.0.0.1", int(scene.graphql_url.rsplit(":", 1)[1])),  # Dagster's GraphQL
+    ]
     writes = [
         str(scene.inbox / "planted.csv"),
         str(scene.environments / "0123456789abcdef0123" / "bin" / "python"),
@@ -429,3 +434,42 @@ def test_without_the_sandbox_the_same_attacks_succeed(name, scene, suites, make_
     files, _ = attacks(scene)[name]
     status, message = judge(suites, make_repo, f"control-{name}", files, unsandboxed=True)
     assert status == "failed" and "LEAKED" in message, message
+    if name == "connect-services":  # every one of the three is a real, listening service
+        for url in (
+            "127.0.0.1:5432",
+            scene.api_url.removeprefix("http://"),
+            scene.graphql_url.removeprefix("http://"),
+        ):
+            assert url in message.split("LEAKED")[1], message
+
+
+def test_a_good_commit_passes_in_the_sandbox_and_a_trusted_suite_says_it_ran_without(
+    scene, suites, make_repo
+):
+    status, message = judge(suites, make_repo, "good", {})
+    assert status == "passed" and "UNSANDBOXED" not in message, message
+    status, message = judge(suites, make_repo, "trusted", {}, unsandboxed=True)
+    assert status == "passed" and "UNSANDBOXED: suite 'trusted' sets unsandboxed: true" in message, message
+    recorded = Warehouse().read("evaluation_results", columns=["suite", "status", "sandbox"])
+    assert dict(zip(recorded["suite"], recorded["sandbox"], strict=True)) == {
+        "good": "bubblewrap",
+        "trusted": "none (suite sets unsandboxed: true)",
+    }
+
+
+def test_without_bubblewrap_an_evaluation_fails_saying_how_to_get_it(
+    state_dir, warehouse, suites, make_repo, monkeypatch
+):
+    # A machine with git but without bubblewrap.
+    bin_dir = state_dir / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").symlink_to(shutil.which("git"))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    sandbox.check.cache_clear()
+    try:
+        status, message = judge(suites, make_repo, "no-bwrap", {})
+    finally:
+        sandbox.check.cache_clear()
+    assert status == "failed", message
+    assert "bwrap command is not installed" in message and "apt-get install bubblewrap" in message
+    assert Warehouse().read("evaluation_results")["message"][0] == message
