@@ -82,6 +82,17 @@ def test_light_modules_load_neither_dagster_nor_sklearn(module):
     assert heavy == set(), f"import {module} loads {sorted(heavy)}"
 
 
+def test_the_harness_runs_where_dagster_is_not_installed():
+    # One harness, three callers: the server's evaluations, the champion's predictions and a
+    # data scientist's own try on a laptop, where Dagster is not installed.
+    loaded = fresh_import(
+        "import sys\nsys.modules['dagster'] = None  # an import of it fails, as it would there\n"
+        "import collab_pipelines.evaluation.candidate_process, collab_pipelines.evaluation.pins, "
+        "collab_pipelines.evaluation.gates"
+    )
+    assert "collab_pipelines.evaluation.sandbox" in loaded and "collab_pipelines.evaluation.heldout" in loaded
+
+
 def test_committed_json_schemas_are_up_to_date(tmp_path):
     assert schemas.main(["--out", str(tmp_path)]) == 0
     for entry in schemas.SCHEMA_FILES:
