@@ -314,8 +314,8 @@ def _baseline(
 def find_baseline(checkout: Checkout, warehouse: Warehouse) -> str | None:
     """A pinned champion, else the nearest passing evaluation in this commit's history."""
     suite, key = checkout.suite, str(checkout.key)
-    if suite.champion:
-        return None if suite.champion == key else suite.champion
+    if suite.pinned_baseline:
+        return None if suite.pinned_baseline == key else suite.pinned_baseline
     if not warehouse.has_table(RESULTS):
         return None
     passed = warehouse.read(

@@ -145,6 +145,40 @@ def _allowed_variable(value: str) -> str:
     return value
 
 
+class ChampionPolicy(StrictModel):
+    """How the suite's champion (the commit the product uses) is chosen."""
+
+    policy: Literal["manual", "last_passing"] = Field(
+        default="manual",
+        description="manual: promoted by the promote_champion job only; last_passing: every passing "
+        "evaluation of a commit on `branch` becomes the champion.",
+    )
+    branch: str = Field(default="main", description="The branch last_passing follows.")
+
+
+class PredictionsSpec(StrictModel):
+    """The champion's daily predictions: a daily-partitioned asset and dataset per suite."""
+
+    train_days: Positive = Field(
+        default=60, description="Days before each predicted day the model is fitted on."
+    )
+    repredict_days: Positive = Field(
+        default=7, description="The most recent days predicted again when the champion changes."
+    )
+
+
+class DriftSpec(StrictModel):
+    """Per-column drift between the training window and each predicted day (population stability index)."""
+
+    columns: tuple[str, ...] = Field(
+        default=(),
+        description="Columns of the dataset to watch; default: every column but the row id, the time, "
+        "the target and the withheld ones.",
+    )
+    warn: float = Field(default=0.1, gt=0, description="A PSI above it is a warning.")
+    error: float = Field(default=0.25, gt=0, description="A PSI above it fails the check at ERROR severity.")
+
+
 class Suite(StrictModel):
     name: SkipJsonSchema[str] = Field(default="", exclude=True)  # its key in the file
     repositories: dict[Name, RepositorySpec] = Field(min_length=1)
@@ -176,6 +210,13 @@ class Suite(StrictModel):
         description="Owned by the suite: a commit whose decisive fields in collab.toml differ from "
         "its baseline's is regressed (block) or passes with the change listed (flag).",
     )
+    champion: ChampionPolicy = Field(default_factory=ChampionPolicy)
+    predictions: PredictionsSpec | None = Field(
+        default=None,
+        description="The champion's daily predictions (asset and dataset <suite>_predictions); "
+        "none unless set.",
+    )
+    drift: DriftSpec = Field(default_factory=DriftSpec)
     unsandboxed: bool = Field(
         default=False,
         description="Runs the commits without the sandbox (network, files and the parent's "
@@ -216,7 +257,8 @@ class Suite(StrictModel):
         return self.contract or next(iter(self.repositories))
 
     @property
-    def champion(self) -> str | None:
+    def pinned_baseline(self) -> str | None:
+        """The evaluation key `baseline: {champion: ...}` pins every comparison to, if any."""
         return self.baseline.champion if isinstance(self.baseline, Champion) else None
 
     @property
