@@ -302,13 +302,53 @@ class CandidateProcess:
 
     def finish(self, frames: Mapping[str, pd.DataFrame], split_at: pd.Timestamp) -> Outcome:
         """Split, hand the data over without the held-out labels, wait, and score."""
-        where, limits = self.where, self.limits
+        held = self._split(frames, split_at, every_row=False)
+        said, seconds = self._run(held)
+        predictions = scored(said.predictions, held.test_labels, self.where)
+        return Outcome(
+            predictions,
+            self._metrics(predictions),
+            int(said.sizes.get("train_rows", len(held.train_labels))),
+            len(predictions),
+            seconds,
+            said.reported,
+            self.sandboxed,
+        )
+
+    def predict(self, frames: Mapping[str, pd.DataFrame], split_at: pd.Timestamp) -> pd.DataFrame:
+        """Fit on the labelled rows before `split_at` and predict every row from it on: row_id,
+        y_true (NaN where not known yet), y_pred, y_score. Nothing is scored."""
+        held = self._split(frames, split_at, every_row=True)
+        said, _ = self._run(held)
+        return scored(said.predictions, held.test_labels, self.where)
+
+    def _split(
+        self, frames: Mapping[str, pd.DataFrame], split_at: pd.Timestamp, every_row: bool
+    ) -> heldout.HeldOut:
         if self._refusal is not None:
             raise self._refusal
         try:
-            held = heldout.split(self.contract, frames, split_at, where)
+            return heldout.split(self.contract, frames, split_at, self.where, every_row=every_row)
         except heldout.SplitError as error:
             raise EvaluationFailed(str(error), "contract") from error
+
+    def _metrics(self, predictions: pd.DataFrame) -> dict[str, float]:
+        try:
+            return compute_metrics(self.contract.metrics, predictions)
+        except ValueError as error:
+            # What the model returned does not fit the metric (scores for a label metric): the
+            # model's failure, not the harness's, and it would fail the same way again.
+            values = predictions["y_pred"].drop_duplicates().head(5).tolist()
+            raise EvaluationFailed(
+                f"{self.where}: output failed: the metrics {list(self.contract.metrics)} cannot be computed "
+                f"on what predict returned ({error}); expected labels 0/1 (and scores in [0, 1]), got "
+                f"values such as {values}",
+                "output",
+            ) from error
+
+    def _run(self, held: heldout.HeldOut) -> tuple[_Messages, float]:
+        """Hand the data over, wait for the process, and return what it said and its own time."""
+        where, limits = self.where, self.limits
         paths = write_frames(
             {**held.frames, "_train_labels": held.train_labels, "_test_ids": held.test_labels[["row_id"]]},
             self.input,
@@ -348,17 +388,8 @@ class CandidateProcess:
                 f"the memory limit is {limits.memory_mb} MB",
                 "limits",
             )
-        predictions = scored(said.predictions, held.test_labels, where)
-        return Outcome(
-            predictions,
-            compute_metrics(self.contract.metrics, predictions),
-            int(said.sizes.get("train_rows", len(held.train_labels))),
-            len(predictions),
-            # The process's own time: not the wait for the data, which was the caller's reading.
-            max(seconds - float(said.sizes.get("waited", 0.0)), 0.0),
-            said.reported,
-            self.sandboxed,
-        )
+        # The process's own time: not the wait for the data, which was the caller's reading.
+        return said, max(seconds - float(said.sizes.get("waited", 0.0)), 0.0)
 
     def _wait(self, seconds: float) -> int:
         """Wait for the process; the time limit counts from the hand-over of the data."""

@@ -31,8 +31,14 @@ class EvaluationData:
 
 
 def load_evaluation_data(
-    contract: Contract, warehouse: Warehouse, where: str, data_through: str | None = None
+    contract: Contract,
+    warehouse: Warehouse,
+    where: str,
+    data_through: str | None = None,
+    since: str | None = None,
 ) -> EvaluationData:
+    """The contract's datasets through `data_through` (default: the newest exported day); with
+    `since`, the daily ones from that day only (a training window, read without the history)."""
     datasets = all_datasets()
     for name in contract.datasets:
         if name not in datasets:
@@ -63,10 +69,11 @@ def load_evaluation_data(
         # A stable row order makes the data version depend on the rows only.
         order = ", ".join(f'"{column}"' for column in dataset.primary_key)
         if dataset.partitioning == "daily":
+            lower = f' AND "{dataset.partition_column}" >= :since' if since else ""
             query = sa.text(
-                f'SELECT * FROM "{name}" WHERE "{dataset.partition_column}" <= :through ORDER BY {order}'
+                f'SELECT * FROM "{name}" WHERE "{dataset.partition_column}" <= :through{lower} ORDER BY {order}'
             )
-            params = {"through": through}
+            params = {"through": through, **({"since": since} if since else {})}
         else:
             query, params = sa.text(f'SELECT * FROM "{name}" ORDER BY {order}'), {}
         with engine.connect() as connection:

@@ -55,8 +55,15 @@ def labels(contract: Contract, dataset: pd.DataFrame, where: str) -> pd.Series:
 
 
 def split(
-    contract: Contract, frames: Mapping[str, pd.DataFrame], split_at: pd.Timestamp, where: str
+    contract: Contract,
+    frames: Mapping[str, pd.DataFrame],
+    split_at: pd.Timestamp,
+    where: str,
+    *,
+    every_row: bool = False,
 ) -> HeldOut:
+    """The split at `split_at`. With `every_row` (predictions for a new day), every row from the
+    split on is to be predicted, with or without a label yet; its `y_true` is NaN where none."""
     dataset = frames[contract.dataset]
     for field, column in (
         ("target", contract.target),
@@ -90,8 +97,8 @@ def split(
         ),
         test_labels=pd.DataFrame(
             {
-                "row_id": ids[held_out & known].to_numpy(),
-                "y_true": target[held_out & known].to_numpy(np.float64),
+                "row_id": ids[held_out & (known | every_row)].to_numpy(),
+                "y_true": target[held_out & (known | every_row)].to_numpy(np.float64),
             }
         ),
     )

@@ -180,3 +180,27 @@ def test_the_time_limit_counts_from_the_hand_over_of_the_data(tmp_path):
         time.sleep(6)  # a slow warehouse read: longer than the limit, and not the model's time
         outcome = candidate.finish(frames(), pd.Timestamp("2013-01-14"))
     assert outcome.test_rows == 400 - 13 * 24
+
+
+def test_scores_where_labels_are_scored_are_the_models_output_failure(tmp_path):
+    # fit/predict returning probabilities, in a contract that also computes accuracy.
+    model = (
+        "from sklearn.linear_model import LogisticRegression\n"
+        "def fit(x, y):\n    return LogisticRegression().fit(x, y)\n"
+        "def predict(m, x):\n    return m.predict_proba(x)[:, 1]\n"
+    )
+    with pytest.raises(EvaluationFailed) as raised:
+        run(tmp_path, model, PAIR)
+    assert raised.value.stage == "output"
+    assert "cannot be computed on what predict returned" in str(raised.value)
+    assert "expected labels 0/1" in str(raised.value)
+
+
+def test_predicting_a_new_day_fits_on_the_past_and_predicts_every_row_labelled_or_not(tmp_path):
+    data = frames()
+    data["events"].loc[data["events"].index[-5:], "label"] = None  # today's outcomes are not known yet
+    with started(tmp_path, GOOD_MODEL, []) as candidate:
+        predictions = candidate.predict(data, pd.Timestamp("2013-01-14"))
+    assert list(predictions["row_id"]) == list(range(13 * 24, 400))
+    assert predictions["y_true"].isna().sum() == 5
+    assert predictions["y_score"].between(0, 1).all() and predictions["y_pred"].isin([0, 1]).all()
