@@ -16,6 +16,8 @@ EXPECTED_ASSETS = {
     "weather_observations",
     "model_evaluation",
     "tuning_candidates",
+    # One <suite>_champion per suite beside it; the project's configuration names no suite.
+    "champion_history",
     "flights_quality_report",
     "evaluation_report",
     "evaluation_trend",
@@ -40,6 +42,7 @@ EXPECTED_JOBS = {
     "evaluate_commits",
     "add_commit_history",
     "tune_model",
+    "promote_champion",
     "diagnose_report",
 }
 EXPECTED_SCHEDULES = {"daily_exports_schedule", "dimension_exports_schedule", "replay_clock_schedule"}

@@ -5,8 +5,9 @@ from dagster._core.storage.tags import RETRY_ON_ASSET_OR_OP_FAILURE_TAG
 from collab_pipelines.retries import NO_RETRY_OF_STEP_FAILURES, RETRY_ON_STEP_FAILURE_TAG
 from collab_pipelines_tests.project import project_defs
 
-# A step failure of these repeats: a broken commit, a failing template or a wrong config.
-NOT_RETRIED = {"evaluate_commits", "diagnose_report", "tune_model"}
+# A step failure of these repeats: a broken commit, a failing template, a wrong config or a
+# refused promotion.
+NOT_RETRIED = {"evaluate_commits", "diagnose_report", "tune_model", "promote_champion"}
 # Job name -> why a run retry may help it.
 RETRIED = {
     "daily_exports": "a lost source or warehouse connection; each day is written in one transaction",

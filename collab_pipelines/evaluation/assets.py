@@ -7,6 +7,8 @@ import dagster as dg
 from pydantic import Field
 
 from collab_pipelines.evaluation.candidate_process import EvaluationFailed
+from collab_pipelines.evaluation.champion import promoted_in_run
+from collab_pipelines.evaluation.champion_assets import champion_materializations
 from collab_pipelines.evaluation.commit_evaluation import Evaluation, evaluate_key
 from collab_pipelines.evaluation.feedback import publish
 from collab_pipelines.evaluation.partitions import evaluation_commits
@@ -123,6 +125,9 @@ def build_model_evaluation(catalog_path: Path | str | None = None) -> dg.AssetsD
                 allow_retries=False,
             ) from None
         publish_evaluation(evaluation, model_repositories, context)
+        promoted = promoted_in_run(warehouse, evaluation.checkout.suite.name, context.run.run_id)
+        for event in champion_materializations(promoted) if promoted else ():
+            context.log_event(event)
         for note in evaluation.notes:
             context.log.info(note)
         return dg.MaterializeResult(

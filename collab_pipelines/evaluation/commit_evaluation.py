@@ -20,6 +20,7 @@ from collab_pipelines.evaluation.candidate_process import (
     Outcome,
     OutputLog,
 )
+from collab_pipelines.evaluation.champion import apply_policy
 from collab_pipelines.evaluation.contract import (
     CONTRACT_FILE,
     Contract,
@@ -242,6 +243,7 @@ def evaluate_key(
         _record_failure(key_text, checkout, failure, warehouse, run_id)
         raise
     record(evaluation, warehouse, run_id)
+    apply_policy(evaluation, warehouse, run_id, log)
     return evaluation
 
 

@@ -91,6 +91,32 @@ DATASETS: list[Dataset] = [
         primary_key=("evaluation_key", "row_id"),
     ),
     Dataset(
+        name="champion_history",
+        description=(
+            "Every promotion and demotion of a suite's champion, the evaluation the product uses: "
+            "action (promote or demote), evaluation_key (the new champion, null on demote), "
+            "previous_key, commits (JSON, repository to SHA), by (who: a person, or "
+            "policy:last_passing), reason, run_id and at (UTC). The newest row of a suite says its "
+            "champion."
+        ),
+        columns={
+            "suite": "string",
+            "action": "string",
+            "evaluation_key": "string",
+            "previous_key": "string",
+            "commits": "string",
+            "by": "string",
+            "reason": "string",
+            "run_id": "string",
+            "at": "datetime",
+        },
+        primary_key=("suite", "at"),
+        asset_key="champion_history",  # reported by promote_champion and the last_passing policy
+        owners=_OWNERS,
+        # Every suite's rows side by side: only a token for every suite may read it whole.
+        pattern="evaluation",
+    ),
+    Dataset(
         name="tuning_candidates",
         description="Every hyperparameter candidate the tuning job scored, and which one was best.",
         columns={

@@ -152,6 +152,28 @@ class GitRepository:
         """Publish the notes ref, so `git log --notes=collab` shows them in every clone."""
         self._git("push", "--quiet", remote if self.is_local else "origin", f"{ref}:{ref}")
 
+    def set_tag(self, tag: str, sha: str | None) -> None:
+        """Point `tag` at `sha` (moving it if it exists), or delete it when `sha` is None; a URL's
+        repository gets the change pushed to its remote."""
+        ref = f"refs/tags/{tag}"
+        if sha is not None:
+            self._git("tag", "--force", tag, sha)
+        elif self._git("tag", "--list", tag).strip():
+            self._git("tag", "--delete", tag)
+        if self.is_local:
+            return
+        # A `clone --mirror` refuses `git push origin <refspec>` ("--mirror can't be combined
+        # with refspecs"): push to the URL itself, which no mirror setting applies to.
+        self._git("push", "--quiet", "--force", self.location, f"{sha}:{ref}" if sha else f":{ref}")
+
+    def tag_target(self, tag: str) -> str | None:
+        try:
+            return (
+                self._git("rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}").decode().strip()
+            )
+        except GitError:
+            return None
+
 
 def _parse_log(output: bytes) -> list[Commit]:
     commits = []

@@ -313,6 +313,12 @@ class EvaluationKey:
         return cls(suite, tuple(commits))
 
 
+def asset_name(suite_name: str) -> str:
+    """The suite's name as it appears in asset names (`delay-model` -> `delay_model_champion`):
+    an asset name takes letters, digits and '_' only."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", suite_name)
+
+
 def load_suites(path: Path) -> dict[str, Suite]:
     """Read the suites file; a missing file means no suite yet, not an error."""
     if not path.exists():
