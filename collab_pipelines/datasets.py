@@ -15,12 +15,14 @@ from collab_pipelines.warehouse.datasets import Dataset
 def all_datasets() -> dict[str, Dataset]:
     """Every dataset by name; a name declared by two patterns is an error."""
     from collab_pipelines.evaluation.datasets import DATASETS as evaluation_datasets
+    from collab_pipelines.evaluation.datasets import prediction_datasets
     from collab_pipelines.exports.datasets import export_datasets
     from collab_pipelines.intake.datasets import intake_datasets
 
     return merge_datasets(
         ("exports", export_datasets()),
         ("evaluation", evaluation_datasets),
+        ("predictions", prediction_datasets()),
         ("intake", intake_datasets()),
     )
 

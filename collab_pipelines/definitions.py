@@ -33,6 +33,7 @@ def build_definitions(config_dir: Path | None = None) -> dg.Definitions:
     another folder sets the variable to it as well (the demo location does). No demo here.
     """
     from collab_pipelines.evaluation.definitions import build_defs as evaluation_defs
+    from collab_pipelines.evaluation.prediction_assets import build_prediction_defs
     from collab_pipelines.executors import collab_executor
     from collab_pipelines.exports.definitions import build_defs as export_defs
     from collab_pipelines.intake.definitions import build_defs as intake_defs
@@ -44,6 +45,7 @@ def build_definitions(config_dir: Path | None = None) -> dg.Definitions:
     upstream = (
         export_defs(catalog) if catalog.exists() else dg.Definitions(),
         evaluation_defs(catalog),
+        build_prediction_defs(catalog) if catalog.exists() else dg.Definitions(),
         intake_defs(config / settings.uploads_file().name),
     )
     # The shipped templates (generic ones, such as evaluation_report) and the team's own.

@@ -319,6 +319,8 @@ class CandidateProcess:
         """Fit on the labelled rows before `split_at` and predict every row from it on: row_id,
         y_true (NaN where not known yet), y_pred, y_score. Nothing is scored."""
         held = self._split(frames, split_at, every_row=True)
+        if held.test_labels.empty:  # a day without rows: nothing to fit for
+            return pd.DataFrame({"row_id": [], "y_true": [], "y_pred": [], "y_score": []})
         said, _ = self._run(held)
         return scored(said.predictions, held.test_labels, self.where)
 

@@ -136,3 +136,31 @@ DATASETS: list[Dataset] = [
         pattern="evaluation",
     ),
 ]
+
+
+def prediction_datasets() -> list[Dataset]:
+    """`<suite>_predictions`, one per suite of the suites file that asks for predictions."""
+    from collab_pipelines import settings
+    from collab_pipelines.evaluation.predictions_table import COLUMNS, table_name
+    from collab_pipelines.evaluation.suites import load_suites
+
+    return [
+        Dataset(
+            name=table_name(suite.name),
+            description=(
+                f"The daily predictions of suite {suite.name!r}'s champion: every row of "
+                f"{suite.pinned.data.dataset} of the day, with the label the model predicts (y_pred), "
+                "its score (y_score), the champion's evaluation key and commits, and the data version "
+                "of the inputs it was fitted on. A change of champion predicts the recent days again."
+            ),
+            columns=COLUMNS,
+            primary_key=("_partition", "row_id"),
+            asset_key=table_name(suite.name),
+            owners=_OWNERS,
+            partition_column="_partition",
+            partitioning="daily",
+            pattern="predictions",
+        )
+        for suite in load_suites(settings.suites_file()).values()
+        if suite.predictions is not None
+    ]

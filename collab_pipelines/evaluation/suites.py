@@ -252,6 +252,13 @@ class Suite(StrictModel):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _predictions_know_their_dataset(self):
+        # The predictions asset is drawn downstream of its export before any commit is read.
+        if self.predictions is not None and self.pinned.data.dataset is None:
+            raise ValueError("predictions need the dataset pinned: pinned: {data: {dataset: ...}}")
+        return self
+
     @property
     def contract_repository(self) -> str:
         return self.contract or next(iter(self.repositories))

@@ -1,0 +1,105 @@
+"""The champion's daily predictions: one day of the suite's dataset, predicted by the champion's
+commit through the same sandboxed harness as its evaluation.
+
+No Dagster. The champion's code is fitted on the suite's training window before the day
+(`predictions.train_days`) and predicts every row of the day, with or without its label yet.
+No model object ever leaves the candidate's process: each day is fitted afresh from the
+commit, so the project never loads a pickle a data scientist's process wrote. The rows go to
+the warehouse table `<suite>_predictions`, one partition a day, with the commit, the data
+version of the inputs and the run, and the data API serves it as any dataset.
+"""
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from collab_pipelines.evaluation.candidate_process import CandidateProcess, EvaluationFailed, OutputLog
+from collab_pipelines.evaluation.commit_evaluation import check_out
+from collab_pipelines.evaluation.contract import ContractError
+from collab_pipelines.evaluation.data import EvaluationDataError, load_evaluation_data
+from collab_pipelines.evaluation.predictions_table import PARTITION_COLUMN, table_name
+from collab_pipelines.evaluation.repos import GitRepository
+from collab_pipelines.evaluation.suites import Suite
+from collab_pipelines.warehouse.resources import Warehouse
+from collab_pipelines.warehouse.tables import TableLayout
+
+# Readers ask for a day; a day is replaced whole when it is predicted again.
+_LAYOUT = TableLayout(indexes=((PARTITION_COLUMN,),))
+
+
+@dataclass
+class DayPredictions:
+    suite: str
+    day: str
+    champion: str
+    rows: pd.DataFrame
+    data_version: str
+    train_rows: int
+    frames: dict[str, pd.DataFrame]
+    """What the harness read: the training window and the day (for the drift check)."""
+
+
+def predict_day(
+    champion: str,
+    suites: dict[str, Suite],
+    repository: Callable[[object], GitRepository],
+    warehouse: Warehouse,
+    day: str,
+    run_id: str = "",
+    output: OutputLog | None = None,
+) -> DayPredictions:
+    """Predict `day` with the champion's commit and write it. Raises EvaluationFailed naming
+    the champion and the day for anything the commit or its data does wrong."""
+    checkout = check_out(champion, suites, repository)
+    suite = checkout.suite
+    where = f"{checkout.where()} predicting {day}"
+    try:
+        contract = checkout.contract()
+    except ContractError as error:
+        raise EvaluationFailed(str(error), "contract") from error
+    spec = suite.predictions
+    if spec is None:
+        raise EvaluationFailed(
+            f"suite {suite.name!r} asks for no predictions (predictions: in suites.yaml)", "contract"
+        )
+    since = (date.fromisoformat(day) - timedelta(days=spec.train_days)).isoformat()
+    with tempfile.TemporaryDirectory(prefix="collab-predict-") as tmp:
+        sources = checkout.export(Path(tmp))
+        with CandidateProcess(
+            sources, contract, where, suite.limits, output=output, sandboxed=not suite.unsandboxed
+        ) as candidate:
+            try:
+                data = load_evaluation_data(contract, warehouse, where, data_through=day, since=since)
+            except EvaluationDataError as error:
+                raise EvaluationFailed(str(error), "contract") from error
+            predicted = candidate.predict(data.frames, pd.Timestamp(day))
+    dataset = data.frames[contract.dataset]
+    times = pd.Series(
+        pd.to_datetime(dataset[contract.time_column]).to_numpy(), index=dataset[contract.row_id].astype(str)
+    )
+    row_ids = predicted["row_id"].astype(str)
+    rows = pd.DataFrame(
+        {
+            "row_id": row_ids,
+            "time": pd.to_datetime(times.reindex(row_ids.to_numpy()).to_numpy()),
+            "y_pred": predicted["y_pred"].round().astype("Int64"),
+            "y_score": predicted["y_score"].astype(float),
+            "evaluation_key": champion,
+            "commits": json.dumps(
+                {name: commit.sha for name, commit in checkout.commits.items()}, sort_keys=True
+            ),
+            "data_version": data.data_version,
+            "run_id": run_id,
+            "predicted_at": datetime.now(UTC).replace(tzinfo=None),
+            PARTITION_COLUMN: day,
+        }
+    )
+    warehouse.replace(table_name(suite.name), rows, where={PARTITION_COLUMN: day}, layout=_LAYOUT)
+    day_start = pd.Timestamp(day)
+    train_rows = int((pd.to_datetime(dataset[contract.time_column]) < day_start).sum())
+    return DayPredictions(suite.name, day, champion, rows, data.data_version, train_rows, data.frames)

@@ -1,0 +1,225 @@
+"""The champion's daily predictions, on a team's own source and model repository (not the demo).
+
+A day predicted by the `<suite>_predictions` asset equals what the champion's commit predicts
+when a person runs it by hand on the same rows; the data API serves the rows as JSON and
+Parquet; a new champion predicts the suite's recent days again.
+"""
+
+import json
+import subprocess
+import sys
+
+import dagster as dg
+import httpx
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from collab_pipelines import settings
+from collab_pipelines.definitions import build_definitions
+from collab_pipelines.evaluation import champion
+from collab_pipelines.evaluation.prediction_assets import CHAMPION_SENSOR
+from collab_pipelines.evaluation.resources import ModelRepositories
+from collab_pipelines.evaluation.suites import load_suites
+from collab_pipelines.warehouse.resources import Warehouse
+from collab_pipelines_tests.data_api.conftest import TOKEN, Deployment, start_api
+from collab_pipelines_tests.evaluation.conftest import Repo
+from collab_pipelines_tests.evaluation.test_evaluation import evaluate
+from collab_pipelines_tests.evaluation.test_sensor import Ticks
+from collab_pipelines_tests.product import team
+
+TRAIN_DAYS = 5
+DAY, EARLIER = f"2024-03-{team.DAYS:02d}", f"2024-03-{team.DAYS - 1:02d}"
+PREDICTIONS = "returns_predictions"
+# What a person runs by hand: the commit's own features and model, fitted on the five days
+# before the day (with their labels) and predicting the day.
+BY_HAND = """
+import sys
+import pandas as pd
+sys.path.insert(0, sys.argv[1])
+import features, model
+orders = pd.read_parquet(sys.argv[2])
+day = pd.Timestamp(sys.argv[3])
+table = features.build({"orders": orders})
+labels = orders.set_index("id")["returned"]
+past = table[(table["placed_at"] < day) & (table["placed_at"] >= day - pd.Timedelta(days=int(sys.argv[4])))]
+today = table[(table["placed_at"] >= day) & (table["placed_at"] < day + pd.Timedelta(days=1))]
+drop = ["id", "placed_at", "returned"]
+fitted = model.build().fit(past.drop(columns=drop), labels.loc[past["id"]].to_numpy())
+print(pd.Series(fitted.predict_proba(today.drop(columns=drop))[:, 1], index=today["id"].astype(str)).to_json())
+"""
+
+
+@pytest.fixture
+def shop(tmp_path, state_dir, monkeypatch):
+    source_url = f"sqlite:///{tmp_path / 'shop.db'}"
+    frame = team.create_source(source_url)
+    repo = Repo(tmp_path / "returns-model")
+    repo.commit("Baseline returns model", team.MODEL_FILES)
+    config = team.write_config(tmp_path / "config", repo.path)
+    suites_file = config / "suites.yaml"
+    raw = yaml.safe_load(suites_file.read_text())
+    raw["suites"]["returns"].update(
+        pinned={
+            "data": {"dataset": "orders", "time_column": "placed_at", "row_id": "id", "target": "returned"}
+        },
+        predictions={"train_days": TRAIN_DAYS, "repredict_days": 2},
+    )
+    suites_file.write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv(settings.CONFIG_DIR_ENV, str(config))
+    monkeypatch.setenv(team.SOURCE_ENV, source_url)
+    monkeypatch.delenv(settings.SUITES_FILE_ENV, raising=False)
+    return {"orders": frame, "repo": repo}
+
+
+def predict(defs: dg.Definitions, instance, day: str) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [defs.get_assets_def(PREDICTIONS)],
+        partition_key=day,
+        instance=instance,
+        raise_on_error=False,
+        resources={"model_repositories": ModelRepositories(), "warehouse": Warehouse()},
+    )
+
+
+def by_hand(tmp_path, repo: Repo, orders: pd.DataFrame, day: str) -> pd.Series:
+    code = tmp_path / "by-hand"
+    archive = subprocess.run(
+        ["git", "archive", "HEAD"], cwd=repo.path, check=True, capture_output=True
+    ).stdout
+    code.mkdir(exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(code)], input=archive, check=True)
+    orders.to_parquet(tmp_path / "orders.parquet")
+    (tmp_path / "by_hand.py").write_text(BY_HAND)
+    printed = subprocess.run(
+        [
+            sys.executable,
+            str(tmp_path / "by_hand.py"),
+            str(code),
+            str(tmp_path / "orders.parquet"),
+            day,
+            str(TRAIN_DAYS),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return pd.Series(json.loads(printed)).sort_index()
+
+
+def test_the_champion_predicts_each_day_as_its_commit_does_by_hand_and_the_api_serves_it(
+    shop, state_dir, instance, tmp_path
+):
+    defs = dg.Definitions.merge(
+        build_definitions(),
+        dg.Definitions(jobs=[dg.define_asset_job("export_orders", selection=["orders"])]),
+    )
+    assert (
+        defs.resolve_job_def("export_orders")
+        .execute_in_process(
+            instance=instance,
+            tags={ASSET_PARTITION_RANGE_START_TAG: "2024-03-01", ASSET_PARTITION_RANGE_END_TAG: DAY},
+        )
+        .success
+    )
+    warehouse = Warehouse()
+
+    without = predict(defs, instance, DAY)
+    assert not without.success
+    assert "has no champion yet: promote one with the promote_champion job" in str(without.all_events)
+
+    [key] = Ticks(instance).keys()
+    assert evaluate(instance, key).success
+    suite = load_suites(settings.suites_file())["returns"]
+    champion.promote(warehouse, suite, key, "ada@example.com", "the first model", "test-run")
+    for day in (EARLIER, DAY):
+        result = predict(defs, instance, day)
+        assert result.success, result.all_events
+    [materialization] = result.asset_materializations_for_node(PREDICTIONS)
+    assert materialization.metadata["champion"].value == key
+    assert materialization.metadata["dagster/row_count"].value == team.ORDERS_PER_DAY
+
+    stored = warehouse.read(PREDICTIONS, where={"_partition": DAY}).set_index("row_id").sort_index()
+    expected = by_hand(tmp_path, shop["repo"], shop["orders"], DAY)
+    assert list(stored.index) == list(expected.index)
+    np.testing.assert_allclose(stored["y_score"].to_numpy(), expected.to_numpy(), rtol=1e-6)
+    assert set(stored["evaluation_key"]) == {key}
+
+    deployment = Deployment("sqlite", state_dir, settings.warehouse_url(), instance.root_directory, instance)
+    api = start_api(deployment, tmp_path)
+    try:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        url = f"{api.url}/v1/datasets/{PREDICTIONS}/rows"
+        served = httpx.get(url, params={"partition": DAY, "limit": 1000}, headers=headers).json()["data"]
+        # JSON carries 15 significant digits of a stored double.
+        np.testing.assert_allclose(
+            sorted(float(r["y_score"]) for r in served), sorted(stored["y_score"].tolist()), rtol=1e-12
+        )
+        parquet = httpx.get(
+            url, params={"partition": DAY, "format": "parquet", "limit": 1000}, headers=headers
+        )
+        assert parquet.status_code == 200, parquet.text
+        (tmp_path / "served.parquet").write_bytes(parquet.content)
+        frame = pq.read_table(tmp_path / "served.parquet").to_pandas().set_index("row_id").sort_index()
+        np.testing.assert_allclose(frame["y_score"].to_numpy(), expected.to_numpy(), rtol=1e-6)
+    finally:
+        api.stop()
+
+
+def test_a_new_champion_predicts_the_recent_days_again(shop, state_dir, instance, tmp_path):
+    defs = dg.Definitions.merge(
+        build_definitions(),
+        dg.Definitions(jobs=[dg.define_asset_job("export_orders", selection=["orders"])]),
+    )
+    assert (
+        defs.resolve_job_def("export_orders")
+        .execute_in_process(
+            instance=instance,
+            tags={ASSET_PARTITION_RANGE_START_TAG: "2024-03-01", ASSET_PARTITION_RANGE_END_TAG: DAY},
+        )
+        .success
+    )
+    warehouse = Warehouse()
+    suite = load_suites(settings.suites_file())["returns"]
+    ticks = Ticks(instance)
+    [first] = ticks.keys()
+    assert evaluate(instance, first).success
+    champion.promote(warehouse, suite, first, "ada", "first", "run-1")
+    days = ["2024-03-09", "2024-03-10", EARLIER, DAY]
+    for day in days:
+        assert predict(defs, instance, day).success
+
+    sensor = defs.get_sensor_def(CHAMPION_SENSOR)
+    context = dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse})
+    first_sight = sensor(context)
+    assert first_sight.run_requests == []  # the champion it starts with was predicted already
+
+    shop["repo"].commit(
+        "Regularise more",
+        {"model.py": team.MODEL.replace("LogisticRegression()", "LogisticRegression(C=0.5)")},
+    )
+    [second] = ticks.keys()
+    assert evaluate(instance, second).success
+    champion.promote(warehouse, suite, second, "bob", "simpler", "run-2")
+    context = dg.build_sensor_context(
+        instance=instance, resources={"warehouse": warehouse}, cursor=first_sight.cursor
+    )
+    changed = sensor(context)
+    assert sorted(r.partition_key for r in changed.run_requests) == [EARLIER, DAY]  # repredict_days: 2
+    assert all(r.asset_selection == [dg.AssetKey(PREDICTIONS)] for r in changed.run_requests)
+    for request in changed.run_requests:
+        assert predict(defs, instance, request.partition_key).success
+    by_day = warehouse.read(PREDICTIONS).groupby("_partition")["evaluation_key"].agg(set)
+    assert by_day.to_dict() == {
+        "2024-03-09": {first},
+        "2024-03-10": {first},
+        EARLIER: {second},
+        DAY: {second},
+    }
+    context = dg.build_sensor_context(
+        instance=instance, resources={"warehouse": warehouse}, cursor=changed.cursor
+    )
+    assert sensor(context).run_requests == []  # nothing twice
