@@ -165,6 +165,23 @@ def _sample_metrics(
         return np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
 
 
+def intervals(
+    metrics: tuple[str, ...], predictions: pd.DataFrame, seed: int = 0
+) -> dict[str, tuple[float, float]]:
+    """Each metric's bootstrap interval on these rows alone (a day's quality, no baseline)."""
+    y = predictions["y_true"].to_numpy(dtype=float)
+    predicted = (predictions["y_pred"].to_numpy(dtype=float), predictions["y_score"].to_numpy(dtype=float))
+    samples = np.random.default_rng(seed).integers(0, len(y), (BOOTSTRAP_SAMPLES, len(y)))
+    tail = (1 - CONFIDENCE) / 2 * 100
+    result = {}
+    for metric in metrics:
+        values = _resampled(metric, y, predicted, samples)
+        values = values[~np.isnan(values)]
+        low, high = np.percentile(values, [tail, 100 - tail]) if len(values) else (np.nan, np.nan)
+        result[metric] = (float(low), float(high))
+    return result
+
+
 def judge(contract: Contract, comparisons: dict[str, Comparison], baseline_key: str | None) -> GateVerdict:
     reasons, passed = [], True
     for metric, gate in contract.gates.items():

@@ -8,13 +8,16 @@ below); a new champion predicts the suite's most recent days again
 """
 
 import json
+import warnings
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 
 from collab_pipelines.evaluation.assets import EVALUATION_ASSET, EVALUATION_GROUP, OWNERS
 from collab_pipelines.evaluation.candidate_process import EvaluationFailed
-from collab_pipelines.evaluation.predictions import predict_day
+from collab_pipelines.evaluation.drift import DriftError, column_drift, judge_drift, watched_columns
+from collab_pipelines.evaluation.predictions import DayPredictions, predict_day
 from collab_pipelines.evaluation.predictions_table import table_name
 from collab_pipelines.evaluation.resources import ModelRepositories
 from collab_pipelines.evaluation.suites import Suite, asset_name
@@ -24,6 +27,7 @@ from collab_pipelines.retries import NO_RETRY_OF_STEP_FAILURES
 from collab_pipelines.warehouse.resources import Warehouse
 
 CHAMPION_SENSOR = "predictions_champion_sensor"
+QUALITY_CHECK, DRIFT_CHECK = "champion_quality", "feature_drift"
 
 
 def champion_asset_key(suite_name: str) -> dg.AssetKey:
@@ -94,6 +98,7 @@ def _prediction_asset(suite: Suite, dataset: str, partitions_def) -> dg.AssetsDe
         "its commit, fitted in the sandboxed harness on the days before, predicts the day. Served by "
         f"the data API as the dataset {name}.",
         metadata={"dagster/table_name": name},
+        check_specs=_check_specs(name, partitions_def),
         # A lost connection is worth another try; the champion's own failure is not.
         retry_policy=dg.RetryPolicy(max_retries=2, delay=10),
     )
@@ -135,8 +140,19 @@ def _prediction_asset(suite: Suite, dataset: str, partitions_def) -> dg.AssetsDe
                 allow_retries=False,
             ) from None
         rows = day_predictions.rows
+        quality = {
+            f"quality/{q.metric}{suffix}": value
+            for q in day_predictions.quality.values()
+            for suffix, value in (("", q.value), ("_low", q.low), ("_high", q.high))
+        }
         return dg.MaterializeResult(
+            check_results=[
+                quality_check(name, day_predictions),
+                drift_check(name, day_predictions, model_repositories.suites()[suite_name].drift),
+            ],
             metadata={
+                # Plain floats under stable names: the Plots tab charts them over the days.
+                **quality,
                 "champion": champion_key,
                 "commits": dg.MetadataValue.json(json.loads(rows["commits"].iloc[0]) if len(rows) else {}),
                 "dagster/row_count": len(rows),
@@ -149,6 +165,80 @@ def _prediction_asset(suite: Suite, dataset: str, partitions_def) -> dg.AssetsDe
         )
 
     return predictions
+
+
+def _check_specs(name: str, partitions_def) -> list[dg.AssetCheckSpec]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)  # a verdict per day, on its partition
+        return [
+            dg.AssetCheckSpec(
+                QUALITY_CHECK,
+                asset=name,
+                partitions_def=partitions_def,
+                description="The champion's metrics on the day's rows whose outcome is known, with 90% "
+                "bootstrap intervals, against the suite's gates' floors: ERROR when the whole interval "
+                "is below a floor, WARN when the value alone is.",
+            ),
+            dg.AssetCheckSpec(
+                DRIFT_CHECK,
+                asset=name,
+                partitions_def=partitions_def,
+                description="Each watched column of the day against the training window (population "
+                "stability index), against the suite's drift thresholds (drift: {warn, error}).",
+            ),
+        ]
+
+
+def quality_check(name: str, day: DayPredictions) -> dg.AssetCheckResult:
+    qualities = list(day.quality.values())
+    below = [q for q in qualities if q.verdict == "below"]
+    unsure = [q for q in qualities if q.verdict == "unsure"]
+
+    def words(q) -> str:
+        floor = "" if q.floor is None else f", floor {q.floor:g}"
+        return f"{q.metric} {q.value:.4f} [{q.low:.4f}, {q.high:.4f}]{floor}"
+
+    if not qualities:
+        description = "no row of the day has a known outcome yet (or only one class): nothing to score"
+    else:
+        description = f"on {qualities[0].rows} labelled rows: " + "; ".join(words(q) for q in qualities)
+    return dg.AssetCheckResult(
+        asset_key=name,
+        check_name=QUALITY_CHECK,
+        passed=not below and not unsure,
+        severity=dg.AssetCheckSeverity.ERROR if below else dg.AssetCheckSeverity.WARN,
+        description=("fell below its band: " if below else "") + description,
+        metadata={"champion": day.champion},
+    )
+
+
+def drift_check(name: str, day: DayPredictions, spec) -> dg.AssetCheckResult:
+    contract = day.contract
+    dataset = day.frames[contract.dataset]
+    times = pd.to_datetime(dataset[contract.time_column])
+    start = pd.Timestamp(day.day)
+    # The warehouse's own columns (_partition, _loaded_at) move every day by design.
+    own = {column for column in dataset.columns if str(column).startswith("_")}
+    exclude = {contract.row_id, contract.time_column, contract.target, *contract.withheld, *own}
+    try:
+        columns = watched_columns(dataset, spec, exclude)
+        verdict = judge_drift(column_drift(dataset[times < start], dataset[times >= start], columns), spec)
+    except DriftError as error:
+        return dg.AssetCheckResult(
+            asset_key=name,
+            check_name=DRIFT_CHECK,
+            passed=False,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"drift could not be measured: {error}",
+        )
+    return dg.AssetCheckResult(
+        asset_key=name,
+        check_name=DRIFT_CHECK,
+        passed=verdict.severity == "ok",
+        severity=dg.AssetCheckSeverity.ERROR if verdict.severity == "error" else dg.AssetCheckSeverity.WARN,
+        description=verdict.description,
+        metadata={f"psi/{d.column}": float(d.psi) for d in verdict.drifts},
+    )
 
 
 def prediction_sensors(

@@ -9,6 +9,8 @@ the warehouse table `<suite>_predictions`, one partition a day, with the commit,
 version of the inputs and the run, and the data API serves it as any dataset.
 """
 
+from __future__ import annotations
+
 import json
 import tempfile
 from collections.abc import Callable
@@ -20,10 +22,12 @@ import pandas as pd
 
 from collab_pipelines.evaluation.candidate_process import CandidateProcess, EvaluationFailed, OutputLog
 from collab_pipelines.evaluation.commit_evaluation import check_out
-from collab_pipelines.evaluation.contract import ContractError
+from collab_pipelines.evaluation.contract import Contract, ContractError
 from collab_pipelines.evaluation.data import EvaluationDataError, load_evaluation_data
+from collab_pipelines.evaluation.gates import intervals
 from collab_pipelines.evaluation.predictions_table import PARTITION_COLUMN, table_name
 from collab_pipelines.evaluation.repos import GitRepository
+from collab_pipelines.evaluation.scoring import compute_metrics
 from collab_pipelines.evaluation.suites import Suite
 from collab_pipelines.warehouse.resources import Warehouse
 from collab_pipelines.warehouse.tables import TableLayout
@@ -42,6 +46,47 @@ class DayPredictions:
     train_rows: int
     frames: dict[str, pd.DataFrame]
     """What the harness read: the training window and the day (for the drift check)."""
+    contract: Contract
+    quality: dict[str, Quality]
+    """The champion's metrics on the day's rows whose label is known already (none: empty)."""
+
+
+@dataclass(frozen=True)
+class Quality:
+    metric: str
+    value: float
+    low: float
+    high: float
+    rows: int
+    floor: float | None
+    """The suite's gate on the metric (`min`): the band the champion's quality should stay in."""
+
+    @property
+    def verdict(self) -> str:
+        """below: the whole interval is under the floor; unsure: only the value is; within."""
+        if self.floor is None or pd.isna(self.value) or self.value >= self.floor:
+            return "within"
+        return "below" if self.high < self.floor else "unsure"
+
+
+def day_quality(contract: Contract, predicted: pd.DataFrame) -> dict[str, Quality]:
+    """The champion's quality on the day: its metrics on the rows labelled already, with
+    bootstrap intervals, against the suite's floors."""
+    known = predicted[predicted["y_true"].notna()]
+    if known.empty or known["y_true"].nunique() < 2:
+        return {}
+    values = compute_metrics(contract.metrics, known)
+    bounds = intervals(contract.metrics, known)
+    return {
+        metric: Quality(
+            metric,
+            values[metric],
+            *bounds[metric],
+            len(known),
+            contract.gates[metric].min if metric in contract.gates else None,
+        )
+        for metric in contract.metrics
+    }
 
 
 def predict_day(
@@ -102,4 +147,14 @@ def predict_day(
     warehouse.replace(table_name(suite.name), rows, where={PARTITION_COLUMN: day}, layout=_LAYOUT)
     day_start = pd.Timestamp(day)
     train_rows = int((pd.to_datetime(dataset[contract.time_column]) < day_start).sum())
-    return DayPredictions(suite.name, day, champion, rows, data.data_version, train_rows, data.frames)
+    return DayPredictions(
+        suite.name,
+        day,
+        champion,
+        rows,
+        data.data_version,
+        train_rows,
+        data.frames,
+        contract,
+        day_quality(contract, predicted),
+    )

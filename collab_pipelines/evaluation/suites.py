@@ -178,6 +178,12 @@ class DriftSpec(StrictModel):
     warn: float = Field(default=0.1, gt=0, description="A PSI above it is a warning.")
     error: float = Field(default=0.25, gt=0, description="A PSI above it fails the check at ERROR severity.")
 
+    @model_validator(mode="after")
+    def _warn_before_error(self):
+        if self.warn > self.error:
+            raise ValueError(f"warn ({self.warn}) is above error ({self.error})")
+        return self
+
 
 class Suite(StrictModel):
     name: SkipJsonSchema[str] = Field(default="", exclude=True)  # its key in the file

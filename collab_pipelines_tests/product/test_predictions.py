@@ -6,6 +6,7 @@ Parquet; a new champion predicts the suite's recent days again.
 """
 
 import json
+import os
 import subprocess
 import sys
 
@@ -15,13 +16,14 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import sqlalchemy as sa
 import yaml
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from collab_pipelines import settings
 from collab_pipelines.definitions import build_definitions
 from collab_pipelines.evaluation import champion
-from collab_pipelines.evaluation.prediction_assets import CHAMPION_SENSOR
+from collab_pipelines.evaluation.prediction_assets import CHAMPION_SENSOR, DRIFT_CHECK
 from collab_pipelines.evaluation.resources import ModelRepositories
 from collab_pipelines.evaluation.suites import load_suites
 from collab_pipelines.warehouse.resources import Warehouse
@@ -85,6 +87,17 @@ def predict(defs: dg.Definitions, instance, day: str) -> dg.ExecuteInProcessResu
     )
 
 
+def exported(instance) -> dg.Definitions:
+    """The product's definitions, with every day of the shop's orders exported."""
+    defs = dg.Definitions.merge(
+        build_definitions(),
+        dg.Definitions(jobs=[dg.define_asset_job("export_orders", selection=["orders"])]),
+    )
+    tags = {ASSET_PARTITION_RANGE_START_TAG: "2024-03-01", ASSET_PARTITION_RANGE_END_TAG: DAY}
+    assert defs.resolve_job_def("export_orders").execute_in_process(instance=instance, tags=tags).success
+    return defs
+
+
 def by_hand(tmp_path, repo: Repo, orders: pd.DataFrame, day: str) -> pd.Series:
     code = tmp_path / "by-hand"
     archive = subprocess.run(
@@ -113,18 +126,7 @@ def by_hand(tmp_path, repo: Repo, orders: pd.DataFrame, day: str) -> pd.Series:
 def test_the_champion_predicts_each_day_as_its_commit_does_by_hand_and_the_api_serves_it(
     shop, state_dir, instance, tmp_path
 ):
-    defs = dg.Definitions.merge(
-        build_definitions(),
-        dg.Definitions(jobs=[dg.define_asset_job("export_orders", selection=["orders"])]),
-    )
-    assert (
-        defs.resolve_job_def("export_orders")
-        .execute_in_process(
-            instance=instance,
-            tags={ASSET_PARTITION_RANGE_START_TAG: "2024-03-01", ASSET_PARTITION_RANGE_END_TAG: DAY},
-        )
-        .success
-    )
+    defs = exported(instance)
     warehouse = Warehouse()
 
     without = predict(defs, instance, DAY)
@@ -170,18 +172,7 @@ def test_the_champion_predicts_each_day_as_its_commit_does_by_hand_and_the_api_s
 
 
 def test_a_new_champion_predicts_the_recent_days_again(shop, state_dir, instance, tmp_path):
-    defs = dg.Definitions.merge(
-        build_definitions(),
-        dg.Definitions(jobs=[dg.define_asset_job("export_orders", selection=["orders"])]),
-    )
-    assert (
-        defs.resolve_job_def("export_orders")
-        .execute_in_process(
-            instance=instance,
-            tags={ASSET_PARTITION_RANGE_START_TAG: "2024-03-01", ASSET_PARTITION_RANGE_END_TAG: DAY},
-        )
-        .success
-    )
+    defs = exported(instance)
     warehouse = Warehouse()
     suite = load_suites(settings.suites_file())["returns"]
     ticks = Ticks(instance)
@@ -223,3 +214,37 @@ def test_a_new_champion_predicts_the_recent_days_again(shop, state_dir, instance
         instance=instance, resources={"warehouse": warehouse}, cursor=changed.cursor
     )
     assert sensor(context).run_requests == []  # nothing twice
+
+
+def test_drift_fires_on_a_shifted_day_and_stays_quiet_on_an_ordinary_one(shop, state_dir, instance):
+    # The shop's prices jump on the last day: the same orders, six times the amount.
+    engine = sa.create_engine(os.environ[team.SOURCE_ENV])
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE orders SET amount = amount * 6 WHERE placed_at >= :day"), {"day": DAY}
+        )
+    engine.dispose()
+    defs = exported(instance)
+    [key] = Ticks(instance).keys()
+    assert evaluate(instance, key).success
+    champion.promote(
+        Warehouse(), load_suites(settings.suites_file())["returns"], key, "ada", "first", "run-1"
+    )
+
+    checks = {}
+    for day in (EARLIER, DAY):
+        result = predict(defs, instance, day)
+        assert result.success
+        checks[day] = {c.check_name: c for c in result.get_asset_check_evaluations()}
+        [materialization] = result.asset_materializations_for_node(PREDICTIONS)
+        quality = materialization.metadata
+        assert (
+            quality["quality/roc_auc_low"].value
+            <= quality["quality/roc_auc"].value
+            <= quality["quality/roc_auc_high"].value
+        )
+    quiet, shifted = checks[EARLIER][DRIFT_CHECK], checks[DAY][DRIFT_CHECK]
+    assert quiet.passed, quiet.description
+    assert not shifted.passed and shifted.severity == dg.AssetCheckSeverity.ERROR
+    assert shifted.description.startswith("amount"), shifted.description
+    assert shifted.metadata["psi/amount"].value > 0.25 > quiet.metadata["psi/amount"].value
