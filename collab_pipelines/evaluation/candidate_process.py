@@ -274,7 +274,7 @@ class CandidateProcess:
         mounts = sandbox.Mounts(self.sources, self.input, CANDIDATE_SCRIPT, python, self.limits.scratch_mb)
         self._inside_sources = mounts.inside_sources()
         argv = sandbox.command(mounts, [*interpreter, str(sandbox.INSIDE_SCRIPT)])
-        return self._cap.wrap(argv), sandbox.INSIDE_INPUT, Path("/tmp/home")
+        return self._cap.wrap(argv), sandbox.INSIDE_INPUT, sandbox.INSIDE_HOME
 
     def __enter__(self) -> "CandidateProcess":
         return self

@@ -30,6 +30,7 @@ from pathlib import Path
 INSIDE_ROOT = Path("/collab")
 INSIDE_INPUT = INSIDE_ROOT / "input"
 INSIDE_SCRIPT = INSIDE_ROOT / "candidate_script.py"
+INSIDE_HOME = Path("/tmp/home")  # on the scratch tmpfs
 NOBODY = "65534"
 # bwrap's own processes and the interpreter's threads, on top of the model's processes, where
 # a pids cgroup counts them all.
@@ -119,7 +120,7 @@ def command(mounts: Mounts, argv: Sequence[str]) -> list[str]:
     args = _system()
     # The scratch space first: a later mount under /tmp (an environment in a test's temporary
     # folder) must not be hidden by it.
-    args += ["--size", str(mounts.scratch_mb * 1024 * 1024), "--tmpfs", "/tmp"]
+    args += ["--size", str(mounts.scratch_mb * 1024 * 1024), "--tmpfs", "/tmp", "--dir", str(INSIDE_HOME)]
     for path in [*interpreter_paths(mounts.python), *mounts.extra]:
         args += ["--ro-bind", str(path), str(path)]
     for source, inside in zip(mounts.sources, mounts.inside_sources(), strict=True):

@@ -25,6 +25,7 @@ SECRETS = {
 DUMPING_MODEL = (
     "import json, os\n"
     "print('ENV ' + json.dumps(dict(os.environ)))\n"
+    "open(os.path.join(os.environ['HOME'], '.modelrc'), 'w').write('a home it can write to')\n"
     "print('CWD ' + os.getcwd())\n" + GOOD_MODEL
 )
 
