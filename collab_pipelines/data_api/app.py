@@ -19,7 +19,7 @@ from collab_pipelines.data_api.docs import (
 )
 from collab_pipelines.data_api.models import Health
 from collab_pipelines.data_api.problems import RequestLimits, install_problem_handlers
-from collab_pipelines.data_api.routers import datasets, evaluations, reports, rows
+from collab_pipelines.data_api.routers import datasets, evaluations, reports, rows, suites
 
 # Far above any request the API documents (a 1,000-value in-list is about 20 kB).
 MAX_QUERY_BYTES = 32 * 1024
@@ -40,6 +40,8 @@ for an export.
   selection, typed filters (`filter=column:op:value`, op one of eq, ne, lt, lte, gt, gte, in),
   sort and keyset pagination (`next_cursor`), as JSON, NDJSON, CSV or Parquet. Responses are
   streamed. A date-time filter value carries no UTC offset, unless its column holds a time zone.
+* **Champion**: `/v1/suites/{suite}/champion` is the evaluation a suite's product uses, with
+  every promotion and demotion: who, when, why, from which evaluation key to which.
 * **Caching**: row responses carry an `ETag` (and, where the rows carry a write time,
   `Last-Modified`) computed from the rows asked for; send them back in `If-None-Match` /
   `If-Modified-Since` to get `304`.
@@ -75,7 +77,7 @@ def create_app(config: ApiConfig) -> FastAPI:
     app.state.config = config
     app.state.openapi_by_datasets = {}
     app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=str(docs_assets())), name="docs-assets")
-    for router in (service, datasets.router, rows.router, evaluations.router, reports.router):
+    for router in (service, datasets.router, rows.router, evaluations.router, suites.router, reports.router):
         app.include_router(router)
     install_problem_handlers(app)
     app.add_middleware(RequestLimits, max_query_bytes=MAX_QUERY_BYTES, max_header_bytes=MAX_HEADER_BYTES)

@@ -4,7 +4,7 @@
      "partition": "2013-01-05", "rows": 989}
 
 `read` is one of `datasets` (the list: `datasets` names what it showed), `dataset`, `rows`,
-`evaluations` (`commit`, and the `suites` shown), `report` (`report` and `partition`) and
+`evaluations` (`commit`, and the `suites` shown), `champion` (the `suites` read), `report` (`report` and `partition`) and
 `openapi` (`datasets` it described). The file is `$COLLAB_API_AUDIT_LOG`, default
 `<state dir>/api_audit.jsonl`. Each record is one `write` to a file opened with O_APPEND, which
 the kernel places at the end whole: several server workers append without a lock and without

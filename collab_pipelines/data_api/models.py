@@ -104,3 +104,24 @@ class EvaluationsByCommit(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
+
+
+class ChampionChange(BaseModel):
+    """One promotion or demotion of a suite's champion (a row of champion_history)."""
+
+    action: Literal["promote", "demote"]
+    evaluation_key: str | None = Field(description="The new champion; null on a demotion.")
+    previous_key: str | None = Field(description="The champion before; null if there was none.")
+    commits: dict[str, str] = Field(description="The new champion's commits: repository to SHA.")
+    by: str = Field(description="Who: a person, or policy:last_passing.")
+    reason: str
+    run_id: str
+    at: datetime = Field(description="When, in UTC.")
+
+
+class SuiteChampion(BaseModel):
+    suite: str
+    champion: ChampionChange | None = Field(
+        description="The promotion that made the current champion; null if the suite has none."
+    )
+    history: list[ChampionChange] = Field(description="Every promotion and demotion, oldest first.")

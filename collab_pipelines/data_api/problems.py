@@ -51,7 +51,7 @@ def problem_responses(*statuses: int) -> dict:
         400: "A parameter is malformed or names something the dataset does not have.",
         401: "No bearer token, or one that is not configured.",
         403: "The request is understood but refused.",
-        404: "The dataset, partition, commit or report does not exist.",
+        404: "The dataset, partition, commit, suite or report does not exist.",
         414: "The query string is longer than the server accepts.",
         431: "The request's headers are larger than the server accepts.",
     }

@@ -1,4 +1,5 @@
-"""`collab-eval wait <suite> <commit>`: a commit's verdict, for a data scientist's own CI.
+"""`collab-eval wait <suite> <commit>`: a commit's verdict, for a data scientist's own CI;
+`collab-eval champion <suite>`: the suite's champion.
 
 It asks the data API (`GET /v1/evaluations/{commit}`, with a token), so it needs neither
 Dagster nor the warehouse, and imports neither: only the standard library.
@@ -8,6 +9,10 @@ Dagster nor the warehouse, and imports neither: only the standard library.
 
 Exit codes: 0 passed, 1 regressed, 2 failed, 3 no verdict within the timeout, 4 the data API
 refused or could not be reached.
+
+`collab-eval champion <suite> [--history]`: the suite's champion, when, by whom and why
+(`GET /v1/suites/{suite}/champion`). Exit codes: 0 a champion, 1 none, 4 the data API refused,
+could not be reached or knows no such suite.
 """
 
 import argparse
@@ -16,33 +21,41 @@ import os
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 URL_ENV, TOKEN_ENV = "COLLAB_API_URL", "COLLAB_API_TOKEN"
 EXIT_CODES = {"passed": 0, "regressed": 1, "failed": 2}
 TIMEOUT, API_ERROR = 3, 4
+NO_CHAMPION = 1
 
 
 class ApiError(RuntimeError):
     pass
 
 
-def fetch(url: str, token: str, commit: str) -> list[dict]:
-    """The commit's evaluations, or [] while none is recorded (404)."""
+def get(url: str, token: str, path: str) -> dict | None:
+    """The data API's JSON answer at `path`, or None for a 404."""
     request = urllib.request.Request(
-        f"{url.rstrip('/')}/v1/evaluations/{commit}",
+        f"{url.rstrip('/')}{path}",
         headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
     )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())["evaluations"]
+            return json.loads(response.read())
     except urllib.error.HTTPError as error:
         if error.code == 404:
-            return []
+            return None
         detail = error.read()[:500].decode(errors="replace")
         raise ApiError(f"the data API answered {error.code}: {detail}") from None
     except (urllib.error.URLError, TimeoutError, OSError) as error:
         raise ApiError(f"the data API at {url} cannot be reached: {error}") from None
+
+
+def fetch(url: str, token: str, commit: str) -> list[dict]:
+    """The commit's evaluations, or [] while none is recorded (404)."""
+    found = get(url, token, f"/v1/evaluations/{urllib.parse.quote(commit)}")
+    return found["evaluations"] if found else []
 
 
 def verdict(evaluations: list[dict], suite: str) -> dict | None:
@@ -55,12 +68,20 @@ def verdict(evaluations: list[dict], suite: str) -> dict | None:
     return max(mine, key=lambda e: str(e["result"].get("evaluated_at") or "")) if mine else None
 
 
-def wait(args: argparse.Namespace) -> int:
+def _where(args: argparse.Namespace) -> tuple[str, str] | None:
     token = args.token or os.environ.get(TOKEN_ENV)
     url = args.url or os.environ.get(URL_ENV)
     if not token or not url:
         print(f"collab-eval: give --url and --token, or set ${URL_ENV} and ${TOKEN_ENV}", file=sys.stderr)
+        return None
+    return url, token
+
+
+def wait(args: argparse.Namespace) -> int:
+    where = _where(args)
+    if where is None:
         return API_ERROR
+    url, token = where
     deadline = time.monotonic() + args.timeout
     while True:
         try:
@@ -93,6 +114,52 @@ def wait(args: argparse.Namespace) -> int:
     return report["exit_code"]
 
 
+def _change_line(change: dict) -> str:
+    what = change["evaluation_key"] if change["action"] == "promote" else "no champion"
+    return (
+        f"{change['at']}  {change['action']:<7} {what} (was {change['previous_key'] or 'none'}) "
+        f"by {change['by']}: {change['reason']}"
+    )
+
+
+def champion(args: argparse.Namespace) -> int:
+    where = _where(args)
+    if where is None:
+        return API_ERROR
+    try:
+        found = get(*where, f"/v1/suites/{urllib.parse.quote(args.suite, safe='')}/champion")
+    except ApiError as error:
+        print(f"collab-eval: {error}", file=sys.stderr)
+        return API_ERROR
+    if found is None:
+        print(
+            f"collab-eval: the data API knows no suite {args.suite!r} (or this token may not read it)",
+            file=sys.stderr,
+        )
+        return API_ERROR
+    current = found["champion"]
+    if not args.history:
+        found.pop("history")
+    if args.json:
+        print(json.dumps(found, indent=2))
+    else:
+        lines = [
+            f"{args.suite}: champion {current['evaluation_key']}, promoted {current['at']} "
+            f"by {current['by']}: {current['reason']}"
+            if current
+            else f"{args.suite}: no champion"
+        ]
+        lines += [_change_line(change) for change in found.get("history", [])]
+        print("\n".join(lines))
+    return 0 if current else NO_CHAMPION
+
+
+def _api_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help=f"the data API's address (default ${URL_ENV})")
+    parser.add_argument("--token", help=f"a data API token (default ${TOKEN_ENV})")
+    parser.add_argument("--json", action="store_true", help="print the answer as JSON")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="collab-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -101,13 +168,15 @@ def main(argv: list[str] | None = None) -> int:
     waiting = commands.add_parser("wait", help="wait for a commit's verdict; the exit code is the verdict")
     waiting.add_argument("suite")
     waiting.add_argument("commit", help="the commit's SHA (at least 4 hex digits)")
-    waiting.add_argument("--url", help=f"the data API's address (default ${URL_ENV})")
-    waiting.add_argument("--token", help=f"a data API token (default ${TOKEN_ENV})")
+    _api_options(waiting)
     waiting.add_argument("--timeout", type=float, default=1800, help="seconds to wait (default 1800)")
     waiting.add_argument("--interval", type=float, default=10, help="seconds between asks (default 10)")
-    waiting.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    crowned = commands.add_parser("champion", help="print a suite's champion: when, by whom and why")
+    crowned.add_argument("suite")
+    crowned.add_argument("--history", action="store_true", help="every promotion and demotion too")
+    _api_options(crowned)
     args = parser.parse_args(argv)
-    return wait(args)
+    return wait(args) if args.command == "wait" else champion(args)
 
 
 if __name__ == "__main__":

@@ -54,6 +54,9 @@ def requests_for(scope: Scope) -> list[tuple[str, dict, bool]]:
             cases += [
                 (f"/v1/evaluations/{c}", {}, scope.allows_suite("delay-model")) for c in (COMMIT_A, COMMIT_B)
             ]
+        elif template == "/v1/suites/{suite}/champion":
+            # delay-model has evaluations and no champion yet: its answer is still 200.
+            cases.append(("/v1/suites/delay-model/champion", {}, scope.allows_suite("delay-model")))
         elif template == "/v1/reports/{asset_key:path}":
             cases += [
                 (f"/v1/reports/{REPORT_IN}", {}, scope.allows_report(REPORT_IN, None)),
@@ -92,10 +95,15 @@ def reports(sqlite_api):
 
 
 def missing_body(api, path: str) -> dict:
-    """What a truly missing dataset, commit or report of this path's kind answers, in its words."""
+    """What a truly missing dataset, commit, suite or report of this path's kind answers, in its words."""
     kind, _, value = path.removeprefix("/v1/").partition("/")
-    value = value.removesuffix("/rows")
-    stand_in = {"datasets": f"nothing_{RUN}", "evaluations": "ffffeeee", "reports": f"nothing_{RUN}"}[kind]
+    value = value.removesuffix("/rows").removesuffix("/champion")
+    stand_in = {
+        "datasets": f"nothing_{RUN}",
+        "evaluations": "ffffeeee",
+        "suites": f"nothing-{RUN}",
+        "reports": f"nothing_{RUN}",
+    }[kind]
     response = api.get(path.replace(value, stand_in, 1))
     assert response.status_code == 404, response.text
     return {k: v.replace(stand_in, value) if isinstance(v, str) else v for k, v in response.json().items()}
