@@ -249,3 +249,23 @@ def test_history_is_its_own_table_and_another_suite_is_apart(warehouse):
         promote(warehouse, other, "other:model@2222222222", "ada", " ", "r4")
     assert current_champion(warehouse, "other") is None
     assert warehouse.count(HISTORY) == 1
+
+
+def test_each_suite_of_the_suites_file_has_its_champion_asset(suites, make_repo):
+    from collab_pipelines.evaluation.definitions import build_defs
+
+    repo = make_repo("model")
+    repo.commit("Baseline", GOOD)
+    suites.add("delay-model", {"model": repo})
+    suites.add("rain", {"model": repo})
+    # The warehouse comes from the root; the evaluation domain alone names it unresolved.
+    defs = dg.Definitions.merge(build_defs(), dg.Definitions(resources={"warehouse": Warehouse()}))
+    graph = defs.resolve_asset_graph()
+    champions = {
+        key.to_user_string() for key in graph.get_all_asset_keys() if "champion" in key.to_user_string()
+    }
+    assert champions == {"champion_history", "delay_model_champion", "rain_champion"}
+    node = graph.get(dg.AssetKey("delay_model_champion"))
+    assert node.group_name == "evaluation" and node.owners and node.kinds
+    assert "'delay-model'" in node.description and "collab/champion/delay-model" in node.description
+    assert dg.AssetKey("model_evaluation") in node.parent_keys
