@@ -149,8 +149,9 @@ class GitRepository:
             return None
 
     def push_notes(self, remote: str, ref: str = NOTES_REF) -> None:
-        """Publish the notes ref, so `git log --notes=collab` shows them in every clone."""
-        self._git("push", "--quiet", remote if self.is_local else "origin", f"{ref}:{ref}")
+        """Publish the notes ref, so `git log --notes=collab` shows them in every clone. A URL's
+        mirror pushes to the URL itself: a `clone --mirror` refuses a refspec pushed to origin."""
+        self._git("push", "--quiet", remote if self.is_local else self.location, f"{ref}:{ref}")
 
     def set_tag(self, tag: str, sha: str | None) -> None:
         """Point `tag` at `sha` (moving it if it exists), or delete it when `sha` is None; a URL's

@@ -127,6 +127,42 @@ def test_the_note_is_pushed_and_shows_in_a_clone(make_repo, tmp_path, monkeypatc
     assert "roc_auc 0.6100, change -0.0300, 90% interval [-0.0500, -0.0100]" in shown
 
 
+def test_the_note_reaches_a_repository_watched_by_url(make_repo, tmp_path):
+    # The data scientist pushes to a bare repository served by URL; the suite watches the URL.
+    remote = tmp_path / "remote.git"
+    repo = make_repo("model")
+    sha = repo.commit("Add the hour", {"model.py": "x = 1\n"})
+    repo.git("init", "--quiet", "--bare", "--initial-branch=main", str(remote))
+    repo.git("push", "--quiet", str(remote), "main")
+    suite = parse_suites(
+        {
+            "suites": {
+                "s": {"repositories": {"model": {"location": f"file://{remote}"}}, "notes": {"push": True}}
+            }
+        },
+        "suites.yaml",
+    )["s"]
+    GitRepository(f"file://{remote}", tmp_path / "mirrors", "model").sync()  # as the commit sensor did
+    log = Log()
+    publish(
+        suite,
+        lambda spec: GitRepository(spec.location, tmp_path / "mirrors", spec.name),
+        f"s:model@{sha[:10]}",
+        {"model": sha},
+        "passed",
+        ["every gate passed"],
+        {"roc_auc": (0.7, None, None, None)},
+        "run-1",
+        log,
+    )
+    assert log.warnings == []
+    clone = tmp_path / "clone"
+    repo.git("clone", "--quiet", f"file://{remote}", str(clone))
+    repo.git("-C", str(clone), "fetch", "--quiet", "origin", "refs/notes/*:refs/notes/*")
+    shown = repo.git("-C", str(clone), "log", "-1", "--notes=collab", "--format=%N")
+    assert f"collab evaluation s:model@{sha[:10]}: passed" in shown
+
+
 def test_a_note_that_cannot_be_pushed_is_a_warning_naming_the_commit(make_repo, tmp_path):
     repo = make_repo("model")
     sha = repo.commit("One", {"a.py": "1\n"})
