@@ -127,7 +127,8 @@ def attack():
     child = os.fork()
     if child == 0:
         os.setsid()
-        if os.fork() == 0:
+        if os.fork() == 0:  # a daemon, done properly: its own session, none of its parent's files
+            os.closerange(0, 65536)
             os.execv("/bin/sleep", ["sleep", {seconds!r}])
         os._exit(0)
     os.waitpid(child, 0)
