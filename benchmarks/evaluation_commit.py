@@ -189,11 +189,17 @@ def floor_probe() -> dg.MaterializeResult:
     )
 
 
-def plain(work: Path, repository: Path, sha: str, split_at: str) -> tuple[float, str]:
+def checked_out(work: Path, repository: Path, sha: str) -> Path:
+    """The commit's files in a folder of their own, as a person would check it out."""
     code = work / f"plain-{time.monotonic_ns()}"
     code.mkdir()
     archive = subprocess.run(["git", "archive", sha], cwd=repository, check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(code)], input=archive, check=True)
+    return code
+
+
+def plain(work: Path, repository: Path, sha: str, split_at: str) -> tuple[float, str]:
+    code = checked_out(work, repository, sha)
     script = work / "plain.py"
     script.write_text(PLAIN_SCRIPT)
     started = time.perf_counter()

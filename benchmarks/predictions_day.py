@@ -38,7 +38,7 @@ from collab_pipelines.evaluation.suites import load_suites
 from collab_pipelines.warehouse.resources import Warehouse
 
 sys.path.insert(0, str(Path(__file__).parent))
-from evaluation_commit import prepare  # noqa: E402 -- the same demo source, exports and repository
+from evaluation_commit import checked_out, prepare  # noqa: E402 -- the same demo source, exports and repository
 
 GOAL_RATIO = 1.3
 PLAIN_SCRIPT = textwrap.dedent("""
@@ -130,10 +130,7 @@ def main() -> None:
 
 
 def plain(work: Path, repository: Path, sha: str, day: str, since: str) -> tuple[float, int, float]:
-    code = work / f"plain-{time.monotonic_ns()}"
-    code.mkdir()
-    archive = subprocess.run(["git", "archive", sha], cwd=repository, check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(code)], input=archive, check=True)
+    code = checked_out(work, repository, sha)
     script = work / "plain.py"
     script.write_text(PLAIN_SCRIPT)
     started = time.perf_counter()

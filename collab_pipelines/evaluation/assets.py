@@ -97,10 +97,6 @@ def build_model_evaluation(catalog_path: Path | str | None = None) -> dg.AssetsD
     ) -> dg.MaterializeResult:
         key = context.partition_key
 
-        def forward(stream: str, line: str) -> None:
-            # The model's prints and warnings, in the run's logs while it trains.
-            (context.log.warning if stream == "stderr" else context.log.info)(f"[model {stream}] {line}")
-
         try:
             evaluation = evaluate_key(
                 key,
@@ -110,20 +106,11 @@ def build_model_evaluation(catalog_path: Path | str | None = None) -> dg.AssetsD
                 data_through=config.data_through,
                 run_id=context.run.run_id,
                 log=context.log,
-                output=forward,
+                output=model_output(context),
             )
         except EvaluationFailed as failure:
             publish_failure(key, failure, model_repositories, context)
-            # The data scientist's own traceback, where the UI shows the failed step. The same
-            # commit fails the same way again: a run retry would only repeat it.
-            raise dg.Failure(
-                description=str(failure),
-                metadata={
-                    "stage": failure.stage,
-                    "traceback": dg.MetadataValue.md(f"```\n{failure.traceback_text or str(failure)}\n```"),
-                },
-                allow_retries=False,
-            ) from None
+            raise commit_failure(failure) from None
         publish_evaluation(evaluation, model_repositories, context)
         promoted = promoted_in_run(warehouse, evaluation.checkout.suite.name, context.run.run_id)
         for event in champion_materializations(promoted) if promoted else ():
@@ -137,6 +124,29 @@ def build_model_evaluation(catalog_path: Path | str | None = None) -> dg.AssetsD
         )
 
     return model_evaluation
+
+
+def model_output(context: dg.AssetExecutionContext):
+    """The model's prints and warnings, in the run's logs while it runs."""
+
+    def forward(stream: str, line: str) -> None:
+        (context.log.warning if stream == "stderr" else context.log.info)(f"[model {stream}] {line}")
+
+    return forward
+
+
+def commit_failure(failure: EvaluationFailed, **metadata) -> dg.Failure:
+    """The data scientist's own traceback, where the UI shows the failed step. The same commit
+    fails the same way again: a retry would only repeat it."""
+    return dg.Failure(
+        description=str(failure),
+        metadata={
+            **metadata,
+            "stage": failure.stage,
+            "traceback": dg.MetadataValue.md(f"```\n{failure.traceback_text or str(failure)}\n```"),
+        },
+        allow_retries=False,
+    )
 
 
 def evaluation_metadata(evaluation: Evaluation) -> dict:

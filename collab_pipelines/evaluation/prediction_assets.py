@@ -14,7 +14,13 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from collab_pipelines.evaluation.assets import EVALUATION_ASSET, EVALUATION_GROUP, OWNERS
+from collab_pipelines.evaluation.assets import (
+    EVALUATION_ASSET,
+    EVALUATION_GROUP,
+    OWNERS,
+    commit_failure,
+    model_output,
+)
 from collab_pipelines.evaluation.candidate_process import EvaluationFailed
 from collab_pipelines.evaluation.drift import DriftError, column_drift, judge_drift, watched_columns
 from collab_pipelines.evaluation.predictions import DayPredictions, predict_day
@@ -116,9 +122,6 @@ def _prediction_asset(suite: Suite, dataset: str, partitions_def) -> dg.AssetsDe
                 allow_retries=False,
             )
 
-        def forward(stream: str, line: str) -> None:
-            (context.log.warning if stream == "stderr" else context.log.info)(f"[model {stream}] {line}")
-
         try:
             day_predictions = predict_day(
                 champion_key,
@@ -127,18 +130,10 @@ def _prediction_asset(suite: Suite, dataset: str, partitions_def) -> dg.AssetsDe
                 warehouse,
                 day,
                 run_id=context.run.run_id,
-                output=forward,
+                output=model_output(context),
             )
         except EvaluationFailed as failure:
-            raise dg.Failure(
-                description=str(failure),
-                metadata={
-                    "champion": champion_key,
-                    "stage": failure.stage,
-                    "traceback": dg.MetadataValue.md(f"```\n{failure.traceback_text or str(failure)}\n```"),
-                },
-                allow_retries=False,
-            ) from None
+            raise commit_failure(failure, champion=champion_key) from None
         rows = day_predictions.rows
         quality = {
             f"quality/{q.metric}{suffix}": value
