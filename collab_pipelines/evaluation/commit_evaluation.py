@@ -8,11 +8,13 @@ commit; the failure is recorded in the warehouse too, so the data API shows it.
 import dataclasses
 import json
 import tempfile
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import sqlalchemy as sa
 
 from collab_pipelines.evaluation.candidate_process import (
     CandidateProcess,
@@ -55,6 +57,7 @@ from collab_pipelines.evaluation.records import (
 )
 from collab_pipelines.evaluation.repos import Commit, GitError, GitRepository
 from collab_pipelines.evaluation.suites import EvaluationKey, EvaluationKeyError, Limits, Suite
+from collab_pipelines.warehouse.engine import WarehouseError
 from collab_pipelines.warehouse.resources import Warehouse
 
 
@@ -213,6 +216,20 @@ def evaluate_key(
                 raise EvaluationFailed(str(error), "contract") from error
 
         data, outcome = run_commit(checkout, contract, load, checkout.suite.limits, output=output)
+        evaluation = _judged(checkout, declared, contract, data, outcome, suites, repository, warehouse, log)
+    except EvaluationFailed as failure:
+        _record_failure(key_text, checkout, failure, warehouse, run_id)
+        raise
+    record(evaluation, warehouse, run_id)
+    apply_policy(evaluation, warehouse, run_id, log)
+    return evaluation
+
+
+def _judged(checkout, declared, contract, data, outcome, suites, repository, warehouse, log) -> Evaluation:
+    """The verdict on what the model returned. The model has done its part here: an error of the
+    harness's own is recorded as the commit's failed evaluation, with its traceback, rather than
+    a crash that run retries would repeat until they give up."""
+    try:
         baseline_key, baseline_predictions, notes = _baseline(
             checkout, contract, data, suites, repository, warehouse, log
         )
@@ -236,15 +253,18 @@ def evaluate_key(
                 [*verdict.reasons, f"UNSANDBOXED: suite {checkout.suite.name!r} sets unsandboxed: true"],
                 verdict.comparisons,
             )
-        evaluation = Evaluation(
+        return Evaluation(
             checkout, contract, data, outcome, baseline_key, verdict, diff, notes, decisive(declared), changes
         )
-    except EvaluationFailed as failure:
-        _record_failure(key_text, checkout, failure, warehouse, run_id)
-        raise
-    record(evaluation, warehouse, run_id)
-    apply_policy(evaluation, warehouse, run_id, log)
-    return evaluation
+    except (EvaluationFailed, WarehouseError, sa.exc.OperationalError):
+        raise  # the commit's own failure, or a lost connection worth the asset's retry
+    except Exception as error:
+        raise EvaluationFailed(
+            f"{checkout.where()}: the harness failed after the model returned "
+            f"({type(error).__name__}: {error}); this is the project's error, not the commit's",
+            "harness",
+            traceback.format_exc()[-8000:],
+        ) from error
 
 
 def _contract_changes(baseline_key: str | None, declared: dict, warehouse: Warehouse) -> list[str]:

@@ -143,3 +143,36 @@ def test_an_advisory_prediction_diff_passes_the_commit_and_shows_the_breach(
     [row] = warehouse.read("evaluation_results", where={"evaluation_key": changed_key}).to_dict("records")
     assert row["status"] == "passed" and row["prediction_diff"] == "advisory breach"
     assert diff.description in row["message"]
+
+
+def test_a_harness_error_after_the_model_returned_is_a_recorded_failure_not_a_retry(
+    make_repo, suites, warehouse, state_dir, monkeypatch
+):
+    from collab_pipelines.evaluation import commit_evaluation
+
+    def broken_gate(*args, **kwargs):  # a bug of the project's own, in the gates
+        raise ZeroDivisionError("division by zero in the gates")
+
+    monkeypatch.setattr(commit_evaluation, "compare", broken_gate)
+    repo = make_repo("model")
+    repo.commit("Good", GOOD)
+    suites.add("delays", {"model": repo})
+    with dg.instance_for_test(overrides=run_retries()) as instance:
+        for name in ("flights", "weather"):
+            instance.report_runless_asset_event(dg.AssetMaterialization(name))
+        [request] = Ticks(instance)().run_requests
+        result = dg.materialize(
+            [build_model_evaluation()],
+            partition_key=request.partition_key,
+            tags=request.tags,
+            instance=instance,
+            raise_on_error=False,
+            resources={"model_repositories": ModelRepositories(), "warehouse": Warehouse()},
+        )
+        assert not result.success
+        assert len([e for e in result.all_events if e.event_type_value == "STEP_START"]) == 1
+        assert should_retry(instance.get_run_by_id(result.run_id), instance) is False
+    [row] = warehouse.read("evaluation_results").to_dict("records")
+    assert row["status"] == "failed"
+    assert "the harness failed after the model returned (ZeroDivisionError" in row["message"]
+    assert "the project's error, not the commit's" in row["message"]
