@@ -92,7 +92,24 @@ def supervise(commands: dict[str, tuple[list[str], Path]], env: dict[str, str]) 
     return 0 if stopping else 1
 
 
+def prepare_instance() -> None:
+    """Create a new instance's storage before anything opens it: on SQLite, each process that
+    opens a fresh instance creates its tables, and `dagster dev` and the data API starting
+    together race ("table job_ticks already exists", seen in CI)."""
+    if not os.environ.get("DAGSTER_HOME"):
+        return  # dagster dev makes a temporary instance of its own
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    try:
+        for _storage in (instance.run_storage, instance.event_log_storage, instance.schedule_storage):
+            pass
+    finally:
+        instance.dispose()
+
+
 def _up(args: argparse.Namespace) -> None:
+    prepare_instance()
     project = Path(args.workspace).resolve().parent
     env = dict(os.environ, PYTHONWARNINGS=SILENCED_WARNINGS)
     commands = {
