@@ -34,23 +34,28 @@ def run_retries() -> dict:
     return {"run_retries": yaml.safe_load(DEPLOY_DAGSTER_YAML.read_text())["run_retries"]}
 
 
+def run_as_the_sensor_asks(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    """The commit sensor's one run request, materialized with its tags."""
+    for name in ("flights", "weather"):
+        instance.report_runless_asset_event(dg.AssetMaterialization(name))
+    [request] = Ticks(instance)().run_requests
+    return dg.materialize(
+        [build_model_evaluation()],
+        partition_key=request.partition_key,
+        tags=request.tags,
+        instance=instance,
+        raise_on_error=False,
+        resources={"model_repositories": ModelRepositories(), "warehouse": Warehouse()},
+    )
+
+
 def test_a_crashing_commit_is_not_retried_with_run_retries_on(make_repo, suites, warehouse, state_dir):
     assert run_retries()["run_retries"]["enabled"]
     repo = make_repo("model")
     repo.commit("Broken", {**GOOD, "model.py": "def build(:\n"})
     suites.add("delays", {"model": repo})
     with dg.instance_for_test(overrides=run_retries()) as instance:
-        for name in ("flights", "weather"):
-            instance.report_runless_asset_event(dg.AssetMaterialization(name))
-        [request] = Ticks(instance)().run_requests  # the run as the sensor asks for it
-        result = dg.materialize(
-            [build_model_evaluation()],
-            partition_key=request.partition_key,
-            tags=request.tags,
-            instance=instance,
-            raise_on_error=False,
-            resources={"model_repositories": ModelRepositories(), "warehouse": Warehouse()},
-        )
+        result = run_as_the_sensor_asks(instance)
         assert not result.success
         step_starts = [e for e in result.all_events if e.event_type_value == "STEP_START"]
         assert len(step_starts) == 1  # the asset's retry policy did not retry it either
@@ -158,17 +163,7 @@ def test_a_harness_error_after_the_model_returned_is_a_recorded_failure_not_a_re
     repo.commit("Good", GOOD)
     suites.add("delays", {"model": repo})
     with dg.instance_for_test(overrides=run_retries()) as instance:
-        for name in ("flights", "weather"):
-            instance.report_runless_asset_event(dg.AssetMaterialization(name))
-        [request] = Ticks(instance)().run_requests
-        result = dg.materialize(
-            [build_model_evaluation()],
-            partition_key=request.partition_key,
-            tags=request.tags,
-            instance=instance,
-            raise_on_error=False,
-            resources={"model_repositories": ModelRepositories(), "warehouse": Warehouse()},
-        )
+        result = run_as_the_sensor_asks(instance)
         assert not result.success
         assert len([e for e in result.all_events if e.event_type_value == "STEP_START"]) == 1
         assert should_retry(instance.get_run_by_id(result.run_id), instance) is False

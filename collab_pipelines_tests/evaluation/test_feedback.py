@@ -1,6 +1,8 @@
 """The verdict back on the commit: git notes pushed to a real remote, and commit statuses
 posted to a stand-in of the hosts' documented endpoints."""
 
+from pathlib import Path
+
 import pytest
 
 from collab_pipelines.evaluation.feedback import StatusError, note_text, post_status, publish
@@ -127,6 +129,23 @@ def test_the_note_is_pushed_and_shows_in_a_clone(make_repo, tmp_path, monkeypatc
     assert "roc_auc 0.6100, change -0.0300, 90% interval [-0.0500, -0.0100]" in shown
 
 
+def publish_passed(suite, tmp_path: Path, sha: str, metrics: dict) -> Log:
+    """Publish a passing verdict on the suite's one commit `sha`; the log holds any warning."""
+    log = Log()
+    publish(
+        suite,
+        lambda spec: GitRepository(spec.location, tmp_path / "mirrors", spec.name),
+        f"s:model@{sha[:10]}",
+        {"model": sha},
+        "passed",
+        ["every gate passed"],
+        metrics,
+        "run-1",
+        log,
+    )
+    return log
+
+
 def test_the_note_reaches_a_repository_watched_by_url(make_repo, tmp_path):
     # The data scientist pushes to a bare repository served by URL; the suite watches the URL.
     remote = tmp_path / "remote.git"
@@ -143,18 +162,7 @@ def test_the_note_reaches_a_repository_watched_by_url(make_repo, tmp_path):
         "suites.yaml",
     )["s"]
     GitRepository(f"file://{remote}", tmp_path / "mirrors", "model").sync()  # as the commit sensor did
-    log = Log()
-    publish(
-        suite,
-        lambda spec: GitRepository(spec.location, tmp_path / "mirrors", spec.name),
-        f"s:model@{sha[:10]}",
-        {"model": sha},
-        "passed",
-        ["every gate passed"],
-        {"roc_auc": (0.7, None, None, None)},
-        "run-1",
-        log,
-    )
+    log = publish_passed(suite, tmp_path, sha, {"roc_auc": (0.7, None, None, None)})
     assert log.warnings == []
     clone = tmp_path / "clone"
     repo.git("clone", "--quiet", f"file://{remote}", str(clone))
@@ -170,18 +178,7 @@ def test_a_note_that_cannot_be_pushed_is_a_warning_naming_the_commit(make_repo, 
         {"suites": {"s": {"repositories": {"model": {"location": str(repo.path)}}, "notes": {"push": True}}}},
         "f",
     )["s"]
-    log = Log()
-    publish(
-        suite,
-        lambda spec: GitRepository(spec.location, tmp_path / "mirrors", spec.name),
-        f"s:model@{sha[:10]}",
-        {"model": sha},
-        "passed",
-        ["every gate passed"],
-        {},
-        "r",
-        log,
-    )
+    log = publish_passed(suite, tmp_path, sha, {})
     [warning] = log.warnings
     assert f"model@{sha[:10]}" in warning and "push" in warning
     assert (
