@@ -4,9 +4,7 @@ The same inputs always give the same split and the same `data_version`, which is
 with every result so it can be reproduced (`data_through` pins the data to a day).
 """
 
-import hashlib
-from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import pandas as pd
 import pyarrow as pa
@@ -14,20 +12,12 @@ import sqlalchemy as sa
 
 from collab_pipelines.datasets import all_datasets
 from collab_pipelines.evaluation.contract import Contract
+from collab_pipelines.evaluation.inputs import EvaluationData, conformed, evaluation_data
 from collab_pipelines.warehouse.resources import Warehouse
 
 
 class EvaluationDataError(ValueError):
     """The contract asks for data the warehouse does not have."""
-
-
-@dataclass
-class EvaluationData:
-    frames: dict[str, pd.DataFrame]
-    data_through: str
-    split_at: pd.Timestamp
-    data_version: str
-    rows: dict[str, int]
 
 
 def load_evaluation_data(
@@ -59,7 +49,7 @@ def load_evaluation_data(
         raise EvaluationDataError(f"{where}: dataset {contract.dataset!r} is empty")
     through = data_through or latest
     try:
-        through_day = date.fromisoformat(through)
+        date.fromisoformat(through)
     except ValueError:
         raise EvaluationDataError(f"{where}: data_through {through!r} is not a day like 2013-01-31") from None
 
@@ -77,26 +67,8 @@ def load_evaluation_data(
         else:
             query, params = sa.text(f'SELECT * FROM "{name}" ORDER BY {order}'), {}
         with engine.connect() as connection:
-            frame = read_frame(connection, query, params)
-        # Load times differ between identical exports; they are not part of the data.
-        frames[name] = frame.drop(columns=[c for c in frame.columns if c == "_loaded_at"])
-        for column, kind in dataset.columns.items():
-            if kind == "datetime" and column in frames[name].columns:
-                frames[name][column] = pd.to_datetime(frames[name][column])
-
-    split_at = pd.Timestamp(through_day + timedelta(days=1 - contract.test_days))
-    digest = hashlib.sha256()
-    for name in sorted(frames):
-        frame = frames[name]
-        digest.update(name.encode())
-        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return EvaluationData(
-        frames,
-        through,
-        split_at,
-        digest.hexdigest()[:16],
-        {name: len(frame) for name, frame in frames.items()},
-    )
+            frames[name] = conformed(read_frame(connection, query, params), dataset.columns)
+    return evaluation_data(frames, through, contract.test_days)
 
 
 def read_frame(connection: sa.Connection, query: sa.TextClause, params: dict) -> pd.DataFrame:
