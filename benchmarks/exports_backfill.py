@@ -140,7 +140,7 @@ def main() -> int:
         postgres = on_postgres_instance(work, batch_size)
     print(f"year backfill of {', '.join(EXPORTS)} ({rows} rows, 365 days, one run)")
     print(line("plain pandas + SQLAlchemy script:", plain))
-    print("  embedded SQLite instance (deploy/local/dagster.yaml):")
+    print("  embedded SQLite instance (dagster.yaml):")
     print(line("  through Dagster:", dagster, plain))
     print(line("  Dagster's floor, the same run with assets that do nothing:", floor, plain))
     print(line("  the project's own work (Dagster run minus the floor):", dagster - floor, plain))

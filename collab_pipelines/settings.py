@@ -100,3 +100,15 @@ def suites_file() -> Path:
 def strict() -> bool:
     """`COLLAB_STRICT=1` (CI, `make check`): a broken configuration entry fails the definitions load."""
     return os.environ.get("COLLAB_STRICT", "").strip().lower() in ("1", "true", "yes")
+
+
+def dagster_url() -> str:
+    """Where people open the Dagster UI (`COLLAB_DAGSTER_URL`), for links printed or posted
+    outside it: a report's notebook view from a command-line run, an evaluation's run."""
+    return os.environ.get("COLLAB_DAGSTER_URL") or "http://localhost:3000"
+
+
+def code_location() -> str | None:
+    """The code location's name in the UI (`COLLAB_CODE_LOCATION`), for runs that do not carry
+    it (command-line runs); unset, it is read from the working directory's workspace.yaml."""
+    return os.environ.get("COLLAB_CODE_LOCATION") or None

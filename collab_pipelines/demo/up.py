@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import psutil
+import yaml
 
 # Seconds the services get to stop on their own before what is left is killed.
 GRACE_SECONDS = 3.5
@@ -108,13 +109,37 @@ def prepare_instance() -> None:
         instance.dispose()
 
 
+def anchored_workspace(workspace: Path, folder: Path) -> Path:
+    """A copy of the workspace file in `folder`, each location's working directory made absolute
+    (relative to the workspace file's folder, its default).
+
+    `dagster dev` then runs inside $DAGSTER_HOME: Dagster warns about a dagster.yaml in the
+    current folder whenever that folder is not $DAGSTER_HOME, and the project keeps its
+    dagster.yaml at the top, where `make run` copies it from. A python_module location's
+    relative working_directory is taken from the current folder, hence the copy.
+    """
+    config = yaml.safe_load(workspace.read_text()) or {}
+    for entry in config.get("load_from", []):
+        for target in entry.values():
+            if isinstance(target, dict):
+                target["working_directory"] = str(workspace.parent / target.get("working_directory", "."))
+    anchored = folder / "workspace.yaml"
+    anchored.write_text(
+        f"# Written by collab-demo up from {workspace}; edit that file.\n" + yaml.safe_dump(config)
+    )
+    return anchored
+
+
 def _up(args: argparse.Namespace) -> None:
     prepare_instance()
-    project = Path(args.workspace).resolve().parent
+    workspace = Path(args.workspace).resolve()
+    project = workspace.parent
+    home = Path(os.environ["DAGSTER_HOME"]) if os.environ.get("DAGSTER_HOME") else None
+    ui_folder, ui_workspace = (home, anchored_workspace(workspace, home)) if home else (project, workspace)
     env = dict(os.environ, PYTHONWARNINGS=SILENCED_WARNINGS)
     commands = {
         "data API": (data_api_command(args.host, args.api_port), project),
-        "UI": (dagster_dev_command(Path(args.workspace).resolve(), args.host, args.port), project),
+        "UI": (dagster_dev_command(ui_workspace, args.host, args.port), ui_folder),
     }
     print(
         f"UI on http://{args.host}:{args.port}, data API on http://{args.host}:{args.api_port}; "

@@ -9,7 +9,6 @@ notebook fails, or the dataset and partition if an input is missing.
 import re
 import tempfile
 import time
-import urllib.parse
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import dagster as dg
 
 from collab_pipelines import settings
+from collab_pipelines.reports import links
 from collab_pipelines.reports.injection import dagstermill_boilerplate, report_assignments
 from collab_pipelines.reports.kernel import KernelSession
 from collab_pipelines.reports.notebook import missing_inputs
@@ -29,6 +29,7 @@ from collab_pipelines.warehouse.resources import Warehouse
 REPORTS_GROUP = "reports"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
 _WARNED_RUNS: set[str] = set()
+_UNLINKED_RUNS: set[str] = set()
 
 
 def reports_dir() -> Path:
@@ -51,33 +52,8 @@ def check_parameters(spec: TemplateSpec, supplied: Mapping[str, Any]) -> None:
         )
 
 
-def notebook_link(context: dg.AssetExecutionContext, path: Path) -> str | None:
-    """The webserver's own notebook view of `path`, relative so it works behind any host name.
-
-    Dagster 1.13 shows "View Notebook" only for unpartitioned assets, so every report gets a
-    link a person can click. It needs the code location's name, which a run launched from the
-    UI, a sensor or a schedule carries; `dagster job execute` runs have none (no link).
-    """
-    origin = context.run.remote_job_origin
-    if origin is None:
-        return None
-    query = urllib.parse.urlencode({"path": str(path), "repoLocName": origin.location_name})
-    return f"/notebook?{query}"
-
-
-def code_server_directory(context: dg.AssetExecutionContext) -> Path:
-    """The code server's working directory, the only folder its notebook view reads from.
-
-    The run's code origin records it: a run may execute in another pod or folder than the code
-    server, so the run's own working directory says nothing about it.
-    """
-    origin = context.run.job_code_origin
-    pointer = getattr(origin.repository_origin, "code_pointer", None) if origin else None
-    return Path(getattr(pointer, "working_directory", None) or Path.cwd())
-
-
 def _warn_if_unviewable(context: dg.AssetExecutionContext, path: Path) -> None:
-    directory = code_server_directory(context)
+    directory = links.code_server_directory(context)
     try:
         path.resolve().relative_to(directory.resolve())
     except ValueError:
@@ -90,9 +66,22 @@ def _warn_if_unviewable(context: dg.AssetExecutionContext, path: Path) -> None:
         )
 
 
+def _say_link(context: dg.AssetExecutionContext, notebook_path: Path, link: str | None) -> None:
+    """Print the link in the run's log too: a command-line run shows it in the terminal."""
+    if link is not None:
+        context.log.info(f"report {notebook_path.name}: {links.absolute(link)}")
+    elif context.run.run_id not in _UNLINKED_RUNS:
+        _UNLINKED_RUNS.add(context.run.run_id)
+        context.log.warning(
+            "no `report` link: this run carries no code location name, COLLAB_CODE_LOCATION is not "
+            f"set, and no workspace.yaml in {links.code_server_directory(context)} loads this code"
+        )
+
+
 def notebook_metadata(context: dg.AssetExecutionContext, notebook_path: Path) -> dict[str, Any]:
     _warn_if_unviewable(context, notebook_path)
-    link = notebook_link(context, notebook_path)
+    link = links.notebook_link(context, notebook_path)
+    _say_link(context, notebook_path, link)
     return {
         **({"report": dg.MetadataValue.url(link)} if link else {}),
         "notebook": dg.MetadataValue.notebook(str(notebook_path)),

@@ -176,10 +176,19 @@ def test_leaving_without_data_stops_the_process_and_removes_its_folder(tmp_path)
 
 
 def test_the_time_limit_counts_from_the_hand_over_of_the_data(tmp_path):
-    with started(tmp_path, GOOD_MODEL, [], Limits(seconds=5, memory_mb=2048)) as candidate:
-        time.sleep(6)  # a slow warehouse read: longer than the limit, and not the model's time
+    lines: list[str] = []
+    limits = Limits(seconds=5, memory_mb=2048)
+    with started(tmp_path, "print('model imported')\n" + GOOD_MODEL, lines, limits) as candidate:
+        # A slow warehouse read: the process has imported the commit and waits for its data
+        # (the event), and the caller hands it over only once a whole limit has passed since
+        # the start, which is not the model's time.
+        wait_for(lambda: "model imported" in lines, "the commit's import")
+        wait_for(
+            lambda: time.perf_counter() - candidate._started > limits.seconds, "a limit's worth of reading"
+        )
         outcome = candidate.finish(frames(), pd.Timestamp("2013-01-14"))
     assert outcome.test_rows == 400 - 13 * 24
+    assert outcome.seconds < limits.seconds  # the wait for the data is not counted
 
 
 def test_scores_where_labels_are_scored_are_the_models_output_failure(tmp_path):

@@ -40,7 +40,7 @@ def test_runs_and_materializations_persist_in_postgresql(postgres_url, product_d
 def test_dagster_job_execute_writes_a_day(product_db, state_dir, tmp_path):
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text(Path("deploy/local/dagster.yaml").read_text())
+    (dagster_home / "dagster.yaml").write_text(Path("dagster.yaml").read_text())
     env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
     completed = subprocess.run(
         [

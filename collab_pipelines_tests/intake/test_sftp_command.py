@@ -3,6 +3,7 @@
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -10,9 +11,9 @@ import paramiko
 import yaml
 
 from collab_pipelines.intake.sftp_accounts import password_hash
-from collab_pipelines_tests.e2e.processes import PROJECT
 
-BIN = PROJECT / ".venv" / "bin"
+# The console scripts of whichever environment runs the tests, not this checkout's .venv.
+BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
