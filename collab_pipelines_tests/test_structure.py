@@ -88,9 +88,11 @@ def test_the_harness_runs_where_dagster_is_not_installed():
     loaded = fresh_import(
         "import sys\nsys.modules['dagster'] = None  # an import of it fails, as it would there\n"
         "import collab_pipelines.evaluation.candidate_process, collab_pipelines.evaluation.pins, "
-        "collab_pipelines.evaluation.gates"
+        "collab_pipelines.evaluation.gates, collab_pipelines.evaluation.verdict, "
+        "collab_pipelines.evaluation.local_try, collab_pipelines.evaluation.cli"
     )
     assert "collab_pipelines.evaluation.sandbox" in loaded and "collab_pipelines.evaluation.heldout" in loaded
+    assert "collab_pipelines.data_api.cache" in loaded
 
 
 def test_committed_json_schemas_are_up_to_date(tmp_path):

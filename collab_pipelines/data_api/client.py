@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any, Self
+from urllib.parse import quote
 
 import httpx
 import pandas as pd
@@ -40,6 +41,7 @@ _OPERATORS = {
     "in": "in",
 }
 _PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
+_MAX_PAGE = 1_000_000
 
 Filters = Mapping[str, Any] | Sequence[tuple[str, str, Any]]
 
@@ -206,6 +208,44 @@ class Client:
             rows.append(row)
         return pd.DataFrame(rows)
 
+    def suite(self, suite: str) -> dict:
+        """A suite's decisive settings and its passed evaluations (what a local try judges by)."""
+        return self._json(f"/v1/suites/{_segment(suite)}")
+
+    def evaluation_result(self, suite: str, key: str) -> dict:
+        """One evaluation's recorded result: data version, split, contract, verdict."""
+        return self._json(f"/v1/suites/{_segment(suite)}/evaluations/{_segment(key)}")["result"]
+
+    def evaluation_predictions(self, suite: str, key: str) -> pd.DataFrame:
+        """One evaluation's predictions: row_id, y_true, y_pred, y_score."""
+        response = self._http.get(f"/v1/suites/{_segment(suite)}/evaluations/{_segment(key)}/predictions")
+        _raise_for_problem(response)
+        return pq.read_table(io.BytesIO(response.content)).to_pandas(types_mapper=_PANDAS_TYPES.get)
+
+    def frames_for(self, suite: str, repository: str = ".", *, through: str | None = None) -> dict:
+        """The frames the contract's feature function receives in an evaluation of `repository`'s
+        working tree by `suite`: every dataset through the newest day (or `through`), the held-out
+        days' target and withheld columns empty, read through the local partition cache."""
+        from collab_pipelines.evaluation.local_try import frames_for
+
+        return frames_for(self, suite, repository, through=through)
+
+    def raw_rows(self, name: str, params: dict | None, etag: str | None) -> httpx.Response | None:
+        """One partition's rows as a Parquet response (or a 304 for `etag`); None if the
+        partition was never materialized."""
+        query = {**(params or {}), "format": "parquet", "limit": str(_MAX_PAGE)}
+        response = self._http.get(
+            f"/v1/datasets/{name}/rows", params=query, headers={"If-None-Match": etag} if etag else {}
+        )
+        if response.status_code == 404 and params and _problem_parameter(response) == "partition":
+            return None
+        _raise_for_problem(response)
+        if response.headers.get("X-Next-Cursor"):
+            raise DataApiError(
+                413, f"{name} {params}: more than {_MAX_PAGE} rows in one partition; read it with rows()"
+            )
+        return response
+
     def report(self, asset_key: str, partition: str | None = None) -> str:
         """The rendered HTML of a report asset's latest materialization (of one partition)."""
         response = self._http.get(
@@ -250,6 +290,17 @@ def _text(value: Any) -> str:
 
 def _json_value(value: Any):
     return value if isinstance(value, (bool, int, float, str)) else _text(value)
+
+
+def _segment(text: str) -> str:
+    return quote(text, safe=":@+")
+
+
+def _problem_parameter(response: httpx.Response) -> str | None:
+    try:
+        return response.json().get("parameter")
+    except ValueError:
+        return None
 
 
 def _raise_for_problem(response: httpx.Response) -> None:

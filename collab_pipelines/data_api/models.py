@@ -125,3 +125,25 @@ class SuiteChampion(BaseModel):
         description="The promotion that made the current champion; null if the suite has none."
     )
     history: list[ChampionChange] = Field(description="Every promotion and demotion, oldest first.")
+
+
+class PassingEvaluation(BaseModel):
+    evaluation_key: str
+    commits: dict[str, str] = Field(description="Repository to SHA.")
+
+
+class SuiteSettings(BaseModel):
+    """What a data scientist's local try needs of a suite to judge as the server does."""
+
+    suite: str
+    settings: dict[str, Any] = Field(
+        description="The suite's settings that decide a verdict: pinned fields, gates, allowed_env, "
+        "contract_changes, baseline, limits, unsandboxed, and its repositories' names (not their "
+        "locations)."
+    )
+    passing: list[PassingEvaluation] = Field(description="Every passed evaluation: the baseline candidates.")
+
+
+class EvaluationResult(BaseModel):
+    evaluation_key: str
+    result: dict[str, Any] = Field(description="The evaluation's row of evaluation_results.")

@@ -10,6 +10,12 @@ Dagster nor the warehouse, and imports neither: only the standard library.
 Exit codes: 0 passed, 1 regressed, 2 failed, 3 no verdict within the timeout, 4 the data API
 refused or could not be reached.
 
+`collab-eval try <suite> [path]`: the working tree at `path` (default `.`), uncommitted changes
+included, judged as the server would judge its commit: the suite's pins, gates and baseline and
+the data through the data API (cached by dataset, partition and ETag), run in the same sandboxed
+harness. Prints the verdict with its gates in words and writes the report as one HTML file.
+Exit codes: 0 passed, 1 regressed, 2 failed, 4 the data API refused or could not be reached.
+
 `collab-eval champion <suite> [--history]`: the suite's champion, when, by whom and why
 (`GET /v1/suites/{suite}/champion`). Exit codes: 0 a champion, 1 none, 4 the data API refused,
 could not be reached or knows no such suite.
@@ -23,6 +29,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 URL_ENV, TOKEN_ENV = "COLLAB_API_URL", "COLLAB_API_TOKEN"
 EXIT_CODES = {"passed": 0, "regressed": 1, "failed": 2}
@@ -154,6 +161,45 @@ def champion(args: argparse.Namespace) -> int:
     return 0 if current else NO_CHAMPION
 
 
+def try_working_tree(args: argparse.Namespace) -> int:
+    where = _where(args)
+    if where is None:
+        return API_ERROR
+    # Loaded here: `wait` and `champion` stay on the standard library.
+    import httpx
+
+    from collab_pipelines.data_api.client import Client, DataApiError
+    from collab_pipelines.evaluation.local_try import TryError, try_tree, write_report
+
+    def output(stream: str, line: str) -> None:
+        if args.verbose:
+            print(f"[{stream}] {line}", file=sys.stderr)
+
+    try:
+        with Client(*where) as client:
+            result = try_tree(args.path, args.suite, client, through=args.through, output=output)
+    except TryError as error:
+        print(f"collab-eval: {error}", file=sys.stderr)
+        return EXIT_CODES["failed"]
+    except DataApiError as error:
+        print(f"collab-eval: the data API refused: {error}", file=sys.stderr)
+        return API_ERROR
+    except (OSError, httpx.HTTPError) as error:
+        print(f"collab-eval: the data API at {where[0]} cannot be reached: {error}", file=sys.stderr)
+        return API_ERROR
+    write_report(result, Path(args.html) if args.html else None)
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2, default=str))
+    else:
+        fetched = result.fetched
+        print(result.text())
+        print(
+            f"data: {len(fetched.downloaded)} partitions downloaded ({fetched.bytes} bytes), "
+            f"{len(fetched.unchanged)} unchanged; {result.seconds:.1f} s; report: {result.html_path}"
+        )
+    return result.exit_code
+
+
 def _api_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help=f"the data API's address (default ${URL_ENV})")
     parser.add_argument("--token", help=f"a data API token (default ${TOKEN_ENV})")
@@ -175,8 +221,18 @@ def main(argv: list[str] | None = None) -> int:
     crowned.add_argument("suite")
     crowned.add_argument("--history", action="store_true", help="every promotion and demotion too")
     _api_options(crowned)
+    trying = commands.add_parser(
+        "try", help="judge a working tree (uncommitted changes included) as the server would"
+    )
+    trying.add_argument("suite")
+    trying.add_argument("path", nargs="?", default=".", help="the model repository's working tree")
+    trying.add_argument("--through", help="the last day of data (default: the newest materialized)")
+    trying.add_argument("--html", help="where to write the report (default: in the cache folder)")
+    trying.add_argument("--verbose", action="store_true", help="forward the model's output")
+    _api_options(trying)
     args = parser.parse_args(argv)
-    return wait(args) if args.command == "wait" else champion(args)
+    commands_by_name = {"wait": wait, "champion": champion, "try": try_working_tree}
+    return commands_by_name[args.command](args)
 
 
 if __name__ == "__main__":
