@@ -13,8 +13,9 @@ import dagster as dg
 import pandas as pd
 
 from collab_pipelines.intake.landing import LandingZone
-from collab_pipelines.intake.partitions import split_staged_name, upload_partitions, uploader_of
-from collab_pipelines.intake.sensors import SIDECAR_SUFFIXES
+from collab_pipelines.intake.names import as_text, decode_original
+from collab_pipelines.intake.partitions import name_record, split_staged_name, upload_partitions, uploader_of
+from collab_pipelines.intake.sensors import SIDECAR_SUFFIXES, UPLOAD_ACCEPTED
 from collab_pipelines.intake.upload_types import UploadType
 from collab_pipelines.intake.validation import ValidationReport, validate_upload
 from collab_pipelines.warehouse.resources import Warehouse
@@ -23,7 +24,6 @@ from collab_pipelines.warehouse.tables import TableLayout
 UPLOAD_LAYOUT = TableLayout(indexes=(("upload_id",),))
 
 INTAKE_GROUP = "intake"
-UPLOAD_ACCEPTED = "upload_accepted"
 # A landing zone that drops a connection gets the step tried again inside the run; a
 # dg.Failure(allow_retries=False) (nothing left to ingest) bypasses it.
 TRANSIENT_RETRIES = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
@@ -53,8 +53,11 @@ def build_uploads_asset(upload_type: UploadType) -> dg.AssetsDefinition:
     def _uploads(context: dg.AssetExecutionContext, landing_zone: LandingZone, warehouse: Warehouse):
         key = context.partition_key
         user = uploader_of(key)
-        staged = [f for f in landing_zone.list(user, "staging") if f.name.startswith(f"{key}__")]
-        files = [f for f in staged if not f.name.endswith(SIDECAR_SUFFIXES)]
+        record = name_record(key)
+        staged = [
+            f for f in landing_zone.list(user, "staging") if f.name.startswith(f"{key}__") or f.name == record
+        ]
+        files = [f for f in staged if f.name != record and not f.name.endswith(SIDECAR_SUFFIXES)]
         if not files:
             # Another run of this upload finished it; running again would find the same nothing.
             raise dg.Failure(
@@ -66,6 +69,11 @@ def build_uploads_asset(upload_type: UploadType) -> dg.AssetsDefinition:
         # The upload moves last (see sensors.py): a crash midway leaves it in staging, to be recovered.
         staged.sort(key=lambda landed: landed.name == upload.name)
         original = split_staged_name(upload.name)[1]
+        if any(f.name == record for f in staged):
+            # The sensor replaced a name that was unsafe to store or to log; this is what was sent.
+            original = decode_original(landing_zone.read(user, "staging", record).decode("utf-8"))
+        # Exact in the record beside the file; as text in the warehouse and in Dagster's storage.
+        original = as_text(original)
         data = landing_zone.read(user, "staging", upload.name)
         frame, report = validate_upload(data, original, upload_type)
         metadata = {
@@ -94,7 +102,13 @@ def build_uploads_asset(upload_type: UploadType) -> dg.AssetsDefinition:
                 "dagster/row_count": len(frame),
                 "preview": dg.MetadataValue.md(frame.head(10).astype(str).to_markdown(index=False)),
             },
-            check_results=[dg.AssetCheckResult(check_name=UPLOAD_ACCEPTED, passed=True)],
+            check_results=[
+                dg.AssetCheckResult(
+                    check_name=UPLOAD_ACCEPTED,
+                    passed=True,
+                    description=f"{user}/{original!r} accepted: {len(frame)} row(s) ingested",
+                )
+            ],
         )
 
     return _uploads
@@ -128,11 +142,15 @@ def _refuse(
                 check_name=UPLOAD_ACCEPTED,
                 passed=False,
                 severity=dg.AssetCheckSeverity.ERROR,
-                description=report.problems[0],
+                description=f"{user}/{metadata['file_name']!r} refused: {_counted(report.problems)}",
                 metadata={"problems": len(report.problems), "reasons": dg.MetadataValue.md(reasons)},
             )
         ],
     )
+
+
+def _counted(problems: list[str]) -> str:
+    return problems[0] + (f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else "")
 
 
 def build_combined_asset(upload_type: UploadType) -> dg.AssetsDefinition:

@@ -23,3 +23,16 @@ def staged_name(key: str, original: str) -> str:
 def split_staged_name(name: str) -> tuple[str, str]:
     key, _, original = name.partition("__")
     return key, original
+
+
+def name_record(prefix: str) -> str:
+    """Beside `<prefix>__<safe name>`, the file that records the original name it replaced.
+
+    No staged name has this form (those have "__" after the key), so the record is never taken
+    for an upload.
+    """
+    return f"{prefix}.name"
+
+
+def is_staged_upload(name: str) -> bool:
+    return "__" in name

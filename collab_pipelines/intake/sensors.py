@@ -16,7 +16,10 @@ from collections import defaultdict
 import dagster as dg
 
 from collab_pipelines.intake.landing import LandedFile, LandingZone, LandingZoneError
+from collab_pipelines.intake.names import encode_original, is_safe, safe_name
 from collab_pipelines.intake.partitions import (
+    is_staged_upload,
+    name_record,
     split_staged_name,
     staged_name,
     upload_key,
@@ -28,6 +31,9 @@ from collab_pipelines.retries import NO_RETRY_OF_STEP_FAILURES
 # Names SFTP clients and editors give files that are still being written.
 TEMPORARY_SUFFIXES = (".filepart", ".part", ".partial", ".tmp", ".crdownload", ".swp")
 SIDECAR_SUFFIXES = (".sha256", ".done")
+UPLOAD_ACCEPTED = "upload_accepted"
+# Names listed in one check description; its metadata lists every refused file.
+_NAMES_LISTED = 20
 
 
 # Files move sidecars first, the upload itself last: a crash in between leaves the upload where
@@ -53,6 +59,9 @@ class _Tick:
         self.requests: list[dg.RunRequest] = []
         self.notes: list[str] = []
         self.errors: list[str] = []
+        self.staged: list[str] = []
+        self.refused: dict[str, list[dict]] = defaultdict(list)
+        """Per upload type, the files refused before any run: uploader, file, quarantined_as, reason."""
         self.now = time.time()
         self.partitions: dict[str, set[str]] = {}
 
@@ -71,20 +80,28 @@ class _Tick:
                 asset_selection=[uploads_asset_key(upload_type)],
                 # A step that failed after the asset's own retry policy would fail again (the
                 # file is gone, or the verdict is already given); a lost worker is still retried.
-                tags={"collab/uploader": user, "collab/file": original[:200], **NO_RETRY_OF_STEP_FAILURES},
+                tags={
+                    "collab/uploader": user,
+                    "collab/file": safe_name(original),
+                    **NO_RETRY_OF_STEP_FAILURES,
+                },
             )
         )
 
     def recover_staged(self, user: str, upload_type: str) -> None:
         """Files left in staging by a crash: request the ones no run has decided."""
-        staged = [f for f in self.landing.list(user, "staging") if not f.name.endswith(SIDECAR_SUFFIXES)]
+        staged = [
+            f
+            for f in self.landing.list(user, "staging")
+            if is_staged_upload(f.name) and not f.name.endswith(SIDECAR_SUFFIXES)
+        ]
         for landed in staged:
             key, original = split_staged_name(landed.name)
             if not self.known(upload_type, key):
                 # Staged, but the tick's result (partition and request) was never saved.
                 self.new_partitions[upload_type].append(key)
                 self.request(upload_type, key, user, original, run_key=key)
-                self.notes.append(f"recovered {user}/staging/{landed.name}")
+                self.notes.append(f"recovered {user}/staging/{landed.name!r}")
                 continue
             runs = self.context.instance.get_runs(
                 filters=dg.RunsFilter(tags={"dagster/partition": key}), limit=1
@@ -97,11 +114,11 @@ class _Tick:
                 # The run loaded the rows, then stopped before the last move: finish it, once.
                 self.request(upload_type, key, user, original, run_key=f"{key}:after-{runs[0].run_id}")
                 self.notes.append(
-                    f"finishing {user}/staging/{landed.name} (run {runs[0].run_id} stopped midway)"
+                    f"finishing {user}/staging/{landed.name!r} (run {runs[0].run_id} stopped midway)"
                 )
             else:
                 self.errors.append(
-                    f"{user}/staging/{landed.name}: its ingestion failed in run {runs[0].run_id}; run retries "
+                    f"{user}/staging/{landed.name!r}: its ingestion failed in run {runs[0].run_id}; run retries "
                     "re-run a transient failure, otherwise re-execute that run once the cause is fixed"
                 )
 
@@ -109,7 +126,10 @@ class _Tick:
         files, others = self.landing.scan(user, "inbox")
         for name in others:
             self.quarantine_entry(
-                user, name, "it is not a file (a folder or a link); only files directly in inbox/ are taken"
+                user,
+                upload_type,
+                name,
+                "it is not a file (a folder or a link); only files directly in inbox/ are taken",
             )
         names = {f.name for f in files}
         for landed in files:
@@ -117,7 +137,10 @@ class _Tick:
                 hours = (self.now - landed.mtime) / 3600
                 if hours >= self.uploads.abandoned_after_hours:
                     self.quarantine_entry(
-                        user, landed.name, f"its name marks an unfinished upload, untouched for {hours:.0f} h"
+                        user,
+                        upload_type,
+                        landed.name,
+                        f"its name marks an unfinished upload, untouched for {hours:.0f} h",
                     )
                 continue
             if landed.name.endswith(SIDECAR_SUFFIXES):
@@ -133,7 +156,7 @@ class _Tick:
             except (LandingZoneError, OSError) as error:
                 # One unreadable or immovable file must not hold back everyone else's uploads;
                 # it stays in the inbox and is tried again on the next tick.
-                self.errors.append(f"{user}/inbox/{landed.name}: {error}")
+                self.errors.append(f"{user}/inbox/{landed.name!r}: {error}")
 
     def stage(self, landed: LandedFile, sidecars: list[str], upload_type: str) -> None:
         user = landed.user
@@ -149,19 +172,35 @@ class _Tick:
                 reason = (
                     f"its SHA-256 is {digest}, but {checksum} says {expected[0] if expected else '(empty)'}"
                 )
-                self.quarantine_entry(user, landed.name, reason, sidecars)
+                self.quarantine_entry(user, upload_type, landed.name, reason, sidecars)
                 return
         key = upload_key(user, digest)
         if self.known(upload_type, key):
-            self.set_aside_duplicate(landed, sidecars, key)
+            self.set_aside_duplicate(landed, sidecars, key, upload_type)
             return
-        for name in [*sidecars, landed.name]:
-            self.landing.move(user, "inbox", name, "staging", staged_name(key, name))
+        self.move_out(user, landed.name, sidecars, "staging", key)
         self.new_partitions[upload_type].append(key)
         self.request(upload_type, key, user, landed.name, run_key=key)
-        self.notes.append(f"staged {user}/inbox/{landed.name} as {key}")
+        self.notes.append(f"staged {user}/inbox/{landed.name!r} as {key}")
+        self.staged.append(f"{user}/inbox/{landed.name!r}")
 
-    def set_aside_duplicate(self, landed: LandedFile, sidecars: list[str], key: str) -> None:
+    def move_out(self, user: str, name: str, sidecars: list[str], target: str, prefix: str) -> str:
+        """Move an inbox entry and its sidecars to `target` as `<prefix>__<safe name>`; returns that name.
+
+        A name that is not safe (too long once prefixed, control characters) is replaced, and
+        the original is written first to `<prefix>.name` beside it.
+        """
+        safe = safe_name(name)
+        if not is_safe(name):
+            self.landing.write_text(user, target, name_record(prefix), encode_original(name))
+        # Sidecars keep their suffix after the upload's safe name, so they still pair with it.
+        for entry in [*sidecars, name]:
+            self.landing.move(user, "inbox", entry, target, staged_name(prefix, safe + entry[len(name) :]))
+        return staged_name(prefix, safe)
+
+    def set_aside_duplicate(
+        self, landed: LandedFile, sidecars: list[str], key: str, upload_type: str
+    ) -> None:
         """Same content as an earlier upload: it goes where that one went, and is not ingested."""
         user = landed.user
         # Only on a duplicate, so an ordinary tick's cost does not grow with the archive.
@@ -177,39 +216,78 @@ class _Tick:
             f.name.startswith(f"{key}__") for f in self.landing.list(user, "processed")
         ):
             # The earlier upload is still staged: its verdict decides where this copy goes.
-            self.notes.append(f"{user}/inbox/{landed.name} repeats upload {key}; waiting for its verdict")
+            self.notes.append(f"{user}/inbox/{landed.name!r} repeats upload {key}; waiting for its verdict")
             return
         target = "quarantine" if earlier_report else "processed"
         # A token per set-aside file: the same content may arrive any number of times.
         prefix = f"duplicate-{uuid.uuid4().hex[:8]}-of-{key}"
         if earlier_report:
-            self.landing.write_text(
-                user,
-                "quarantine",
-                f"{prefix}__{landed.name}.error.txt",
-                f"Upload {landed.name!r} was not ingested: it has the same content as an earlier upload "
-                f"that was refused; see quarantine/{earlier_report} for why.\n",
-            )
-        for name in [*sidecars, landed.name]:
-            self.landing.move(user, "inbox", name, target, f"{prefix}__{name}")
-        self.notes.append(f"{user}/inbox/{landed.name} repeats upload {key}; not ingested again ({target})")
+            reason = f"it has the same content as an earlier upload that was refused; see quarantine/{earlier_report}"
+            self.quarantine_entry(user, upload_type, landed.name, reason, sidecars, prefix)
+            return
+        self.move_out(user, landed.name, sidecars, target, prefix)
+        self.notes.append(f"{user}/inbox/{landed.name!r} repeats upload {key}; not ingested again ({target})")
 
-    def quarantine_entry(self, user: str, name: str, reason: str, sidecars: list[str] = ()) -> None:
+    def quarantine_entry(
+        self,
+        user: str,
+        upload_type: str,
+        name: str,
+        reason: str,
+        sidecars: list[str] = (),
+        prefix: str | None = None,
+    ) -> None:
         """Refuse an inbox entry before any run: the reason goes beside it, for the uploader."""
-        stamp = f"rejected-{uuid.uuid4().hex[:8]}"
+        prefix = prefix or f"rejected-{uuid.uuid4().hex[:8]}"
+        quarantined = staged_name(prefix, safe_name(name))
         try:
+            # The reason first, so a quarantined file is never without it.
             self.landing.write_text(
                 user,
                 "quarantine",
-                f"{stamp}__{name}.error.txt",
+                f"{quarantined}.error.txt",
                 f"Upload {name!r} was not ingested: {reason}.\n",
             )
-            for entry in [*sidecars, name]:
-                self.landing.move(user, "inbox", entry, "quarantine", f"{stamp}__{entry}")
+            self.move_out(user, name, sidecars, "quarantine", prefix)
         except (LandingZoneError, OSError) as error:
-            self.errors.append(f"{user}/inbox/{name}: {reason}, and it could not be quarantined: {error}")
+            self.errors.append(f"{user}/inbox/{name!r}: {reason}, and it could not be quarantined: {error}")
             return
-        self.notes.append(f"quarantined {user}/inbox/{name}: {reason}")
+        self.notes.append(f"quarantined {user}/inbox/{name!r} as {quarantined!r}: {reason}")
+        self.refused[upload_type].append(
+            {"uploader": user, "file": name, "quarantined_as": quarantined, "reason": reason}
+        )
+
+    def summary(self) -> str:
+        """One line for the tick: every file it took or refused, names escaped."""
+        refused = [r for rows in self.refused.values() for r in rows]
+        parts = [f"{len(self.staged)} staged" + (f" ({', '.join(self.staged)})" if self.staged else "")]
+        parts.append(f"{len(refused)} refused" + (f" ({_listed(refused)})" if refused else ""))
+        parts.append(f"{len(self.still_pending)} still being written")
+        return "tick: " + "; ".join(parts)
+
+    def refusal_checks(self) -> list[dg.AssetCheckEvaluation]:
+        """A failed upload_accepted per upload type whose files this tick refused, naming each one.
+
+        These files never reach a run, so without this the check would go on saying the last
+        ingested upload passed.
+        """
+        return [
+            dg.AssetCheckEvaluation(
+                asset_key=uploads_asset_key(upload_type),
+                check_name=UPLOAD_ACCEPTED,
+                passed=False,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=f"{len(rows)} file(s) refused before ingestion: {_listed(rows)}",
+                metadata={"refused": len(rows), "files": dg.MetadataValue.json(rows)},
+            )
+            for upload_type, rows in self.refused.items()
+        ]
+
+
+def _listed(refused: list[dict]) -> str:
+    shown = [f"{r['uploader']}/inbox/{r['file']!r} ({r['reason']})" for r in refused[:_NAMES_LISTED]]
+    more = len(refused) - _NAMES_LISTED
+    return "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
 
 
 def build_upload_sensor(uploads: UploadsFile) -> dg.SensorDefinition:
@@ -235,12 +313,14 @@ def build_upload_sensor(uploads: UploadsFile) -> dg.SensorDefinition:
                 continue
             tick.recover_staged(user, upload_type.name)
             tick.take_inbox(user, upload_type.name)
+        context.log.info(tick.summary())
         for note in tick.notes:
             context.log.info(note)
         for error in tick.errors:
             context.log.error(error)
         return dg.SensorResult(
             run_requests=tick.requests,
+            asset_events=tick.refusal_checks(),
             dynamic_partitions_requests=[
                 upload_partitions(name).build_add_request(keys)
                 for name, keys in tick.new_partitions.items()
