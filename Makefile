@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 STATE ?= $(CURDIR)/.state
 PORT ?= 3000
 API_PORT ?= 8020
+# A team's own instance and state folder, when its shell names them: `make check` checks those.
+# Everything else (`make run`, the demo) keeps to the project's own .state/.
+TEAM_DAGSTER_HOME := $(DAGSTER_HOME)
+TEAM_STATE_DIR := $(COLLAB_STATE_DIR)
 export DAGSTER_HOME := $(STATE)/dagster
 export COLLAB_STATE_DIR := $(STATE)
 # The UI's notebook view renders reports with nbconvert's page minus its CDN scripts (docs/reports.md).
@@ -47,8 +51,15 @@ run: install $(DAGSTER_HOME)/dagster.yaml
 # For a team's CI: load the product location from the configuration folder ($COLLAB_CONFIG_DIR,
 # default config/) in strict mode, where a broken template, suite or catalog entry fails the
 # load instead of being logged and skipped. Exits non-zero on any problem.
+# The team's DAGSTER_HOME and COLLAB_STATE_DIR are kept (a PostgreSQL instance stays PostgreSQL),
+# and the check says which instance it used before it starts.
 CONFIG ?= $(CURDIR)/config
-check: install $(DAGSTER_HOME)/dagster.yaml
+check: export DAGSTER_HOME := $(or $(TEAM_DAGSTER_HOME),$(STATE)/dagster)
+check: export COLLAB_STATE_DIR := $(or $(TEAM_STATE_DIR),$(STATE))
+check: install $(if $(TEAM_DAGSTER_HOME),,$(STATE)/dagster/dagster.yaml)
+	@$(BIN)/python -c 'import dagster as dg, os; i = dg.DagsterInstance.get(); \
+	  print("make check: Dagster instance %s (%s), state folder %s" % (i.root_directory, \
+	  type(i.run_storage).__name__, os.environ["COLLAB_STATE_DIR"])); i.dispose()'
 	COLLAB_STRICT=1 COLLAB_CONFIG_DIR=$${COLLAB_CONFIG_DIR:-$(CONFIG)} \
 	  $(BIN)/dagster definitions validate -m collab_pipelines.definitions -a defs
 
