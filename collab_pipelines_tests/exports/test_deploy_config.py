@@ -31,7 +31,12 @@ def test_production_instance_config_runs_on_postgresql(
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         coordinator = instance.run_coordinator
         assert type(coordinator).__name__ == "QueuedRunCoordinator"
-        assert coordinator.get_run_queue_config().max_concurrent_runs == 6
+        # What the daemon's queue reads: the concurrency settings over the coordinator's own.
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue.max_concurrent_runs == 6
+        assert [(limit["key"], limit["value"], limit["limit"]) for limit in queue.tag_concurrency_limits] == [
+            ("collab/pattern", "evaluation", 2)
+        ]
         result = dg.materialize(
             [export_assets["airlines"]],
             instance=instance,
