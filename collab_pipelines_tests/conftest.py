@@ -18,6 +18,12 @@ import sqlalchemy as sa
 from collab_pipelines import settings
 from collab_pipelines.demo.paths import DEMO_CONFIG
 
+# The fault suite's per-fault figures, printed at the end of any run that includes it.
+from collab_pipelines_tests.faults.figures import (  # noqa: F401
+    pytest_runtest_logreport,
+    pytest_terminal_summary,
+)
+
 # Pattern tests run on the demo's configuration unless they write their own (product/ does).
 os.environ.setdefault(settings.CONFIG_DIR_ENV, str(DEMO_CONFIG))
 

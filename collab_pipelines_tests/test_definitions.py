@@ -49,6 +49,8 @@ EXPECTED_SCHEDULES = {"daily_exports_schedule", "dimension_exports_schedule", "r
 EXPECTED_SENSORS = {
     "daily_exports_new_data_sensor",
     "dimension_exports_missing_sensor",
+    # Reports the days a lost export run wrote but did not record (exports/ledger.py).
+    "export_records_sensor",
     "upload_sensor",
     "model_commits_sensor",
     # The report assets follow their upstream with AutomationCondition.eager().

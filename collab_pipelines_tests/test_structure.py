@@ -21,6 +21,8 @@ SHARED = [
     PACKAGE / "settings.py",
     PACKAGE / "config.py",
     PACKAGE / "retries.py",
+    PACKAGE / "fault_points.py",
+    PACKAGE / "run_launcher.py",
 ]
 
 

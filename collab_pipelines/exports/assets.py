@@ -15,6 +15,8 @@ from dagster._core.definitions.data_version import (
 # exports' own per-day materializations join the same batched write (see batched_events).
 from dagster._core.events import DagsterEvent, DagsterEventBatchMetadata, generate_event_batch_id
 
+from collab_pipelines import fault_points
+from collab_pipelines.exports import ledger
 from collab_pipelines.exports.catalog import (
     PARTITION_END_PARAM,
     PARTITION_START_PARAM,
@@ -102,19 +104,27 @@ def _define_export_asset(spec, connection, asset_key, partitions_def) -> dg.Asse
         tally = RunTally(spec, days)
         loaded_at = datetime.now(UTC).replace(tzinfo=None)
         chunks = read_chunks(spec, sources.engine(connection), params, sources.chunk_rows)
+        groups: list[dict] = []
+
+        def write_ledger(transaction) -> None:
+            # The days' figures, once every chunk is counted, into the ledger in the rows' own
+            # transaction: a day is in the warehouse exactly when its ledger row is (ledger.py).
+            groups.extend(tally.group_metadata())
+            ledger.write(transaction, written_days(spec, days, groups, context.run.run_id))
+
         written = warehouse.replace(
             spec.name,
             (prepared_chunk(spec, chunk, days, tally, loaded_at) for chunk in chunks),
             where={PARTITION_COLUMN: days} if days is not None else None,
             layout=export_layout(spec),
             chunksize=sources.chunk_rows,
+            before_commit=write_ledger,
         )
         context.log.info(
             f"wrote {written} rows of {spec.name!r} for "
             f"{f'{days[0]}..{days[-1]}' if days else 'the whole table'} to {warehouse.dialect}"
         )
         check_results = run_checks(spec, tally, days, warehouse)
-        groups = tally.group_metadata()
         if days is None:
             (figures,) = groups
             version = figures.pop("data_version")
@@ -123,6 +133,7 @@ def _define_export_asset(spec, connection, asset_key, partitions_def) -> dg.Asse
                 check_results=check_results,
                 data_version=dg.DataVersion(version),
             )
+            ledger.mark_recorded(warehouse.engine(), spec.name, context.run.run_id)
             return
         # One materialization per day, each with that day's own row count and data version:
         # Dagster gives every partition of a range run the same tags, so the data version
@@ -139,6 +150,8 @@ def _define_export_asset(spec, connection, asset_key, partitions_def) -> dg.Asse
                 )
             )
         yield from batched_events(context, materializations)
+        # Dagster holds every day's record now; until this, the records sensor would report them.
+        ledger.mark_recorded(warehouse.engine(), spec.name, context.run.run_id)
         yield from check_results
 
     return _export
@@ -160,6 +173,16 @@ def batched_events(
         yield DagsterEvent.asset_materialization(
             step, materialization, DagsterEventBatchMetadata(batch_id, index == last)
         )
+        fault_points.reached("exports.day_recorded")
+
+
+def written_days(
+    spec: ExportSpec, days: list[str] | None, groups: list[dict], run_id: str
+) -> list[ledger.WrittenDay]:
+    return [
+        ledger.WrittenDay(spec.name, day, run_id, figures["dagster/row_count"], figures["data_version"])
+        for day, figures in zip(days if days is not None else [ledger.WHOLE_TABLE], groups, strict=True)
+    ]
 
 
 def prepared_chunk(

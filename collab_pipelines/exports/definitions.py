@@ -12,6 +12,7 @@ from collab_pipelines.exports.schedules import (
     build_dimension_schedule,
 )
 from collab_pipelines.exports.sensors import (
+    build_export_records_sensor,
     build_missing_tables_sensor,
     build_new_days_sensor,
 )
@@ -30,6 +31,8 @@ def build_defs(catalog_path: Path | str | None = None) -> dg.Definitions:
         jobs.append(dimension_job)
         schedules.append(build_dimension_schedule(dimension_job))
         sensors.append(build_missing_tables_sensor(dimension_job, catalog.unpartitioned()))
+    if catalog.exports:
+        sensors.append(build_export_records_sensor())
     return dg.Definitions(
         assets=build_export_assets(catalog), jobs=jobs, schedules=schedules, sensors=sensors
     )

@@ -1,15 +1,22 @@
-"""The new-data sensor: request exactly the complete days that are not exported yet."""
+"""The new-data sensor: request exactly the complete days that are not exported yet; the records
+sensor: report the days a lost run wrote but never recorded."""
 
 import json
 from datetime import date, timedelta
 
 import dagster as dg
+from dagster._core.definitions.data_version import (
+    DATA_VERSION_IS_USER_PROVIDED_TAG,
+    DATA_VERSION_TAG,
+)
 
+from collab_pipelines.exports import ledger
 from collab_pipelines.exports.catalog import Catalog, ExportSpec
 from collab_pipelines.exports.freshness import complete_days, contiguous_ranges
 from collab_pipelines.exports.jobs import AssetJob
 from collab_pipelines.exports.partitions import days_between
 from collab_pipelines.exports.resources import SqlSources
+from collab_pipelines.warehouse.resources import Warehouse
 
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -122,5 +129,74 @@ def build_missing_tables_sensor(job: AssetJob, specs: list[ExportSpec]) -> dg.Se
             )
         # The run key makes Dagster launch this once, however many ticks see the same gap.
         return dg.RunRequest(run_key=f"missing:{','.join(missing)}")
+
+    return _sensor
+
+
+RECORDS_SENSOR = "export_records_sensor"
+
+
+def recorded_version(instance: dg.DagsterInstance, day: ledger.WrittenDay) -> str | None:
+    """The data version of Dagster's newest materialization of the day, if any."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey(day.export),
+            asset_partitions=[day.day] if day.day != ledger.WHOLE_TABLE else None,
+        ),
+        limit=1,
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    return records[0].asset_materialization.tags.get(DATA_VERSION_TAG)
+
+
+def lost_day_materialization(day: ledger.WrittenDay, run: dg.DagsterRun | None) -> dg.AssetMaterialization:
+    ended = f"ended {run.status.value}" if run is not None else "is no longer in the instance"
+    return dg.AssetMaterialization(
+        dg.AssetKey(day.export),
+        partition=day.day if day.day != ledger.WHOLE_TABLE else None,
+        description=f"Written by run {day.run_id}, which {ended} before recording it; "
+        "recorded from the warehouse's ledger.",
+        metadata={"dagster/row_count": day.row_count, "written_by_run": day.run_id},
+        tags={DATA_VERSION_TAG: day.data_version, DATA_VERSION_IS_USER_PROVIDED_TAG: "true"},
+    )
+
+
+def build_export_records_sensor() -> dg.SensorDefinition:
+    """Keep Dagster's record of the exports equal to the warehouse after a lost run (ledger.py)."""
+
+    @dg.sensor(
+        name=RECORDS_SENSOR,
+        minimum_interval_seconds=30,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Reports the days an export run wrote to the warehouse but did not record "
+        "(it was killed, or lost its instance database, between the two), from the warehouse's "
+        "ledger, once that run has ended: no day the product serves shows as missing.",
+    )
+    def _sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse):
+        pending = ledger.unrecorded(warehouse.engine())
+        if not pending:
+            return dg.SkipReason("Every day in the warehouse is recorded.")
+        runs: dict[str, dg.DagsterRun | None] = {}
+        events, confirmed, waiting = [], [], 0
+        for day in pending:
+            if day.run_id not in runs:
+                runs[day.run_id] = context.instance.get_run_by_id(day.run_id)
+            run = runs[day.run_id]
+            if run is not None and not run.is_finished:
+                # Still recording its days, or still to be failed by run monitoring.
+                waiting += 1
+            elif recorded_version(context.instance, day) == day.data_version:
+                confirmed.append(day)
+            else:
+                events.append(lost_day_materialization(day, run))
+        # Marked on a later tick, once Dagster holds the events this tick reports.
+        for day in confirmed:
+            ledger.mark_recorded(warehouse.engine(), day.export, day.run_id, [day.day])
+        context.log.info(
+            f"{len(events)} day(s) reported from the ledger, {len(confirmed)} confirmed, "
+            f"{waiting} waiting for their run to end"
+        )
+        return dg.SensorResult(asset_events=events)
 
     return _sensor

@@ -7,12 +7,13 @@ Dagster nor any pattern, so a kernel or a client that reads the warehouse starts
 import io
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 
+from collab_pipelines import fault_points
 from collab_pipelines.warehouse.tables import TableLayout, ensure_table
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -92,6 +93,7 @@ def replace_rows(
     where: Mapping[str, Any | Sequence[Any]] | None = None,
     chunksize: int = 20_000,
     layout: TableLayout | None = None,
+    before_commit: Callable[[sa.Connection], None] | None = None,
 ) -> int:
     """Replace the rows matching `where` (all rows if None) with `frame`, atomically.
 
@@ -99,7 +101,9 @@ def replace_rows(
     whose every named column is one of its values. `frame` may be an iterable of frames (a
     range read in chunks): they are written one by one in the same transaction, so memory
     follows the chunk. `layout` declares the table's types, key and indexes (`tables`); an
-    existing table is migrated to it in place. Returns the number of rows written.
+    existing table is migrated to it in place. `before_commit`, if given, runs on the same
+    connection after the last chunk, so what it writes commits with the rows or not at all
+    (the exports' ledger of written days). Returns the number of rows written.
     """
     check_identifier(table, "table name")
     chunks = iter([frame] if isinstance(frame, pd.DataFrame) else frame)
@@ -124,7 +128,10 @@ def replace_rows(
             while chunk is not None:
                 _insert_rows(connection, table, chunk, chunksize=chunksize, dates=dates)
                 written += len(chunk)
+                fault_points.reached("warehouse.chunk_written")
                 chunk = _next_chunk(chunks)
+            if before_commit is not None:
+                before_commit(connection)
     except WarehouseError:
         raise
     except _ChunkSourceError as failed:

@@ -1,6 +1,6 @@
 """The warehouse as a Dagster resource: SQLite by default, any SQLAlchemy URL in production."""
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import dagster as dg
@@ -58,10 +58,19 @@ class Warehouse(dg.ConfigurableResource):
         where: Mapping[str, Any | Sequence[Any]] | None = None,
         chunksize: int = 20_000,
         layout: TableLayout | None = None,
+        before_commit: Callable[[sa.Connection], None] | None = None,
     ) -> int:
         """See `engine.replace_rows`: the rows matching `where` become `frame`, atomically,
         in a table with `layout`'s types, key and indexes (`warehouse.tables`)."""
-        return replace_rows(self.engine(), table, frame, where=where, chunksize=chunksize, layout=layout)
+        return replace_rows(
+            self.engine(),
+            table,
+            frame,
+            where=where,
+            chunksize=chunksize,
+            layout=layout,
+            before_commit=before_commit,
+        )
 
     def read(
         self,

@@ -4,11 +4,13 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
@@ -62,3 +64,39 @@ def wait_for(what: str, condition: Callable[[], object], timeout: float, interva
         time.sleep(interval)
     detail = f"\n{service.name} log:\n{service.tail()}" if service is not None else ""
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
+
+
+def start_code_server(port: int, env: dict, log_dir: Path, cwd: Path) -> Service:
+    """The project's code location served over gRPC, as a deployment's code server container runs it."""
+    service = Service(
+        "code-server",
+        [
+            f"{BIN}/dagster",
+            "code-server",
+            "start",
+            "-m",
+            "collab_pipelines.definitions",
+            "-a",
+            "defs",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        env,
+        log_dir,
+        cwd=cwd,
+    )
+    health = [f"{BIN}/dagster", "api", "grpc-health-check", "-p", str(port)]
+    wait_for(
+        "the code server",
+        lambda: subprocess.run(health, capture_output=True, timeout=60, check=False).returncode == 0,
+        180,
+        service=service,
+    )
+    return service
+
+
+def grpc_workspace(port: int, location: str) -> dict:
+    """workspace.yaml of a webserver or daemon that reaches the code server on `port`."""
+    return {"load_from": [{"grpc_server": {"host": "127.0.0.1", "port": port, "location_name": location}}]}

@@ -21,6 +21,8 @@ from dagster._core.launcher import LaunchRunContext, RunLauncher
 from dagster._grpc.types import ExecuteRunArgs
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
 
+from collab_pipelines.run_launcher import worker_health
+
 PID_TAG = "collab-test/run-worker-pid"
 CWD_TAG = "collab-test/run-worker-cwd"
 
@@ -62,6 +64,14 @@ class SeparateRunWorkerLauncher(RunLauncher, ConfigurableClass):
         # Reap it when it exits, so a long-lived launcher leaves no zombie behind.
         threading.Thread(target=process.wait, daemon=True).start()
         self._instance.add_run_tags(run.run_id, {PID_TAG: str(process.pid), CWD_TAG: self.working_directory})
+
+    @property
+    def supports_check_run_worker_health(self) -> bool:
+        # One machine, as the embedded instance: run monitoring fails a run whose worker was killed.
+        return True
+
+    def check_run_worker_health(self, run):
+        return worker_health(self._instance, run)
 
     def terminate(self, run_id: str) -> bool:
         run = self._instance.get_run_by_id(run_id)

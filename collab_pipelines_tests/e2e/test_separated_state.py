@@ -18,8 +18,6 @@ report is then fetched from the webserver as the UI's "View Notebook" fetches it
 import contextlib
 import copy
 import os
-import subprocess
-import sys
 import urllib.parse
 from pathlib import Path
 
@@ -32,14 +30,21 @@ import yaml
 from collab_pipelines import settings
 from collab_pipelines.reports.publishing import JUPYTER_PATH
 from collab_pipelines_tests.conftest import new_postgres_database
-from collab_pipelines_tests.e2e.processes import PROJECT, Service, free_port, wait_for
+from collab_pipelines_tests.e2e.processes import (
+    BIN,
+    PROJECT,
+    Service,
+    free_port,
+    grpc_workspace,
+    start_code_server,
+    wait_for,
+)
 from collab_pipelines_tests.e2e.run_worker_launcher import CWD_TAG, SeparateRunWorkerLauncher
 from collab_pipelines_tests.e2e.test_daemon import failures
 from collab_pipelines_tests.product import team
 from collab_pipelines_tests.reports.test_webserver import LAUNCH, get, graphql
 
 pytestmark = pytest.mark.e2e
-BIN = Path(sys.executable).parent
 LOCATION = "collab_pipelines"
 DAYS = ["2024-03-01", "2024-03-02", "2024-03-03"]
 REPORT = "orders_report"
@@ -237,9 +242,7 @@ def test_runs_share_only_what_the_deployment_declares(tmp_path, databases):
     for process in (code, web, daemon, run):
         (process.home / "dagster.yaml").write_text(instance_yaml(databases["instance"], run, run_env))
     grpc_port, web_port = free_port(), free_port()
-    workspace = {
-        "load_from": [{"grpc_server": {"host": "127.0.0.1", "port": grpc_port, "location_name": LOCATION}}]
-    }
+    workspace = grpc_workspace(grpc_port, LOCATION)
     for process in (web, daemon):
         (process.cwd / "workspace.yaml").write_text(yaml.safe_dump(workspace))
     # The launcher's module is the tests' own, which only the project folder holds.
@@ -253,34 +256,7 @@ def test_runs_share_only_what_the_deployment_declares(tmp_path, databases):
 
     services = []
     try:
-        services.append(
-            code_server := Service(
-                "code-server",
-                [
-                    f"{BIN}/dagster",
-                    "code-server",
-                    "start",
-                    "-m",
-                    "collab_pipelines.definitions",
-                    "-a",
-                    "defs",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(grpc_port),
-                ],
-                code.env(**project),
-                tmp_path,
-                cwd=code.cwd,
-            )
-        )
-        health = [f"{BIN}/dagster", "api", "grpc-health-check", "-p", str(grpc_port)]
-        wait_for(
-            "the code server",
-            lambda: subprocess.run(health, capture_output=True, timeout=60, check=False).returncode == 0,
-            180,
-            service=code_server,
-        )
+        services.append(start_code_server(grpc_port, code.env(**project), tmp_path, code.cwd))
         services.append(
             webserver := Service(
                 "webserver",

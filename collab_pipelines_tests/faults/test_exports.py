@@ -1,0 +1,122 @@
+"""A run worker killed mid-export: the warehouse keeps whole days, and Dagster's record catches up.
+
+Two worst moments of a three-day range export (one chunk per day):
+- after chunk 1 of 3 was written, before the commit: the warehouse must still hold the old
+  version of every day, and the retry must write the new one;
+- after the commit, while the days' materializations are being recorded (issue 24's
+  `dagster asset materialize` killed at that moment left 164 of 181 days unrecorded and the run
+  STARTED forever): run monitoring must fail the run, and the records sensor must record the
+  rest from the warehouse's ledger.
+"""
+
+import contextlib
+
+import dagster as dg
+import pytest
+
+from collab_pipelines_tests.conftest import new_postgres_database
+from collab_pipelines_tests.faults.deployment import JOB, Deployment, one_version
+from collab_pipelines_tests.product import team
+
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
+# Each test its own days: they share one deployment.
+CHUNKED = ["2024-03-01", "2024-03-02", "2024-03-03"]
+RECORDING = ["2024-03-04", "2024-03-05", "2024-03-06"]
+LOST_WORKER = "is gone"
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory, postgres_server_url):
+    root = tmp_path_factory.mktemp("faults-exports")
+    with contextlib.ExitStack() as stack:
+        urls = {
+            name: stack.enter_context(new_postgres_database(postgres_server_url, f"collab_faults_{name}"))
+            for name in ("instance", "warehouse", "source")
+        }
+        team.create_source(urls["source"])
+        deployment = Deployment(root, urls["instance"], urls["warehouse"], urls["source"])
+        try:
+            deployment.start()
+            yield deployment
+        finally:
+            deployment.stop()
+
+
+def run_of(deployment: Deployment, first_day: str, job: str) -> dg.DagsterRun:
+    [run] = [
+        r
+        for r in deployment.runs()
+        if r.job_name == job
+        and r.tags.get("dagster/asset_partition_range_start") == first_day
+        and "dagster/parent_run_id" not in r.tags
+    ]
+    return run
+
+
+def said(deployment: Deployment, run_id: str, words: str) -> bool:
+    return any(words in (entry.message or "") for entry in deployment.instance.all_logs(run_id))
+
+
+@pytest.mark.timeout(400)
+def test_worker_killed_after_chunk_1_of_3(deployment, figures):
+    days = CHUNKED
+    deployment.export_in_process(days[0], days[-1])
+    old = deployment.source_rows(days)
+    deployment.bump_source(days)
+    new = deployment.source_rows(days)
+
+    deployment.faults.arm("warehouse.chunk_written", 1)
+    deployment.launch(days[0], days[-1])
+    deployment.faults.kill_at("warehouse.chunk_written", keep={deployment.daemon.process.pid})
+
+    # At once: every day whole and old, and Dagster's record says so.
+    found, doubled = deployment.warehouse_rows(days)
+    assert one_version(found, old) == [], "a day holds part of the killed run's rows"
+    assert deployment.record_agrees(days)
+
+    # Run monitoring fails the lost run; the run retry writes and records the new version.
+    killed = run_of(deployment, days[0], JOB)
+    deployment.wait(
+        "the retry of the killed run to succeed",
+        lambda: any(
+            r.tags.get("dagster/parent_run_id") == killed.run_id and r.status == dg.DagsterRunStatus.SUCCESS
+            for r in deployment.runs()
+        ),
+        180,
+    )
+    assert deployment.instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert said(deployment, killed.run_id, LOST_WORKER), (
+        "the killed run's log does not say its worker was lost"
+    )
+    deployment.settle(figures, "export: worker SIGKILLed after chunk 1 of 3", new)
+
+
+@pytest.mark.timeout(400)
+def test_cli_range_killed_while_recording_its_days(deployment, figures):
+    days = RECORDING
+    deployment.faults.arm("exports.day_recorded", 1)
+    cli = deployment.cli_materialize(days[0], days[-1])
+    deployment.faults.kill_at("exports.day_recorded")
+    cli.wait(30)
+
+    # Issue 24's state: the warehouse holds every day, Dagster's record does not, the run is STARTED.
+    expected = deployment.source_rows(days)
+    found, doubled = deployment.warehouse_rows(days)
+    assert found == expected
+    recorded = deployment.recorded_versions(days)
+    assert sum(version is not None for version in recorded.values()) < len(days), recorded
+    run = run_of(deployment, days[0], "__ASSET_JOB")
+    assert run.status == dg.DagsterRunStatus.STARTED
+
+    # Run monitoring fails it (a CLI run has no code location to retry it from), and the
+    # records sensor reports the days it wrote from the ledger.
+    deployment.wait(
+        "run monitoring to fail the killed command-line run",
+        lambda: deployment.instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE,
+        60,
+    )
+    assert said(deployment, run.run_id, LOST_WORKER)
+    deployment.wait(
+        "Dagster's record to agree with the warehouse", lambda: deployment.record_agrees(days), 90
+    )
+    deployment.settle(figures, "export: CLI range SIGKILLed while recording", expected)
