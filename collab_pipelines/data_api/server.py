@@ -29,11 +29,9 @@ def instance() -> dg.DagsterInstance:
     """The Dagster instance of $DAGSTER_HOME, else the embedded default's under the state folder."""
     if os.environ.get("DAGSTER_HOME"):
         return dg.DagsterInstance.get()
-    from dagster._core.instance.ref import InstanceRef
-
     home = settings.state_dir() / "dagster"
     home.mkdir(parents=True, exist_ok=True)
-    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+    return dg.DagsterInstance.from_config(str(home))
 
 
 def build_app():

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import dagster as dg
+from typing import Any
 
-# The type define_asset_job returns; Dagster does not export it under a public name.
-from dagster._core.definitions.unresolved_asset_job_definition import (
-    UnresolvedAssetJobDefinition as AssetJob,
-)
+import dagster as dg
 
 from collab_pipelines.exports.catalog import Catalog, ExportSpec
 from collab_pipelines.exports.partitions import partition_groups
 
+# What define_asset_job returns (an unresolved asset job): Dagster exports it under no public
+# name, and importing it from dagster._core would tie this module to Dagster's internals.
+AssetJob = Any
 DAILY_EXPORTS_JOB = "daily_exports"
 DIMENSION_EXPORTS_JOB = "dimension_exports"
 # Unlike the other patterns' jobs, the exports' do not carry NO_RETRY_OF_STEP_FAILURES

@@ -21,6 +21,7 @@ from collab_pipelines.reports.templates import (
 from collab_pipelines.retries import NO_RETRY_OF_STEP_FAILURES
 
 log = logging.getLogger(__name__)
+_LOGGED_PROBLEMS: set[str] = set()
 
 
 def upstream_assets(upstream_defs: Sequence[dg.Definitions] | None = None) -> dict[str, dg.AssetsDefinition]:
@@ -73,8 +74,12 @@ def load_project_templates(
         raise TemplateError(
             f"{len(problems)} report template(s) did not load (COLLAB_STRICT is set):\n" + "\n".join(problems)
         )
+    # Dagster builds a location's definitions twice in one process when it loads it (the code
+    # server's targets, then the repository), so each problem is logged the first time only.
     for line in problems:
-        log.warning("report template not loaded: %s", line)
+        if line not in _LOGGED_PROBLEMS:
+            _LOGGED_PROBLEMS.add(line)
+            log.warning("report template not loaded: %s", line)
     return loaded, assets
 
 

@@ -73,10 +73,13 @@ def read_contract(suite: str, commits_json: str | None) -> SuiteContract:
     from collab_pipelines.config import parse
     from collab_pipelines.evaluation.contract import CONTRACT_FILE, ContractError, ContractFile, from_file
     from collab_pipelines.evaluation.pins import pin
-    from collab_pipelines.evaluation.repos import GitError, GitRepository
-    from collab_pipelines.evaluation.suites import load_suites
+    from collab_pipelines.evaluation.repos import GitError
+    from collab_pipelines.evaluation.resources import ModelRepositories
 
-    suites = load_suites(settings.suites_file())
+    # The evaluation's own resource, with its defaults (suites file, mirrors folder): the kernel
+    # reads the repositories where the commit sensor mirrors them, wherever that is.
+    repositories = ModelRepositories()
+    suites = repositories.suites()
     if suite not in suites:
         raise LookupError(f"suite {suite!r} is not in {settings.suites_file()}")
     spec = suites[suite].repository(suites[suite].contract_repository)
@@ -86,9 +89,7 @@ def read_contract(suite: str, commits_json: str | None) -> SuiteContract:
         raise LookupError(f"the evaluation names no commit of {spec.name!r}")
     where = f"{spec.name}@{sha[:10]}:{CONTRACT_FILE}"
     try:
-        text = GitRepository(spec.location, settings.state_dir() / "git-mirrors", spec.name).read_file(
-            sha, CONTRACT_FILE
-        )
+        text = repositories.repository(spec).read_file(sha, CONTRACT_FILE)
     except GitError as error:
         raise LookupError(f"{where} cannot be read: {error}") from error
     if text is None:

@@ -9,8 +9,6 @@ reconstitution (so `context` works as in any dagstermill notebook) and the run's
 from __future__ import annotations
 
 import copy
-import os
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -19,13 +17,6 @@ import nbformat
 from papermill.translators import PythonTranslator
 
 from collab_pipelines.reports.publishing import INJECTED_TAG, RESET_TAG, tags
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", dg.BetaWarning)
-    # Private, because dagstermill's public factories build this cell only inside their own op,
-    # which runs one notebook per kernel; here one step renders many partitions in one kernel.
-    from dagstermill.factory import get_papermill_parameters
-    from dagstermill.translator import DagsterTranslator
 
 DEFAULTS_TAG = "parameters-defaults"
 # Evaluated in the kernel, so a warehouse URL with a password is never written into a notebook.
@@ -60,9 +51,11 @@ def report_assignments(
 
 def dagstermill_boilerplate(context: dg.AssetExecutionContext, work: str) -> str:
     """dagstermill's context reconstitution for this step, as notebook source."""
-    step_context = context.op_execution_context.get_step_execution_context()
-    parameters = get_papermill_parameters(step_context, {}, os.path.join(work, "log"), "asset")
-    return DagsterTranslator.codify(parameters)
+    # dagstermill builds this cell only inside its own op, which runs one notebook per kernel;
+    # here one step renders many partitions in one kernel (dagstermill_internals.py says why).
+    from collab_pipelines.reports.dagstermill_internals import context_cell
+
+    return context_cell(context, work)
 
 
 def prepare(

@@ -8,21 +8,17 @@ A `KernelSession` keeps one for a whole step; each notebook after the first star
 from __future__ import annotations
 
 import logging
-import warnings
 from pathlib import Path
 from typing import Self
 
-import dagster as dg
 import nbformat
 import papermill
 from papermill.engines import papermill_engines
 from papermill.utils import merge_kwargs, remove_args
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", dg.BetaWarning)
-    # Private, because dagstermill's public API (define_dagstermill_asset) owns its kernel: its
-    # engine is the one piece that runs dagstermill's teardown cell, and we hand it a kept kernel.
-    from dagstermill.engine import DagstermillEngine, DagstermillNotebookClient
+# dagstermill's engine is the one piece that runs its teardown cell, and it is private: its
+# public API (define_dagstermill_asset) owns its kernel, and we hand it a kept one.
+from collab_pipelines.reports.dagstermill_internals import DagstermillEngine, DagstermillNotebookClient
 
 KERNEL_NAME = "python3"
 CELL_TIMEOUT_SECONDS = 600

@@ -1,0 +1,96 @@
+"""The private Dagster and dagstermill parts the project uses, each checked by name and shape.
+
+Only two modules reach them (docs/architecture.md says why): reports/dagstermill_internals.py
+and exports/assets.py. A Dagster or dagstermill upgrade that moves or reshapes one fails here,
+naming it, before a report or an export fails somewhere less clear. The report and export tests
+exercise their behaviour.
+"""
+
+import ast
+import importlib
+import inspect
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "collab_pipelines"
+# Module -> why it may import Dagster's or dagstermill's private parts.
+ALLOWED = {
+    "reports/dagstermill_internals.py": "a kept kernel renders many notebooks (dagstermill's engine, context cell)",
+    "exports/assets.py": "a range run's per-day materializations in one event batch, with their data versions",
+}
+
+
+def private_imports(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        for name in names:
+            if name.startswith("dagster._") or (name.startswith("dagstermill.") and name != "dagstermill"):
+                found.append(name)
+    return found
+
+
+def test_only_the_two_allowed_modules_import_private_internals():
+    users = {
+        str(path.relative_to(PACKAGE)): imports
+        for path in PACKAGE.rglob("*.py")
+        if (imports := private_imports(path))
+    }
+    assert set(users) <= set(ALLOWED), {k: v for k, v in users.items() if k not in ALLOWED}
+
+
+def test_docs_architecture_says_why_each_module_needs_them():
+    text = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    for module in ALLOWED:
+        assert f"`{module}`" in text, module
+
+
+def parameters(function) -> list[str]:
+    return list(inspect.signature(function).parameters)
+
+
+def test_dagstermill_internals_the_reports_use_are_where_and_as_they_were():
+    factory = importlib.import_module("dagstermill.factory")
+    assert parameters(factory.get_papermill_parameters) == [
+        "step_context",
+        "inputs",
+        "output_log_path",
+        "compute_descriptor",
+    ]
+    translator = importlib.import_module("dagstermill.translator")
+    assert callable(translator.DagsterTranslator.codify)
+    engine = importlib.import_module("dagstermill.engine")
+    # The warm kernel's engine overrides this classmethod and builds the client with a kept km.
+    assert "execute_managed_notebook" in vars(engine.DagstermillEngine)
+    assert {"nb_man", "km"} <= set(parameters(engine.DagstermillNotebookClient.__init__))
+    assert callable(engine.DagstermillNotebookClient.execute)
+    # The step's context, which get_papermill_parameters takes, is reached through this method.
+    assert callable(dg.OpExecutionContext.get_step_execution_context)
+
+
+def test_dagster_internals_the_exports_use_are_where_and_as_they_were():
+    events = importlib.import_module("dagster._core.events")
+    assert parameters(events.DagsterEvent.asset_materialization)[:3] == [
+        "step_context",
+        "materialization",
+        "batch_metadata",
+    ]
+    assert events.DagsterEventBatchMetadata("x", True) == ("x", True)
+    assert isinstance(events.generate_event_batch_id(), str)
+    data_version = importlib.import_module("dagster._core.definitions.data_version")
+    # The tags the UI and the records read a user-provided data version from.
+    assert data_version.DATA_VERSION_TAG == "dagster/data_version"
+    assert data_version.DATA_VERSION_IS_USER_PROVIDED_TAG == "dagster/data_version_is_user_provided"
+
+
+@pytest.mark.parametrize(
+    "module", ["collab_pipelines.reports.dagstermill_internals", "collab_pipelines.exports.assets"]
+)
+def test_the_modules_import(module):
+    importlib.import_module(module)
