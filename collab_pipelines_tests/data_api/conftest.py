@@ -71,6 +71,10 @@ def make_deployment(root: Path, source_template: Path, backend: str, warehouse_u
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     shutil.copy(source_template, state_dir / "product.db")
     url = warehouse_url or settings.sqlite_url(state_dir / "warehouse.db")
+    # The suite fill() records evaluations of, as the engineers' suites file names it.
+    (state_dir / "suites.yaml").write_text(
+        "suites:\n  delay-model:\n    repositories:\n      model: {location: /srv/git/delay-model}\n"
+    )
     instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
     return Deployment(backend, state_dir, url, home, instance)
 
@@ -152,6 +156,7 @@ def start_api(
         "DAGSTER_HOME": str(deployment.dagster_home),
         TOKENS_ENV: f"tester:{hash_token(TOKEN)}",
         TOKENS_FILE_ENV: str(deployment.state_dir / "api_tokens"),
+        settings.SUITES_FILE_ENV: str(deployment.state_dir / "suites.yaml"),
         "COLLAB_API_CHUNK_ROWS": str(CHUNK_ROWS),
         **(extra_env or {}),
     }

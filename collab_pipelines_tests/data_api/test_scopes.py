@@ -57,6 +57,11 @@ def requests_for(scope: Scope) -> list[tuple[str, dict, bool]]:
         elif template == "/v1/suites/{suite}/champion":
             # delay-model has evaluations and no champion yet: its answer is still 200.
             cases.append(("/v1/suites/delay-model/champion", {}, scope.allows_suite("delay-model")))
+        elif template == "/v1/suites/{suite}":
+            cases.append(("/v1/suites/delay-model", {}, scope.allows_suite("delay-model")))
+        elif template.startswith("/v1/suites/{suite}/evaluations/{key}"):
+            path = template.replace("{suite}", "delay-model").replace("{key}", DELAYS_KEY)
+            cases.append((path, {}, scope.allows_suite("delay-model")))
         elif template == "/v1/reports/{asset_key:path}":
             cases += [
                 (f"/v1/reports/{REPORT_IN}", {}, scope.allows_report(REPORT_IN, None)),
@@ -98,6 +103,8 @@ def missing_body(api, path: str) -> dict:
     """What a truly missing dataset, commit, suite or report of this path's kind answers, in its words."""
     kind, _, value = path.removeprefix("/v1/").partition("/")
     value = value.removesuffix("/rows").removesuffix("/champion")
+    if kind == "suites":
+        value = value.split("/")[0]  # a suite's evaluations answer as the suite does
     stand_in = {
         "datasets": f"nothing_{RUN}",
         "evaluations": "ffffeeee",

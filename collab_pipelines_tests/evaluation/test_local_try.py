@@ -3,11 +3,17 @@ its commit, on a deployment whose exports ran for real and a real git repository
 
 import html
 import json
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
 
 import pytest
 
 from collab_pipelines import settings
 from collab_pipelines.data_api.client import Client
+from collab_pipelines.data_api.scope import Scope
+from collab_pipelines.data_api.tokens import issue_token
 from collab_pipelines.evaluation import cli
 from collab_pipelines.evaluation.commit_evaluation import evaluate_key
 from collab_pipelines.evaluation.local_try import try_tree
@@ -15,6 +21,7 @@ from collab_pipelines.evaluation.repos import GitRepository
 from collab_pipelines.evaluation.suites import EvaluationKey, load_suites
 from collab_pipelines.warehouse.engine import dispose_engines
 from collab_pipelines_tests.data_api.conftest import TOKEN, fill, make_deployment, start_api
+from collab_pipelines_tests.e2e.processes import PROJECT
 from collab_pipelines_tests.evaluation.conftest import Repo, Suites
 from collab_pipelines_tests.evaluation.test_evaluation import FEATURES, GOOD, WITHOUT_HOUR
 
@@ -147,8 +154,59 @@ def test_exit_codes_and_the_report_for_uncommitted_changes(scene, tmp_path):
         (scene.repo.path / "untracked_helper.py").unlink(missing_ok=True)
 
 
-def test_an_unknown_suite_or_a_bad_token_is_named(scene):
-    code = cli.main(["try", "no-such-suite", str(scene.repo.path), "--url", scene.url, "--token", TOKEN])
-    assert code == 2
+def test_a_token_scoped_to_the_suite_and_its_dataset_is_enough(scene):
+    tokens = scene.deployment.state_dir / "api_tokens"
+    scoped, _ = issue_token("ada-try", tokens, Scope(datasets=("flights",), suites=(SUITE,), reports=()))
+    with Client(scene.url, scoped) as client:
+        result = try_tree(scene.repo.path, SUITE, client, cache_dir=scene.cache)
+    assert (result.status, result.reasons) == ("regressed", list(scene.server[scene.worse].verdict.reasons))
+
+    other, _ = issue_token("bob-try", tokens, Scope(datasets=("flights",), suites=("rain",), reports=()))
+    code = cli.main(["try", SUITE, str(scene.repo.path), "--url", scene.url, "--token", other])
+    assert code == 2  # the suite is not this token's: as if it did not exist
     code = cli.main(["try", SUITE, str(scene.repo.path), "--url", scene.url, "--token", "wrong"])
     assert code == cli.API_ERROR
+
+
+# The client distribution's own requirements, pinned to what this checkout is tested with.
+CLIENT_REQUIREMENTS = ("pandas", "pyarrow", "scikit-learn", "httpx", "pydantic", "pyyaml", "psutil")
+
+
+def test_the_client_distribution_tries_a_model_where_dagster_is_not_installed(scene, tmp_path):
+    # A fresh virtual environment; uv (the project's installer) fills it from its cache in
+    # seconds where pip would download about 150 MB.
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python, uv = venv / "bin" / "python", Path(sys.executable).parent / "uv"
+    pins = [f"{name}=={metadata.version(name)}" for name in CLIENT_REQUIREMENTS]
+    for args in (pins, ["--no-deps", str(PROJECT / "client")]):
+        subprocess.run([str(uv), "pip", "install", "--quiet", "--python", str(python), *args], check=True)
+    env = {
+        "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "COLLAB_CACHE_DIR": str(tmp_path / "cache"),
+        "COLLAB_API_URL": scene.url,
+        "COLLAB_API_TOKEN": TOKEN,
+    }
+    probe = subprocess.run(
+        [str(python), "-c", "import collab_pipelines.evaluation.cli as m; print(m.__file__); import dagster"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert probe.stdout.startswith(str(venv)), probe  # the installed copy, not the checkout
+    assert "No module named 'dagster'" in probe.stderr
+
+    done = subprocess.run(
+        [str(venv / "bin" / "collab-eval"), "try", SUITE, str(scene.repo.path), "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    server = scene.server[scene.worse]
+    assert done.returncode == 1, done.stderr
+    result = json.loads(done.stdout)
+    assert result["reasons"] == list(server.verdict.reasons)
+    assert result["metrics"]["roc_auc"]["value"] == server.verdict.comparisons["roc_auc"].value

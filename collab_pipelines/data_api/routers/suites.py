@@ -46,10 +46,13 @@ SuiteName = Annotated[
         openapi_examples=examples(suite="delay-model"),
     ),
 ]
+_NAME = "[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+KEY_PATTERN = f"^{_NAME}:{_NAME}@[0-9a-f]{{7,40}}(\\+{_NAME}@[0-9a-f]{{7,40}}){{0,15}}$"
 KeyInPath = Annotated[
     str,
     Path(
         description="An evaluation key of the suite, as `suite:repository@sha`.",
+        pattern=KEY_PATTERN,
         openapi_examples=examples(key="delay-model:model@1a2b3c4d5e"),
     ),
 ]
@@ -120,11 +123,11 @@ def get_suite(suite: SuiteName, config: Config, grant: Grant) -> SuiteSettings:
     except SuiteConfigError as error:
         raise ApiProblem(500, "Suites file invalid", str(error)) from error
     if found is None:
-        raise not_found(f"no suite named {suite[:80]!r} is in the suites file", "suite")
+        raise no_suite_named(suite)
     dumped = found.model_dump(mode="json", include=set(TRY_SETTINGS))
     dumped["repositories"] = {name: {"location": name} for name in found.repositories}
     passing = [
-        PassingEvaluation(evaluation_key=row["evaluation_key"], commits=json.loads(row["commits"] or "{}"))
+        PassingEvaluation(evaluation_key=row["evaluation_key"], commits=_commits(row["commits"]))
         for row in _results(config, suite=suite, status=PASSED)
     ]
     config.audit.record(grant.name, "suite", suites=[suite], rows=len(passing))
@@ -162,13 +165,15 @@ def get_predictions(suite: SuiteName, key: KeyInPath, config: Config, grant: Gra
     _check_key(suite, key, grant)
     catalog = config.catalog
     dataset = catalog.datasets[PREDICTIONS]
-    columns = catalog.table_columns(dataset)
-    if columns is None or not _results(config, evaluation_key=key):
+    if not _results(config, evaluation_key=key):
         raise not_found(f"no evaluation {key[:120]!r} has been recorded", "key")
-    table = catalog.table(dataset, columns)
-    wanted = [table.c[name] for name in ("row_id", "y_true", "y_pred", "y_score")]
-    with catalog.engine.connect() as connection:
-        rows = connection.execute(sa.select(*wanted).where(table.c.evaluation_key == key)).all()
+    columns = catalog.table_columns(dataset)
+    rows = []  # a failed evaluation predicted nothing
+    if columns is not None:
+        table = catalog.table(dataset, columns)
+        wanted = [table.c[name] for name in ("row_id", "y_true", "y_pred", "y_score")]
+        with catalog.engine.connect() as connection:
+            rows = connection.execute(sa.select(*wanted).where(table.c.evaluation_key == key)).all()
     arrow = pa.table(
         {
             "row_id": pa.array([row[0] for row in rows], pa.string()),
@@ -183,13 +188,23 @@ def get_predictions(suite: SuiteName, key: KeyInPath, config: Config, grant: Gra
     return Response(body.getvalue(), media_type=FORMATS["parquet"])
 
 
+def _commits(text: str | None) -> dict[str, str]:
+    """The commits of a result row: JSON written by the evaluation; anything else names none."""
+    try:
+        commits = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return commits if isinstance(commits, dict) else {}
+
+
 def _check_key(suite: str, key: str, grant) -> None:
     try:
         named = EvaluationKey.parse(key).suite
     except EvaluationKeyError as error:
         raise bad_request(str(error), "key") from error
+    # A key of another suite, or of one outside the token's scope: as if the suite did not exist.
     if named != suite or not grant.scope.allows_suite(suite):
-        raise not_found(f"no evaluation {key[:120]!r} has been recorded", "key")
+        raise no_suite_named(suite)
 
 
 def _results(config, **equal) -> list[dict]:
