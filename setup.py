@@ -63,7 +63,12 @@ setup(
     include_package_data=True,
     package_data={
         "": ["*.yaml", "*.ipynb", "*.json", "*.toml", "*.md", "*.csv", "*.py.txt"],
-        "collab_pipelines.reports": ["jupyter/nbconvert/templates/lab/*"],  # the offline notebook page
+        # The offline notebook page and the shipped templates, which live in plain folders.
+        "collab_pipelines.reports": [
+            "jupyter/nbconvert/templates/lab/*",
+            "templates/*.ipynb",
+            "templates/per_suite/*.ipynb",
+        ],
     },
     install_requires=INSTALL_REQUIRES,
     extras_require={

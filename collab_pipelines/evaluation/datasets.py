@@ -4,6 +4,7 @@ An evaluation key names a suite and every commit it combines, e.g.
 `delay-model:model@1a2b3c4d` or `delays:features@1a2b3c4d+model@5e6f7a8b`.
 """
 
+from collab_pipelines.evaluation.predictions_table import MONITORING, MONITORING_COLUMNS
 from collab_pipelines.warehouse.datasets import Dataset
 
 _OWNERS = ("team:data-science", "team:data-engineering")
@@ -36,7 +37,10 @@ DATASETS: list[Dataset] = [
             "prediction_diff is the prediction-diff gate's outcome (none, within, advisory breach, "
             "blocking breach) and changed_share the share of predicted labels that changed. contract "
             "holds the decisive fields as the commit's collab.toml declared them (JSON), and sandbox "
-            "how the commit ran: bubblewrap, or none where the suite trusts it unsandboxed."
+            "how the commit ran: bubblewrap, or none where the suite trusts it unsandboxed. trigger "
+            "is the repository and branch whose new commit made the combination (model/main): the "
+            "change this evaluation judges; the other repositories' commits are those it was "
+            "combined with."
         ),
         columns={
             "evaluation_key": "string",
@@ -55,6 +59,7 @@ DATASETS: list[Dataset] = [
             "changed_share": "float",
             "contract": "string",
             "sandbox": "string",
+            "trigger": "string",
             "evaluated_at": "datetime",
             "run_id": "string",
         },
@@ -138,13 +143,33 @@ DATASETS: list[Dataset] = [
 ]
 
 
+MONITORING_DATASET = Dataset(
+    name=MONITORING,
+    description=(
+        "Each suite's champion watched on each predicted day, one row per measure: measure "
+        "metric (the champion's, role champion, or a challenger's scored on the same day: value "
+        "with its 90% bootstrap interval ci_low/ci_high, threshold the suite's floor, verdict "
+        "within, unsure or below), drift (one per watched column: value the population stability "
+        "index, verdict ok, warn or error, detail how it moved in words) and cause (when the "
+        "champion fell: verdict data, champion or unknown, detail the explanation)."
+    ),
+    columns=dict(MONITORING_COLUMNS),
+    primary_key=("suite", "day", "evaluation_key", "measure", "name"),
+    asset_key=MONITORING,  # reported by each suite's <suite>_predictions
+    owners=_OWNERS,
+    # Every suite's rows side by side: only a token for every suite may read it whole.
+    pattern="evaluation",
+)
+
+
 def prediction_datasets() -> list[Dataset]:
-    """`<suite>_predictions`, one per suite of the suites file that asks for predictions."""
+    """`<suite>_predictions`, one per suite of the suites file that asks for predictions, and
+    champion_monitoring if any does."""
     from collab_pipelines import settings
     from collab_pipelines.evaluation.predictions_table import COLUMNS, table_name
     from collab_pipelines.evaluation.suites import load_suites
 
-    return [
+    predictions = [
         Dataset(
             name=table_name(suite.name),
             description=(
@@ -164,3 +189,4 @@ def prediction_datasets() -> list[Dataset]:
         for suite in load_suites(settings.suites_file()).values()
         if suite.predictions is not None
     ]
+    return [*predictions, MONITORING_DATASET] if predictions else []

@@ -14,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from collab_pipelines.evaluation import monitoring
 from collab_pipelines.evaluation.assets import (
     EVALUATION_ASSET,
     EVALUATION_GROUP,
@@ -22,9 +23,15 @@ from collab_pipelines.evaluation.assets import (
     model_output,
 )
 from collab_pipelines.evaluation.candidate_process import EvaluationFailed
-from collab_pipelines.evaluation.drift import DriftError, column_drift, judge_drift, watched_columns
-from collab_pipelines.evaluation.predictions import DayPredictions, predict_day
-from collab_pipelines.evaluation.predictions_table import table_name
+from collab_pipelines.evaluation.drift import (
+    DriftError,
+    DriftVerdict,
+    column_drift,
+    judge_drift,
+    watched_columns,
+)
+from collab_pipelines.evaluation.predictions import DayPredictions, predict_day, score_day
+from collab_pipelines.evaluation.predictions_table import PREDICTIONS_TAG, table_name
 from collab_pipelines.evaluation.resources import ModelRepositories
 from collab_pipelines.evaluation.suites import Suite, asset_name
 from collab_pipelines.exports.catalog import load_catalog
@@ -47,7 +54,23 @@ def build_prediction_defs(catalog_path: Path | str | None = None) -> dg.Definiti
 
     suites = load_suites(settings.suites_file())
     assets = build_prediction_assets(suites, catalog_path)
-    return dg.Definitions(assets=assets, sensors=prediction_sensors(assets, suites))
+    watch = [monitoring_spec(assets)] if assets else []
+    return dg.Definitions(assets=[*assets, *watch], sensors=prediction_sensors(assets, suites))
+
+
+def monitoring_spec(assets: list[dg.AssetsDefinition]) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        monitoring.MONITORING,
+        deps=[asset.key for asset in assets],
+        group_name=EVALUATION_GROUP,
+        owners=OWNERS,
+        kinds={"python"},
+        tags={"collab/pattern": "evaluation"},
+        description="Every suite's champion watched on each predicted day: its metrics with 90% "
+        "bootstrap intervals, each watched column's drift, and, when its quality fell, whether the "
+        "data or the champion is the cause. Reported by each <suite>_predictions run.",
+        metadata={"dagster/table_name": monitoring.MONITORING},
+    )
 
 
 def build_prediction_assets(
@@ -99,7 +122,11 @@ def _prediction_asset(suite: Suite, dataset: str, partitions_def) -> dg.AssetsDe
         group_name=EVALUATION_GROUP,
         owners=OWNERS,
         kinds={"python", "scikit-learn"},
-        tags={"collab/pattern": "evaluation", "collab/suite": asset_name(suite.name)},
+        tags={
+            "collab/pattern": "evaluation",
+            "collab/suite": asset_name(suite.name),
+            PREDICTIONS_TAG: suite.name,
+        },
         description=f"The daily predictions of suite {suite.name!r}'s champion for every row of {dataset}: "
         "its commit, fitted in the sandboxed harness on the days before, predicts the day. Served by "
         f"the data API as the dataset {name}.",
@@ -135,6 +162,31 @@ def _prediction_asset(suite: Suite, dataset: str, partitions_def) -> dg.AssetsDe
         except EvaluationFailed as failure:
             raise commit_failure(failure, champion=champion_key) from None
         rows = day_predictions.rows
+        suite_spec = model_repositories.suites()[suite_name]
+        drift = day_drift(day_predictions, suite_spec.drift)
+        challengers, explanation = _challenge(
+            context, day_predictions, suite_spec, model_repositories, warehouse
+        )
+        monitoring.record(
+            warehouse,
+            suite_name,
+            day,
+            monitoring.monitoring_rows(
+                suite_name,
+                day,
+                champion_key,
+                day_predictions.quality,
+                drift if isinstance(drift, DriftVerdict) else None,
+                challengers,
+                explanation,
+                context.run.run_id,
+            ),
+        )
+        context.log_event(
+            dg.AssetMaterialization(
+                monitoring.MONITORING, metadata={"suite": suite_name, "day": day, "champion": champion_key}
+            )
+        )
         quality = {
             f"quality/{q.metric}{suffix}": value
             for q in day_predictions.quality.values()
@@ -142,8 +194,8 @@ def _prediction_asset(suite: Suite, dataset: str, partitions_def) -> dg.AssetsDe
         }
         return dg.MaterializeResult(
             check_results=[
-                quality_check(name, day_predictions),
-                drift_check(name, day_predictions, model_repositories.suites()[suite_name].drift),
+                quality_check(name, day_predictions, explanation, suite_spec.predictions.challengers),
+                drift_check(name, drift),
             ],
             metadata={
                 # Plain floats under stable names: the Plots tab charts them over the days.
@@ -184,7 +236,34 @@ def _check_specs(name: str, partitions_def) -> list[dg.AssetCheckSpec]:
         ]
 
 
-def quality_check(name: str, day: DayPredictions) -> dg.AssetCheckResult:
+def _challenge(context, day: DayPredictions, suite: Suite, model_repositories, warehouse):
+    """When the champion fell, the suite's latest passing evaluations scored on the same day."""
+    count = suite.predictions.challengers
+    if not count or not monitoring.fallen(day.quality):
+        return {}, None
+    challengers: dict[str, dict | str] = {}
+    for key in monitoring.latest_passing(warehouse, suite.name, day.champion, count):
+        context.log.info(f"{suite.name}: the champion fell on {day.day}; scoring {key} on the same day")
+        try:
+            challengers[key] = score_day(
+                key,
+                day.contract,
+                model_repositories.suites(),
+                model_repositories.repository,
+                warehouse,
+                day.day,
+            )
+        except EvaluationFailed as failure:
+            # One challenger's own failure says nothing of the data; the others still count.
+            challengers[key] = f"{failure.stage}: {failure}"
+    explanation = monitoring.explain(day.quality, challengers)
+    context.log.info(f"{suite.name} {day.day}: {explanation.description}")
+    return challengers, explanation
+
+
+def quality_check(
+    name: str, day: DayPredictions, explanation: monitoring.Explanation | None = None, challengers: int = 0
+) -> dg.AssetCheckResult:
     qualities = list(day.quality.values())
     below = [q for q in qualities if q.verdict == "below"]
     unsure = [q for q in qualities if q.verdict == "unsure"]
@@ -197,17 +276,28 @@ def quality_check(name: str, day: DayPredictions) -> dg.AssetCheckResult:
         description = "no row of the day has a known outcome yet (or only one class): nothing to score"
     else:
         description = f"on {qualities[0].rows} labelled rows: " + "; ".join(words(q) for q in qualities)
+    if explanation is not None:
+        description += f". Cause: {explanation.description}"
+    elif (below or unsure) and not challengers:
+        description += (
+            ". To tell the data from the champion, set predictions.challengers in the suites file: "
+            "the latest passing evaluations are then scored on such a day too"
+        )
+    metadata = {"champion": day.champion}
+    if explanation is not None:
+        metadata |= {"cause": explanation.cause, "better": dg.MetadataValue.json(list(explanation.better))}
     return dg.AssetCheckResult(
         asset_key=name,
         check_name=QUALITY_CHECK,
         passed=not below and not unsure,
         severity=dg.AssetCheckSeverity.ERROR if below else dg.AssetCheckSeverity.WARN,
         description=("fell below its band: " if below else "") + description,
-        metadata={"champion": day.champion},
+        metadata=metadata,
     )
 
 
-def drift_check(name: str, day: DayPredictions, spec) -> dg.AssetCheckResult:
+def day_drift(day: DayPredictions, spec) -> DriftVerdict | str:
+    """Each watched column of the day against the training window, or why it cannot be measured."""
     contract = day.contract
     dataset = day.frames[contract.dataset]
     times = pd.to_datetime(dataset[contract.time_column])
@@ -217,14 +307,19 @@ def drift_check(name: str, day: DayPredictions, spec) -> dg.AssetCheckResult:
     exclude = {contract.row_id, contract.time_column, contract.target, *contract.withheld, *own}
     try:
         columns = watched_columns(dataset, spec, exclude)
-        verdict = judge_drift(column_drift(dataset[times < start], dataset[times >= start], columns), spec)
+        return judge_drift(column_drift(dataset[times < start], dataset[times >= start], columns), spec)
     except DriftError as error:
+        return str(error)
+
+
+def drift_check(name: str, verdict: DriftVerdict | str) -> dg.AssetCheckResult:
+    if isinstance(verdict, str):
         return dg.AssetCheckResult(
             asset_key=name,
             check_name=DRIFT_CHECK,
             passed=False,
             severity=dg.AssetCheckSeverity.WARN,
-            description=f"drift could not be measured: {error}",
+            description=f"drift could not be measured: {verdict}",
         )
     return dg.AssetCheckResult(
         asset_key=name,

@@ -100,7 +100,65 @@ def predict_day(
 ) -> DayPredictions:
     """Predict `day` with the champion's commit and write it. Raises EvaluationFailed naming
     the champion and the day for anything the commit or its data does wrong."""
-    checkout = check_out(champion, suites, repository)
+    fitted = _fit_and_predict(champion, suites, repository, warehouse, day, output)
+    checkout, contract, data, predicted = fitted
+    dataset = data.frames[contract.dataset]
+    times = pd.Series(
+        pd.to_datetime(dataset[contract.time_column]).to_numpy(), index=dataset[contract.row_id].astype(str)
+    )
+    row_ids = predicted["row_id"].astype(str)
+    rows = pd.DataFrame(
+        {
+            "row_id": row_ids,
+            "time": pd.to_datetime(times.reindex(row_ids.to_numpy()).to_numpy()),
+            "y_pred": predicted["y_pred"].round().astype("Int64"),
+            "y_score": predicted["y_score"].astype(float),
+            "evaluation_key": champion,
+            "commits": json.dumps(
+                {name: commit.sha for name, commit in checkout.commits.items()}, sort_keys=True
+            ),
+            "data_version": data.data_version,
+            "run_id": run_id,
+            "predicted_at": datetime.now(UTC).replace(tzinfo=None),
+            PARTITION_COLUMN: day,
+        }
+    )
+    warehouse.replace(table_name(checkout.suite.name), rows, where={PARTITION_COLUMN: day}, layout=_LAYOUT)
+    day_start = pd.Timestamp(day)
+    train_rows = int((pd.to_datetime(dataset[contract.time_column]) < day_start).sum())
+    return DayPredictions(
+        checkout.suite.name,
+        day,
+        champion,
+        rows,
+        data.data_version,
+        train_rows,
+        data.frames,
+        contract,
+        day_quality(contract, predicted),
+    )
+
+
+def score_day(
+    key: str,
+    champion: Contract,
+    suites: dict[str, Suite],
+    repository: Callable[[object], GitRepository],
+    warehouse: Warehouse,
+    day: str,
+    output: OutputLog | None = None,
+) -> dict[str, Quality]:
+    """Another evaluation (a challenger) fitted and scored on `day` exactly as the champion
+    was, against the champion's metrics and floors. Nothing is written: the product's
+    predictions stay the champion's."""
+    *_, predicted = _fit_and_predict(key, suites, repository, warehouse, day, output)
+    return day_quality(champion, predicted)
+
+
+def _fit_and_predict(key, suites, repository, warehouse, day, output):
+    """The commit of `key`, fitted in the sandboxed harness on the suite's training window
+    before `day`, predicting every row of the day."""
+    checkout = check_out(key, suites, repository)
     suite = checkout.suite
     where = f"{checkout.where()} predicting {day}"
     try:
@@ -123,38 +181,4 @@ def predict_day(
             except EvaluationDataError as error:
                 raise EvaluationFailed(str(error), "contract") from error
             predicted = candidate.predict(data.frames, pd.Timestamp(day))
-    dataset = data.frames[contract.dataset]
-    times = pd.Series(
-        pd.to_datetime(dataset[contract.time_column]).to_numpy(), index=dataset[contract.row_id].astype(str)
-    )
-    row_ids = predicted["row_id"].astype(str)
-    rows = pd.DataFrame(
-        {
-            "row_id": row_ids,
-            "time": pd.to_datetime(times.reindex(row_ids.to_numpy()).to_numpy()),
-            "y_pred": predicted["y_pred"].round().astype("Int64"),
-            "y_score": predicted["y_score"].astype(float),
-            "evaluation_key": champion,
-            "commits": json.dumps(
-                {name: commit.sha for name, commit in checkout.commits.items()}, sort_keys=True
-            ),
-            "data_version": data.data_version,
-            "run_id": run_id,
-            "predicted_at": datetime.now(UTC).replace(tzinfo=None),
-            PARTITION_COLUMN: day,
-        }
-    )
-    warehouse.replace(table_name(suite.name), rows, where={PARTITION_COLUMN: day}, layout=_LAYOUT)
-    day_start = pd.Timestamp(day)
-    train_rows = int((pd.to_datetime(dataset[contract.time_column]) < day_start).sum())
-    return DayPredictions(
-        suite.name,
-        day,
-        champion,
-        rows,
-        data.data_version,
-        train_rows,
-        data.frames,
-        contract,
-        day_quality(contract, predicted),
-    )
+    return checkout, contract, data, predicted

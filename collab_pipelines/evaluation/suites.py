@@ -165,6 +165,14 @@ class PredictionsSpec(StrictModel):
     repredict_days: Positive = Field(
         default=7, description="The most recent days predicted again when the champion changes."
     )
+    challengers: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="When the champion's quality falls below a gate's floor on a day, this many of the "
+        "suite's latest passing evaluations are fitted and scored on the same day: if they fall too, "
+        "the data moved; if one does not, the champion is the cause. 0: the champion alone is scored.",
+    )
 
 
 class DriftSpec(StrictModel):

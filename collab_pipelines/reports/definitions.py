@@ -1,5 +1,6 @@
 """Everything pattern 3 defines, from the notebooks in templates/. Resources come from the root."""
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from collab_pipelines import settings
+from collab_pipelines.evaluation.predictions_table import PREDICTIONS_TAG
 from collab_pipelines.reports.assets import build_report_asset
 from collab_pipelines.reports.diagnose import build_diagnostic_asset
 from collab_pipelines.reports.jobs import diagnose_report_job
@@ -83,10 +85,52 @@ def load_project_templates(
     return loaded, assets
 
 
+# Templates applied once per suite with daily predictions (`<suite>_drift_report`): kept apart
+# from templates/, whose notebooks each become one asset.
+PER_SUITE_DIR = TEMPLATES_DIR / "per_suite"
+
+
+def per_suite_reports(upstream: dict[str, dg.AssetsDefinition]) -> list[dg.AssetsDefinition]:
+    """Each per-suite template once for every suite's predictions asset, partitioned by its days.
+
+    The template reads the suite's predictions (`predictions`) and what its metadata names
+    (champion_monitoring); only the predictions are its upstream, so lineage runs champion →
+    predictions → report, and each predicted day renders its own report.
+    """
+    predictions = {
+        key: asset
+        for key, asset in upstream.items()
+        if PREDICTIONS_TAG in (asset.specs_by_key[dg.AssetKey(key)].tags or {})
+    }
+    if not predictions:
+        return []
+    loaded = load_templates(PER_SUITE_DIR, set(upstream) | set(dataset_writers().values()), dataset_writers())
+    if loaded.problems:  # shipped with the package: a broken one is the project's bug
+        raise TemplateError("\n".join(loaded.problem_lines()))
+    reports = []
+    for table, asset in sorted(predictions.items()):
+        partitions_def = asset.specs_by_key[dg.AssetKey(table)].partitions_def
+        suite = asset.specs_by_key[dg.AssetKey(table)].tags[PREDICTIONS_TAG]
+        for spec in loaded.specs.values():
+            per_suite = dataclasses.replace(
+                spec,
+                asset=f"{table.removesuffix('_predictions')}_{spec.asset}",
+                description=f"Suite {suite!r}: {spec.description}",
+                datasets={**spec.datasets, "predictions": table},
+                deps=(table,),
+                tags={**spec.tags, PREDICTIONS_TAG: suite},
+            )
+            reports.append(build_report_asset(per_suite, partitions_def, {table: partitions_def}))
+    return reports
+
+
 def build_defs(
     folder: Path | Sequence[Path] = TEMPLATES_DIR, upstream_defs: Sequence[dg.Definitions] | None = None
 ) -> dg.Definitions:
     loaded, assets = load_project_templates(folder, upstream_defs)
+    # Without the caller's definitions there are no predictions to report on.
+    for report in per_suite_reports(upstream_assets(upstream_defs)) if upstream_defs is not None else ():
+        assets[report.key.to_user_string()] = report
     specs: dict[str, TemplateSpec] = loaded.specs
     # Reports follow their upstream (assets.follow_upstream). Dagster's implicit sensor for
     # that starts stopped; this one runs from the start, so a fresh deployment renders the newest

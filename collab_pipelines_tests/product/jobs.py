@@ -5,20 +5,21 @@ import dagster as dg
 from collab_pipelines.definitions import build_definitions
 
 
-def render_evaluation_report() -> dg.JobDefinition:
+def _job(name: str, asset: str) -> dg.JobDefinition:
     # The configuration folder comes from $COLLAB_CONFIG_DIR, as in a deployed run.
     defs = dg.Definitions.merge(
-        build_definitions(),
-        dg.Definitions(
-            jobs=[dg.define_asset_job("render_evaluation_report", selection=["evaluation_report"])]
-        ),
+        build_definitions(), dg.Definitions(jobs=[dg.define_asset_job(name, selection=[asset])])
     )
-    return defs.resolve_job_def("render_evaluation_report")
+    return defs.resolve_job_def(name)
+
+
+def render_evaluation_report() -> dg.JobDefinition:
+    return _job("render_evaluation_report", "evaluation_report")
 
 
 def export_orders() -> dg.JobDefinition:
-    defs = dg.Definitions.merge(
-        build_definitions(),
-        dg.Definitions(jobs=[dg.define_asset_job("export_orders", selection=["orders"])]),
-    )
-    return defs.resolve_job_def("export_orders")
+    return _job("export_orders", "orders")
+
+
+def render_returns_drift_report() -> dg.JobDefinition:
+    return _job("render_returns_drift_report", "returns_drift_report")

@@ -15,9 +15,7 @@ import httpx
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-import pytest
 import sqlalchemy as sa
-import yaml
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from collab_pipelines import settings
@@ -32,8 +30,8 @@ from collab_pipelines_tests.evaluation.conftest import Repo
 from collab_pipelines_tests.evaluation.test_evaluation import evaluate
 from collab_pipelines_tests.evaluation.test_sensor import Ticks
 from collab_pipelines_tests.product import team
+from collab_pipelines_tests.product.conftest import TRAIN_DAYS
 
-TRAIN_DAYS = 5
 DAY, EARLIER = f"2024-03-{team.DAYS:02d}", f"2024-03-{team.DAYS - 1:02d}"
 PREDICTIONS = "returns_predictions"
 # What a person runs by hand: the commit's own features and model, fitted on the five days
@@ -55,26 +53,9 @@ print(pd.Series(fitted.predict_proba(today.drop(columns=drop))[:, 1], index=toda
 """
 
 
-@pytest.fixture
-def shop(tmp_path, state_dir, monkeypatch):
-    source_url = f"sqlite:///{tmp_path / 'shop.db'}"
-    frame = team.create_source(source_url)
-    repo = Repo(tmp_path / "returns-model")
-    repo.commit("Baseline returns model", team.MODEL_FILES)
-    config = team.write_config(tmp_path / "config", repo.path)
-    suites_file = config / "suites.yaml"
-    raw = yaml.safe_load(suites_file.read_text())
-    raw["suites"]["returns"].update(
-        pinned={
-            "data": {"dataset": "orders", "time_column": "placed_at", "row_id": "id", "target": "returned"}
-        },
-        predictions={"train_days": TRAIN_DAYS, "repredict_days": 2},
-    )
-    suites_file.write_text(yaml.safe_dump(raw))
-    monkeypatch.setenv(settings.CONFIG_DIR_ENV, str(config))
-    monkeypatch.setenv(team.SOURCE_ENV, source_url)
-    monkeypatch.delenv(settings.SUITES_FILE_ENV, raising=False)
-    return {"orders": frame, "repo": repo}
+def materializations(result: dg.ExecuteInProcessResult, asset: str) -> list[dg.AssetMaterialization]:
+    # The predictions' run also reports champion_monitoring.
+    return [m for m in result.asset_materializations_for_node(asset) if m.asset_key == dg.AssetKey(asset)]
 
 
 def predict(defs: dg.Definitions, instance, day: str) -> dg.ExecuteInProcessResult:
@@ -87,13 +68,13 @@ def predict(defs: dg.Definitions, instance, day: str) -> dg.ExecuteInProcessResu
     )
 
 
-def exported(instance) -> dg.Definitions:
-    """The product's definitions, with every day of the shop's orders exported."""
+def exported(instance, start: str = "2024-03-01", end: str = DAY) -> dg.Definitions:
+    """The product's definitions, with the shop's orders of these days exported."""
     defs = dg.Definitions.merge(
         build_definitions(),
         dg.Definitions(jobs=[dg.define_asset_job("export_orders", selection=["orders"])]),
     )
-    tags = {ASSET_PARTITION_RANGE_START_TAG: "2024-03-01", ASSET_PARTITION_RANGE_END_TAG: DAY}
+    tags = {ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end}
     assert defs.resolve_job_def("export_orders").execute_in_process(instance=instance, tags=tags).success
     return defs
 
@@ -140,7 +121,7 @@ def test_the_champion_predicts_each_day_as_its_commit_does_by_hand_and_the_api_s
     for day in (EARLIER, DAY):
         result = predict(defs, instance, day)
         assert result.success, result.all_events
-    [materialization] = result.asset_materializations_for_node(PREDICTIONS)
+    [materialization] = materializations(result, PREDICTIONS)
     assert materialization.metadata["champion"].value == key
     assert materialization.metadata["dagster/row_count"].value == team.ORDERS_PER_DAY
 
@@ -151,11 +132,14 @@ def test_the_champion_predicts_each_day_as_its_commit_does_by_hand_and_the_api_s
     assert set(stored["evaluation_key"]) == {key}
 
     deployment = Deployment("sqlite", state_dir, settings.warehouse_url(), instance.root_directory, instance)
-    api = start_api(deployment, tmp_path)
+    # The team's suites file, which names the predictions dataset.
+    api = start_api(deployment, tmp_path, {settings.SUITES_FILE_ENV: str(settings.suites_file())})
     try:
         headers = {"Authorization": f"Bearer {TOKEN}"}
         url = f"{api.url}/v1/datasets/{PREDICTIONS}/rows"
-        served = httpx.get(url, params={"partition": DAY, "limit": 1000}, headers=headers).json()["data"]
+        response = httpx.get(url, params={"partition": DAY, "limit": 1000}, headers=headers)
+        assert response.status_code == 200, response.text
+        served = response.json()["data"]
         # JSON carries 15 significant digits of a stored double.
         np.testing.assert_allclose(
             sorted(float(r["y_score"]) for r in served), sorted(stored["y_score"].tolist()), rtol=1e-12
@@ -236,7 +220,7 @@ def test_drift_fires_on_a_shifted_day_and_stays_quiet_on_an_ordinary_one(shop, s
         result = predict(defs, instance, day)
         assert result.success
         checks[day] = {c.check_name: c for c in result.get_asset_check_evaluations()}
-        [materialization] = result.asset_materializations_for_node(PREDICTIONS)
+        [materialization] = materializations(result, PREDICTIONS)
         quality = materialization.metadata
         assert (
             quality["quality/roc_auc_low"].value

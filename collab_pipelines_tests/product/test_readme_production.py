@@ -26,7 +26,15 @@ def fresh_checkout(tmp_path: Path) -> tuple[Path, dict]:
     """A folder holding only the project's own files, as a team starts from, and a clean environment."""
     checkout = tmp_path / "checkout"
     checkout.mkdir()
-    for name in ("Makefile", "setup.py", ".venv", "deploy", "collab_pipelines", "workspace.yaml", "dagster.yaml"):
+    for name in (
+        "Makefile",
+        "setup.py",
+        ".venv",
+        "deploy",
+        "collab_pipelines",
+        "workspace.yaml",
+        "dagster.yaml",
+    ):
         (checkout / name).symlink_to(PROJECT / name)
     home = tmp_path / "dagster_home"
     home.mkdir()
