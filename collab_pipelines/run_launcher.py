@@ -15,9 +15,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dagster._core.events import DagsterEventType
-from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
-from dagster._core.storage.dagster_run import DagsterRun
+from dagster import DagsterEventType, DagsterRun, DefaultRunLauncher
+
+# Private: a run launcher's health check answers in these, which Dagster exports under no
+# public name (docs/architecture.md; collab_pipelines_tests/test_dagster_internals.py).
+from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 
 # A process whose start is later than this after the run's first event is another process that
 # reused the pid (/proc's start time is in clock ticks, and the boot time in whole seconds).

@@ -5,12 +5,11 @@ import json
 from datetime import date, timedelta
 
 import dagster as dg
-from dagster._core.definitions.data_version import (
-    DATA_VERSION_IS_USER_PROVIDED_TAG,
-    DATA_VERSION_TAG,
-)
 
 from collab_pipelines.exports import ledger
+
+# Dagster's data-version tags, from the one exports module that reaches into Dagster's internals.
+from collab_pipelines.exports.assets import DATA_VERSION_IS_USER_PROVIDED_TAG, DATA_VERSION_TAG
 from collab_pipelines.exports.catalog import Catalog, ExportSpec
 from collab_pipelines.exports.freshness import complete_days, contiguous_ranges
 from collab_pipelines.exports.jobs import AssetJob
