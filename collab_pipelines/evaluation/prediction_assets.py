@@ -92,17 +92,19 @@ def build_prediction_assets(
     return assets
 
 
-def _on_the_days_export(read_whole: list[dg.AssetKey]) -> dg.AutomationCondition:
-    """A day is predicted once its export is written. The evaluations and the champion are read
-    whole and trigger nothing here: a champion's change would otherwise predict every day there
-    is; `predictions_champion_sensor` predicts the recent ones instead."""
-    ignored = dg.AssetSelection.assets(*read_whole)
+def _on_the_days_export(evaluations: dg.AssetKey, champion: dg.AssetKey) -> dg.AutomationCondition:
+    """A day is predicted once its export is written, if the suite has a champion. The
+    evaluations and the champion are read whole and trigger nothing here: a champion's change
+    would otherwise predict every day there is; `predictions_champion_sensor` predicts the
+    recent ones instead, the first champion's included."""
+    read_whole = dg.AssetSelection.assets(evaluations, champion)
     return (
-        dg.AutomationCondition.any_deps_updated().ignore(ignored)
-        & ~dg.AutomationCondition.any_deps_missing().ignore(ignored)
-        & ~dg.AutomationCondition.any_deps_in_progress().ignore(ignored)
+        dg.AutomationCondition.any_deps_updated().ignore(read_whole)
+        # No champion yet: nothing to predict with, and a failed run per exported day says nothing.
+        & ~dg.AutomationCondition.any_deps_missing().ignore(dg.AssetSelection.assets(evaluations))
+        & ~dg.AutomationCondition.any_deps_in_progress().ignore(read_whole)
         & ~dg.AutomationCondition.in_progress()
-    ).with_label("predict a day once its export is written")
+    ).with_label("predict a day once its export is written and the suite has a champion")
 
 
 def _prediction_asset(suite: Suite, dataset: str, partitions_def) -> dg.AssetsDefinition:
@@ -118,7 +120,7 @@ def _prediction_asset(suite: Suite, dataset: str, partitions_def) -> dg.AssetsDe
             dg.AssetDep(EVALUATION_ASSET, partition_mapping=dg.AllPartitionMapping()),
             dg.AssetDep(champion),
         ],
-        automation_condition=_on_the_days_export([EVALUATION_ASSET, champion]),
+        automation_condition=_on_the_days_export(EVALUATION_ASSET, champion),
         group_name=EVALUATION_GROUP,
         owners=OWNERS,
         kinds={"python", "scikit-learn"},
@@ -362,7 +364,8 @@ def build_champion_sensor(assets: list[dg.AssetsDefinition], suites: dict[str, S
         default_status=dg.DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
         description="When a suite's champion changes, predicts its most recent days again "
-        "(predictions.repredict_days in the suites file) with the new champion.",
+        "(predictions.repredict_days in the suites file) with the new champion; a suite's first "
+        "champion predicts the recent exported days no champion has predicted.",
     )
     def predictions_champion_sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse):
         from collab_pipelines.evaluation.champion import current_champion
@@ -373,27 +376,35 @@ def build_champion_sensor(assets: list[dg.AssetsDefinition], suites: dict[str, S
             champion = current_champion(warehouse, suite_name)
             if champion is None or seen.get(suite_name) == champion:
                 continue
-            if suite_name in seen:  # a change, not the first sight of the suite's champion
-                days = _predicted_days(context.instance, asset)[
-                    -suites[suite_name].predictions.repredict_days :
-                ]
-                requests += [
-                    dg.RunRequest(
-                        run_key=f"{champion}:{day}",
-                        asset_selection=[asset.key],
-                        partition_key=day,
-                        tags={**NO_RETRY_OF_STEP_FAILURES, "collab/champion": champion},
-                    )
-                    for day in days
-                ]
+            suite = suites[suite_name]
+            predicted = _materialized_days(context.instance, asset.key)
+            if suite_name in seen:  # a change: the recent predictions were another champion's
+                days = predicted[-suite.predictions.repredict_days :]
                 context.log.info(
                     f"{suite_name}: champion {seen[suite_name]} -> {champion}; predicting {days} again"
                 )
+            else:
+                # The first champion seen (a new suite, or the sensor's first tick): the recent
+                # exported days that no champion has predicted, which the automation sensor
+                # passed over while the suite had none.
+                exported = _materialized_days(context.instance, dg.AssetKey(suite.pinned.data.dataset))
+                days = [d for d in exported[-suite.predictions.repredict_days :] if d not in set(predicted)]
+                if days:
+                    context.log.info(f"{suite_name}: first champion {champion}; predicting {days}")
+            requests += [
+                dg.RunRequest(
+                    run_key=f"{champion}:{day}",
+                    asset_selection=[asset.key],
+                    partition_key=day,
+                    tags={**NO_RETRY_OF_STEP_FAILURES, "collab/champion": champion},
+                )
+                for day in days
+            ]
             seen[suite_name] = champion
         return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen, sort_keys=True))
 
     return predictions_champion_sensor
 
 
-def _predicted_days(instance: dg.DagsterInstance, asset: dg.AssetsDefinition) -> list[str]:
-    return sorted(instance.get_materialized_partitions(asset.key))
+def _materialized_days(instance: dg.DagsterInstance, key: dg.AssetKey) -> list[str]:
+    return sorted(instance.get_materialized_partitions(key))

@@ -162,15 +162,18 @@ def test_a_new_champion_predicts_the_recent_days_again(shop, state_dir, instance
     ticks = Ticks(instance)
     [first] = ticks.keys()
     assert evaluate(instance, first).success
-    champion.promote(warehouse, suite, first, "ada", "first", "run-1")
-    days = ["2024-03-09", "2024-03-10", EARLIER, DAY]
-    for day in days:
-        assert predict(defs, instance, day).success
-
     sensor = defs.get_sensor_def(CHAMPION_SENSOR)
     context = dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse})
-    first_sight = sensor(context)
-    assert first_sight.run_requests == []  # the champion it starts with was predicted already
+    assert sensor(context).run_requests == []  # no champion, nothing to predict with
+    champion.promote(warehouse, suite, first, "ada", "first", "run-1")
+    assert predict(defs, instance, DAY).success  # predicted by hand before the sensor looks
+
+    # The suite's first champion: the recent exported days that nobody predicted yet, which
+    # the automation sensor passed over while there was no champion (repredict_days: 2).
+    first_sight = sensor(dg.build_sensor_context(instance=instance, resources={"warehouse": warehouse}))
+    assert [r.partition_key for r in first_sight.run_requests] == [EARLIER]
+    for day in ["2024-03-09", "2024-03-10", EARLIER]:
+        assert predict(defs, instance, day).success
 
     shop["repo"].commit(
         "Regularise more",
