@@ -205,6 +205,12 @@ def register_suite(suites_file: Path, repository: Path) -> None:
             "evaluation": {"test_days": 3},
             "gates": {"roc_auc": {"min": 0.55, "max_drop": 0.01}},
         },
+        # The product's side: every passing commit on main becomes the champion, which predicts
+        # each new day of flights (fitted on the two weeks before it) into delay_model_predictions.
+        "champion": {"policy": "last_passing", "branch": "main"},
+        "predictions": {"train_days": 14, "repredict_days": 3, "challengers": 2},
+        # What a flight is, not when: the calendar columns (year, month, day) differ every day.
+        "drift": {"columns": ["carrier", "origin", "dest", "distance", "sched_dep_time"]},
     }
     suites_file.parent.mkdir(parents=True, exist_ok=True)
     suites_file.write_text(yaml.safe_dump(raw, sort_keys=False))

