@@ -12,10 +12,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from collab_pipelines.data_api.audit import AUDIT_LOG_ENV, default_audit_log, read_audit_log
+from collab_pipelines.data_api.audit import AUDIT_LOG_ENV, AuditLog, default_audit_log, read_audit_log
 from collab_pipelines.data_api.auth import SCOPE_KEYS, TOKENS_ENV, TokenConfigError, utc_text
 from collab_pipelines.data_api.scope import FULL, NOTHING, Scope
-from collab_pipelines.data_api.tokens import issue_token, list_tokens, parse_when, revoke_token
+from collab_pipelines.data_api.tokens import list_tokens, parse_when, replace_token, revoke_token
 
 _FILE_HELP = "tokens file (default $COLLAB_API_TOKENS_FILE or .state/api_tokens)"
 
@@ -23,10 +23,11 @@ _FILE_HELP = "tokens file (default $COLLAB_API_TOKENS_FILE or .state/api_tokens)
 def add_commands(commands) -> None:
     token = commands.add_parser(
         "token",
-        help="issue a new token for a person or script",
+        help="issue a new token for a person or script (replacing theirs, if one is in force)",
         description="Issue a token, printed once. Without --datasets, --suites or --reports it reads "
         "everything; with any of them it reads only what they name (names or globs, comma-separated "
-        "or repeated; '-' for none).",
+        "or repeated; '-' for none). A token of that name still in force is revoked in the same change "
+        "(the audit log records it).",
     )
     token.add_argument("name")
     for key, what in (
@@ -62,6 +63,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             return _list(args)
         if args.command == "tokens":
             count = revoke_token(args.name, args.file)
+            AuditLog(default_audit_log()).record(args.name, "token", action="revoked", revoked=count)
             print(f"revoked {count} token(s) named {args.name!r}; the server refuses them from now on")
             return 0
         return _audit(args)
@@ -75,8 +77,17 @@ def _issue(args) -> int:
     if any(value is not None for value in given.values()):
         scope = Scope(**{key: _globs(value) for key, value in given.items()})
     expires = parse_when(args.expires) if args.expires else None
-    value, path = issue_token(args.name, args.file, scope, expires)
+    value, path, replaced = replace_token(args.name, args.file, scope, expires)
+    # Administration is audited too: who could read what, from when, and which token stopped.
+    AuditLog(default_audit_log()).record(
+        args.name, "token", action="replaced" if replaced else "issued", revoked=replaced or None
+    )
     print(value)
+    if replaced:
+        print(
+            f"the token named {args.name!r} that was in force is revoked: the server refuses it from now on.",
+            file=sys.stderr,
+        )
     print(
         f"its SHA-256 hash was added to {path}; the token itself is not stored. "
         f"It reads {describe(scope)}" + (f", until {utc_text(expires)}" if expires else "") + ".",
@@ -116,7 +127,13 @@ def _audit(args) -> int:
         if args.json:
             print(json.dumps(record))
             continue
-        what = record.get("dataset") or record.get("commit") or record.get("report") or ""
+        what = (
+            record.get("dataset")
+            or record.get("commit")
+            or record.get("report")
+            or record.get("action")
+            or ""
+        )
         print(
             "\t".join(
                 str(part)

@@ -169,7 +169,8 @@ def _date_text(value) -> str:
         day = value.date()
     else:
         day = value
-    return day.isoformat() + "T00:00:00.000000"
+    # YYYY-MM-DD, as CSV and Parquet show a date: the same value in every format.
+    return day.isoformat()
 
 
 def _finite(value) -> float | None:

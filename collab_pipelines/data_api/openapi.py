@@ -11,6 +11,7 @@ import copy
 import re
 from datetime import date
 
+from collab_pipelines.data_api import query as q
 from collab_pipelines.data_api.catalog import DatasetCatalog
 from collab_pipelines.data_api.query import OPERATORS
 from collab_pipelines.warehouse.datasets import Dataset
@@ -80,20 +81,48 @@ _EXAMPLE_VALUES = {
 }
 
 
-def _examples(dataset: Dataset, columns, start: date | None) -> dict[str, object]:
-    """An example of each parameter that this dataset accepts, all of them together."""
+# The same values as a cursor holds them (JSON), for a cursor of the example's sort.
+_CURSOR_VALUES = {**_EXAMPLE_VALUES, "integer": 1, "float": 0.5, "boolean": True}
+ALONE = "this_dataset"
+
+
+def _examples(dataset: Dataset, columns, start: date | None) -> dict[str, dict[str, object]]:
+    """Named examples of the rows parameters, from this dataset's own columns and partitioning.
+
+    Swagger UI's "Try it out" and schemathesis put one example of every parameter into one
+    request, pairing examples of the same name, so each named set must be valid together. A
+    cursor is one for the example's sort. `partition` excludes `partition_from`/`partition_to`,
+    so a daily dataset has two sets, `latest` and `range`; a null example leaves the parameter
+    out of its set (and out of every set where the dataset has no such parameter).
+    """
     first = columns[0]
-    day = (start or date(2013, 1, 1)).isoformat()
+    kind = dataset.columns[first]
+    sort = f"-{first}"
+    keys = q.parse_sort(dataset, columns, sort)
+    examples: dict[str, dict[str, object]] = {
+        "columns": {ALONE: ",".join(columns[:3])},
+        "sort": {ALONE: sort},
+        "filter": {ALONE: [f"{first}:{'eq' if kind == 'boolean' else 'gte'}:{_EXAMPLE_VALUES[kind]}"]},
+        "cursor": {ALONE: q.encode_cursor(keys, [_CURSOR_VALUES[dataset.columns[k.column]] for k in keys])},
+        "partition": {ALONE: None},
+        "partition_from": {ALONE: None},
+        "partition_to": {ALONE: None},
+    }
+    if dataset.partition_column and dataset.partition_column in columns:
+        if dataset.partitioning == "daily":
+            day = (start or date(2013, 1, 1)).isoformat()
+            examples["partition"] = {"latest": "latest", "range": None}
+            examples["partition_from"] = {"latest": None, "range": day}
+            examples["partition_to"] = {"latest": None, "range": day}
+        else:
+            examples["partition"] = {"latest": "latest"}
+    return examples
+
+
+def _openapi_examples(named: dict[str, object], dataset: str) -> dict:
     return {
-        "columns": ",".join(columns[:3]),
-        "sort": f"-{first}",
-        "filter": [
-            f"{first}:{'eq' if dataset.columns[first] == 'boolean' else 'gte'}:"
-            f"{_EXAMPLE_VALUES[dataset.columns[first]]}"
-        ],
-        "partition": "latest",
-        "partition_from": day,
-        "partition_to": day,
+        name: {"summary": f"{dataset}: {name.replace('_', ' ')}", "value": value}
+        for name, value in named.items()
     }
 
 
@@ -107,8 +136,7 @@ def per_dataset_rows(schema: dict, catalog: DatasetCatalog, names: tuple[str, ..
     if generic is None:
         return schema
     names = tuple(sorted(catalog.datasets)) if names is None else names
-    if set(names) != set(catalog.datasets):
-        _examples_within(schema, catalog, names)
+    _examples_within(schema, catalog, names)
     for name in names:
         dataset = catalog.datasets[name]
         shape = catalog.table_shape(dataset)
@@ -141,7 +169,7 @@ def per_dataset_rows(schema: dict, catalog: DatasetCatalog, names: tuple[str, ..
                 target["pattern"] = _days_from(start, end)
                 target.pop("format", None)
             if key in examples:
-                parameter["examples"] = {"this_dataset": {"summary": f"for {name}", "value": examples[key]}}
+                parameter["examples"] = _openapi_examples(examples[key], name)
             kept.append(parameter)
         operation["parameters"] = kept
         schema["paths"][f"/v1/datasets/{name}/rows"] = {"get": operation}
@@ -149,29 +177,37 @@ def per_dataset_rows(schema: dict, catalog: DatasetCatalog, names: tuple[str, ..
 
 
 _PLACEHOLDER_EXAMPLES = {
-    "name": "dataset_name",
-    "columns": "column_a,column_b",
-    "sort": "-column_a",
-    "filter": ["column_a:gte:1"],
+    "name": {ALONE: "dataset_name"},
+    "columns": {ALONE: "column_a,column_b"},
+    "sort": {ALONE: "-column_a"},
+    "filter": {ALONE: ["column_a:gte:1"]},
+    "cursor": {ALONE: None},
+    "partition": {ALONE: None},
+    "partition_from": {ALONE: None},
+    "partition_to": {ALONE: None},
 }
 
 
 def _examples_within(schema: dict, catalog: DatasetCatalog, names: tuple[str, ...]) -> None:
-    """The generic operations' examples, taken from `names` (placeholders when there is none)."""
-    values: dict[str, object] = dict(_PLACEHOLDER_EXAMPLES)
+    """The generic operations' examples, all of one dataset of `names` (placeholders when there is none).
+
+    Examples of several datasets in one operation would be paired across datasets: one
+    dataset's columns asked of another.
+    """
+    values = dict(_PLACEHOLDER_EXAMPLES)
+    label = "example"
     if names:
         dataset = catalog.datasets[names[0]]
         shape = catalog.table_shape(dataset)
         columns = (shape.columns if shape else ()) or tuple(dataset.columns)
         start = catalog.partition_bounds(dataset)[0] if dataset.partitioning == "daily" else None
-        values.update((k, v) for k, v in _examples(dataset, columns, start).items() if k in values)
-        values["name"] = names[0]
+        values.update(_examples(dataset, columns, start))
+        values["name"] = {ALONE: names[0]}
+        label = names[0]
     for path, item in schema["paths"].items():
         if "{name}" not in path:
             continue
         for operation in item.values():
             for parameter in operation.get("parameters", []):
                 if parameter["name"] in values:
-                    parameter["examples"] = {
-                        "example": {"summary": "example", "value": values[parameter["name"]]}
-                    }
+                    parameter["examples"] = _openapi_examples(values[parameter["name"]], label)

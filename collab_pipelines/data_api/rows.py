@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import hashlib
 import itertools
+import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -156,6 +157,8 @@ class Plan:
     """The sort keys of the page's last row and the one after it: for pages beyond one chunk."""
     fingerprint: sa.Select
     """Rows and write times of the partitions asked for: changes whenever their data does."""
+    versioned: sa.Select
+    """The same, with PostgreSQL's row versions (`_ROW_VERSIONS`)."""
     key_positions: list[int]
     width: int
     stamped: bool
@@ -190,7 +193,7 @@ def _json_value(column: sa.Column, kind: str):
         )
     text = sa.type_coerce(column, sa.String)
     if kind == "date":
-        return sa.func.substr(text, 1, 10) + "T00:00:00.000000"
+        return sa.func.substr(text, 1, 10)
     if kind == "datetime":
         # Other texts SQLite reads as a date-time (no fraction, a zone) come out to the millisecond.
         return sa.case(
@@ -295,11 +298,13 @@ def _plan(request: RowsRequest, table: sa.Table, chunk_rows: int, sqlite: bool, 
         .limit(2)
     )
     aggregates, stamped = _fingerprint_columns(dataset, table)
+    fingerprint = sa.select(*aggregates).select_from(table).where(*scope)
     return Plan(
         request=request,
         page=page,
         probe=probe,
-        fingerprint=sa.select(*aggregates).select_from(table).where(*scope),
+        fingerprint=fingerprint,
+        versioned=fingerprint.add_columns(_ROW_VERSIONS),
         key_positions=key_positions,
         width=1 if records else len(request.selected),
         stamped=stamped,
@@ -307,10 +312,16 @@ def _plan(request: RowsRequest, table: sa.Table, chunk_rows: int, sqlite: bool, 
     )
 
 
+# PostgreSQL gives every row version the id of the transaction that wrote it (xmin): any INSERT,
+# UPDATE or DELETE in these rows moves the sum, whoever wrote it and whatever it left in the
+# write stamps. It reads the rows the count reads already. SQLite's counterpart is in `fingerprint`.
+_ROW_VERSIONS = sa.func.sum(sa.cast(sa.cast(sa.literal_column("xmin"), sa.Text), sa.BigInteger))
+
+
 def _fingerprint_columns(dataset: Dataset, table: sa.Table) -> tuple[list, bool]:
     stamps = [c for c in WRITE_TIME_COLUMNS if c in table.c and dataset.columns[c] == "datetime"]
     if stamps:
-        # Every write stamps its rows, so the row count and the newest stamp move with any change.
+        # Every writer stamps its rows: the newest stamp is Last-Modified.
         return [sa.func.count(), *(sa.func.max(table.c[c]) for c in stamps)], True
     # No write stamp: the count with a sum or the extremes of every column stands in for one.
     aggregates = [sa.func.count()]
@@ -355,7 +366,42 @@ def _plain(value: object) -> object:
 
 
 def fingerprint(connection: sa.Connection, plan: Plan) -> Fingerprint:
-    return Fingerprint(tuple(connection.execute(plan.fingerprint).one()), plan.stamped)
+    if connection.dialect.name == "postgresql":
+        return Fingerprint(tuple(connection.execute(plan.versioned).one()), plan.stamped)
+    # Taken before the rows: a write that lands in between shows as a change next time, never
+    # hides one.
+    generation = _sqlite_generation(connection) if connection.dialect.name == "sqlite" else ()
+    return Fingerprint(tuple(connection.execute(plan.fingerprint).one()) + generation, plan.stamped)
+
+
+def _sqlite_generation(connection: sa.Connection) -> tuple:
+    """What every committed write to a SQLite warehouse changes: its files' sizes and times.
+
+    SQLite keeps no per-row version, so a direct UPDATE that leaves the write stamps and the
+    count alone would go unseen by the aggregates. In WAL mode each commit appends to the
+    `-wal` file (and a checkpoint rewrites the database file): a change anywhere in the
+    warehouse changes every ETag, which costs a 304, never a stale answer. Two stats.
+    """
+    path = _sqlite_path(connection.engine.url)
+    if path is None:
+        return ()
+    stamps = []
+    for name in (path, path + "-wal"):
+        try:
+            info = os.stat(name)
+        except FileNotFoundError:
+            stamps.append(None)
+            continue
+        stamps.append((info.st_size, info.st_mtime_ns))
+    return tuple(stamps)
+
+
+@functools.lru_cache(maxsize=16)
+def _sqlite_path(url: sa.URL) -> str | None:
+    database = url.database or ""
+    if database.startswith("file:"):  # the read-only URI form (warehouse.engine)
+        database = database.removeprefix("file:").split("?", 1)[0]
+    return None if database in ("", ":memory:") else database
 
 
 @dataclass

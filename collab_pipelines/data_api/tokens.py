@@ -64,7 +64,28 @@ def _locked(path: Path) -> Iterator[None]:
 def issue_token(
     name: str, path: Path | None = None, scope: Scope = FULL, expires: datetime | None = None
 ) -> tuple[str, Path]:
-    """A new random token; its entry is appended to the tokens file, the token is returned once."""
+    """A new random token; its entry is appended to the tokens file, the token is returned once.
+
+    Refused while a token of that name is in force (see `replace_token`).
+    """
+    token, path, _replaced = _issue(name, path, scope, expires, replace=False)
+    return token, path
+
+
+def replace_token(
+    name: str, path: Path | None = None, scope: Scope = FULL, expires: datetime | None = None
+) -> tuple[str, Path, int]:
+    """A new token for `name`; every token of that name still in force is revoked in the same change.
+
+    Returns the token, the file and how many tokens it revoked. One lock and one rename: the
+    server never sees both in force, nor neither.
+    """
+    return _issue(name, path, scope, expires, replace=True)
+
+
+def _issue(
+    name: str, path: Path | None, scope: Scope, expires: datetime | None, *, replace: bool
+) -> tuple[str, Path, int]:
     if not NAME.match(name):
         raise TokenConfigError(f"token name {name!r} must be 1-64 letters, digits or ._@+-")
     now = datetime.now(UTC)
@@ -83,16 +104,21 @@ def issue_token(
     with _locked(path):
         # Names are what the audit log records: two tokens in force under one name could not
         # be told apart there.
-        for number, held in read_tokens_file(path):
-            if held.name == name and held.refusal(now) is None:
-                raise TokenConfigError(
-                    f"{path}:{number}: a token named {name!r} is in force; "
-                    f"revoke it (collab-data-api tokens revoke {name}) or choose another name"
-                )
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(descriptor, "a") as handle:
-            handle.write(entry.line() + "\n")
-    return token, path
+        in_force = {
+            n for n, held in read_tokens_file(path) if held.name == name and held.refusal(now) is None
+        }
+        if in_force and not replace:
+            raise TokenConfigError(
+                f"{path}:{min(in_force)}: a token named {name!r} is in force; "
+                f"revoke it (collab-data-api tokens revoke {name}) or choose another name"
+            )
+        if in_force:
+            _rewrite(path, in_force, now, add=entry.line())
+        else:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(descriptor, "a") as handle:
+                handle.write(entry.line() + "\n")
+    return token, path, len(in_force)
 
 
 def list_tokens(path: Path | None = None) -> list[TokenEntry]:
@@ -102,21 +128,28 @@ def list_tokens(path: Path | None = None) -> list[TokenEntry]:
 def revoke_token(name: str, path: Path | None = None) -> int:
     """Marks every unrevoked token of `name` revoked now; returns how many there were."""
     path = path or default_tokens_file()
-    stamp = f"revoked={utc_text(datetime.now(UTC))}"
     with _locked(path):
         numbers = {n for n, entry in read_tokens_file(path) if entry.name == name and entry.revoked is None}
         if not numbers:
             raise TokenConfigError(f"{path}: no unrevoked token is named {name!r}")
-        lines = path.read_text().splitlines()
-        for number in numbers:
-            content, hash_mark, comment = lines[number - 1].partition("#")
-            lines[number - 1] = f"{content.rstrip()} {stamp}" + (f" #{comment}" if hash_mark else "")
-        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(descriptor, "w") as handle:
-                handle.write("\n".join(lines) + "\n")
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        _rewrite(path, numbers, datetime.now(UTC))
     return len(numbers)
+
+
+def _rewrite(path: Path, revoked: set[int], now: datetime, add: str | None = None) -> None:
+    """The file with lines `revoked` (numbers) marked revoked and `add` appended, replaced whole."""
+    stamp = f"revoked={utc_text(now)}"
+    lines = path.read_text().splitlines()
+    for number in revoked:
+        content, hash_mark, comment = lines[number - 1].partition("#")
+        lines[number - 1] = f"{content.rstrip()} {stamp}" + (f" #{comment}" if hash_mark else "")
+    if add is not None:
+        lines.append(add)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write("\n".join(lines) + "\n")
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise

@@ -8,6 +8,7 @@ through `fetchmany`. The driver's cursor skips SQLAlchemy's per-row objects, abo
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from itertools import count
 
@@ -45,6 +46,21 @@ def _driver_call(connection: sa.Connection, statement: sa.TextClause, params: di
     return compiled.string, values
 
 
+def _frames(cursor, sql: str, arguments, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    cursor.execute(sql, arguments)
+    first = True
+    while True:
+        rows = cursor.fetchmany(chunk_rows)
+        if not rows and not first:
+            return
+        columns = [column[0] for column in cursor.description]
+        # pandas.read_sql builds its frame the same way.
+        yield pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
+        first = False
+        if len(rows) < chunk_rows:
+            return
+
+
 def read_chunks(spec: ExportSpec, engine: sa.Engine, params: dict, chunk_rows: int) -> Iterator[pd.DataFrame]:
     """The query's rows as frames of at most `chunk_rows` rows; at least one frame, maybe empty,
     so an export of no rows still has the query's columns."""
@@ -61,20 +77,16 @@ def read_chunks(spec: ExportSpec, engine: sa.Engine, params: dict, chunk_rows: i
                 cursor = driver.cursor()
             try:
                 sql, arguments = _driver_call(connection, statement, params)
-                cursor.execute(sql, arguments)
-                first = True
-                while True:
-                    rows = cursor.fetchmany(chunk_rows)
-                    if not rows and not first:
-                        return
-                    columns = [column[0] for column in cursor.description]
-                    # pandas.read_sql builds its frame the same way.
-                    yield pd.DataFrame.from_records(rows, columns=columns, coerce_float=True)
-                    first = False
-                    if len(rows) < chunk_rows:
-                        return
-            finally:
-                cursor.close()
+                yield from _frames(cursor, sql, arguments, chunk_rows)
+            except BaseException:
+                # The read stopped early: a refused chunk, or the reader abandoned (GeneratorExit,
+                # perhaps while collected after its transaction was rolled back). That error is the
+                # one to report; closing a server-side cursor whose transaction is gone only says
+                # "named cursor isn't valid anymore", which would bury it.
+                with contextlib.suppress(engine.dialect.loaded_dbapi.Error):
+                    cursor.close()
+                raise
+            cursor.close()
     except (sa.exc.SQLAlchemyError, engine.dialect.loaded_dbapi.Error) as error:
         raise SourceConnectionError(
             f"export {spec.name!r}: reading from connection {spec.connection!r} failed: "

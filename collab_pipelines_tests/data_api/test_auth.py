@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from collab_pipelines.data_api.audit import AuditLog
+from collab_pipelines.data_api.audit import AUDIT_LOG_ENV, AuditLog
 from collab_pipelines.data_api.auth import (
     TokenConfigError,
     TokenStore,
@@ -45,8 +45,11 @@ def test_health_needs_no_token_and_says_nothing_else(sqlite_api):
     assert response.status_code == 200 and response.json() == {"status": "ok"}
 
 
-def test_a_token_issued_by_the_command_works_at_once_and_only_its_hash_is_stored(sqlite_api, capsys):
+def test_a_token_issued_by_the_command_works_at_once_and_only_its_hash_is_stored(
+    sqlite_api, capsys, monkeypatch
+):
     tokens = sqlite_api.deployment.state_dir / "api_tokens"
+    monkeypatch.setenv(AUDIT_LOG_ENV, str(sqlite_api.deployment.state_dir / "api_audit.jsonl"))
     assert main(["token", "alice", "--file", str(tokens)]) == 0
     printed = capsys.readouterr()
     token = printed.out.strip()
@@ -60,6 +63,37 @@ def test_a_token_issued_by_the_command_works_at_once_and_only_its_hash_is_stored
     tokens.write_text(stored.replace(f"alice {hash_token(token)}\n", ""))
     assert sqlite_api.get("/v1/datasets", token=token).status_code == 401
     assert sqlite_api.get("/v1/datasets").status_code == 200  # the environment's token is unaffected
+
+
+def test_issuing_a_token_again_replaces_the_old_one_and_the_audit_log_says_so(
+    sqlite_api, capsys, monkeypatch
+):
+    state = sqlite_api.deployment.state_dir
+    tokens, log = state / "api_tokens", state / "api_audit.jsonl"
+    monkeypatch.setenv(AUDIT_LOG_ENV, str(log))  # the server's own audit log
+    assert main(["token", "rerun", "--file", str(tokens)]) == 0
+    old = capsys.readouterr().out.strip()
+    assert sqlite_api.get("/v1/datasets", token=old).status_code == 200
+
+    assert main(["token", "rerun", "--datasets", "airlines", "--file", str(tokens)]) == 0
+    printed = capsys.readouterr()
+    new = printed.out.strip()
+    assert "the token named 'rerun' that was in force is revoked" in printed.err
+    refused = sqlite_api.get("/v1/datasets", token=old)
+    assert refused.status_code == 401 and "revoked" in refused.json()["detail"]
+    listed = sqlite_api.get("/v1/datasets", token=new)
+    assert listed.status_code == 200 and [d["name"] for d in listed.json()["datasets"]] == ["airlines"]
+    # One line revoked, one added: the name has exactly one token in force.
+    lines = [line for line in tokens.read_text().splitlines() if line.startswith("rerun ")]
+    assert len(lines) == 2 and "revoked=" in lines[0] and "revoked=" not in lines[1]
+    actions = [
+        (r["read"], r.get("action"), r.get("revoked"))
+        for r in map(json.loads, log.read_text().splitlines())
+        if r["token"] == "rerun" and r["read"] == "token"
+    ]
+    assert actions == [("token", "issued", None), ("token", "replaced", 1)]
+    assert main(["audit", "--log", str(log), "--token", "rerun"]) == 0
+    assert "\trerun\ttoken\treplaced\t" in capsys.readouterr().out
 
 
 def test_the_server_refuses_to_start_without_tokens(tmp_path, monkeypatch, capsys):
@@ -137,8 +171,9 @@ def test_expiry_is_a_span_or_a_utc_time(text, expected):
     assert parse_when(text, now=datetime(2026, 1, 1, 12, tzinfo=UTC)) == expected
 
 
-def test_tokens_are_listed_and_revoked_by_name_without_printing_a_hash(tmp_path, capsys):
+def test_tokens_are_listed_and_revoked_by_name_without_printing_a_hash(tmp_path, capsys, monkeypatch):
     path = tmp_path / "tokens"
+    monkeypatch.setenv(AUDIT_LOG_ENV, str(tmp_path / "audit.jsonl"))
     assert (
         main(
             [
@@ -162,9 +197,6 @@ def test_tokens_are_listed_and_revoked_by_name_without_printing_a_hash(tmp_path,
     assert "carol\tin force\texpires " in listed
     assert "datasets seattle_*; suites rain; reports none" in listed
     assert token not in listed and hash_token(token) not in listed
-    with pytest.raises(SystemExit):
-        main(["token", "carol", "--file", str(path)])  # one name, one token in force
-    assert "a token named 'carol' is in force" in capsys.readouterr().err
     assert main(["tokens", "revoke", "carol", "--file", str(path)]) == 0
     capsys.readouterr()
     assert main(["tokens", "list", "--file", str(path)]) == 0

@@ -3,8 +3,11 @@
 import json
 
 import dagster as dg
+import pytest
 
+from collab_pipelines.data_api import Client
 from collab_pipelines.datasets import all_datasets
+from collab_pipelines_tests.data_api.conftest import TOKEN
 from collab_pipelines_tests.project import project_defs
 
 
@@ -94,3 +97,25 @@ def test_responses_never_show_the_warehouse_url_or_instance_config(api):
         for secret in secrets:
             assert secret not in body, secret
     assert json.loads(bodies[2])["status"] == 404
+
+
+@pytest.mark.parametrize("name", ["weather_observations_uploads", "weather_observations"])
+def test_an_intake_table_before_any_upload_is_empty_with_its_columns(api, name):
+    declared = api.get(f"/v1/datasets/{name}").json()["columns"]
+    assert not api.deployment.warehouse().has_table(name)  # no upload has arrived in this deployment
+    page = api.get(f"/v1/datasets/{name}/rows")
+    assert page.status_code == 200, page.text
+    assert page.json()["data"] == [] and page.json()["next_cursor"] is None
+    assert [c["name"] for c in page.json()["columns"]] == [c["name"] for c in declared]
+    csv = api.get(f"/v1/datasets/{name}/rows", params={"format": "csv"})
+    assert csv.status_code == 200 and csv.text.splitlines() == [",".join(c["name"] for c in declared)]
+    # Every format, and the client, which reads Parquet.
+    assert api.get(f"/v1/datasets/{name}/rows", params={"format": "parquet"}).status_code == 200
+    assert api.get(f"/v1/datasets/{name}/rows", params={"filter": "nope:eq:1"}).status_code == 400
+    assert (
+        api.get(f"/v1/datasets/{name}/rows", headers={"If-None-Match": page.headers["ETag"]}).status_code
+        == 304
+    )
+    with Client(api.url, token=TOKEN) as client:
+        frame = client.rows(name)
+    assert frame.empty and list(frame.columns) == [c["name"] for c in declared]

@@ -1,10 +1,12 @@
 """JSON rows without pandas: the standard library's encoder from database rows, and SQLite's own.
 
 Both must show every type as the API documents it (date-times as ISO 8601 with microseconds,
-dates at midnight, NaN and infinity as null, booleans as true/false) whatever form the
+dates as YYYY-MM-DD, as CSV shows them, NaN and infinity as null, booleans as true/false) whatever form the
 database hands the values in.
 """
 
+import csv
+import io
 import json
 import math
 from datetime import date, datetime, timedelta, timezone
@@ -55,17 +57,17 @@ POSTGRES_ROWS = [
     (3, None, -math.inf, None, None, None),
 ]
 EXPECTED_SQLITE = [
-    {"id": 1, "name": "plain", "score": 1.5, "ok": True, "day": "2013-01-05T00:00:00.000000",
+    {"id": 1, "name": "plain", "score": 1.5, "ok": True, "day": "2013-01-05",
      "at": "2013-01-05T06:00:00.000000"},
-    {"id": 2, "name": 'quote " comma , é \x00', "score": None, "ok": False, "day": "2013-01-06T00:00:00.000000",
+    {"id": 2, "name": 'quote " comma , é \x00', "score": None, "ok": False, "day": "2013-01-06",
      "at": "2013-01-05T06:00:00.000000"},
     {"id": 3, "name": None, "score": None, "ok": None, "day": None, "at": "2013-01-05T06:00:00.123456"},
-    {"id": 4, "name": "", "score": None, "ok": True, "day": "2013-01-07T00:00:00.000000", "at": None},
+    {"id": 4, "name": "", "score": None, "ok": True, "day": "2013-01-07", "at": None},
 ]  # fmt: skip
 EXPECTED_POSTGRES = [
-    {"id": 1, "name": "plain", "score": 1.5, "ok": True, "day": "2013-01-05T00:00:00.000000",
+    {"id": 1, "name": "plain", "score": 1.5, "ok": True, "day": "2013-01-05",
      "at": "2013-01-05T06:00:00.000000"},
-    {"id": 2, "name": "x", "score": 2.0, "ok": False, "day": "2013-01-06T00:00:00.000000",
+    {"id": 2, "name": "x", "score": 2.0, "ok": False, "day": "2013-01-06",
      "at": "2013-01-05T11:00:00.000005"},
     {"id": 3, "name": None, "score": None, "ok": None, "day": None, "at": None},
 ]  # fmt: skip
@@ -133,7 +135,16 @@ def test_sqlite_writes_the_same_records_as_the_encoder():
     # Infinity sorts highest, then NULL (and NaN, stored as NULL) lowest.
     assert [r["id"] for r in seen[True]] == [3, 5, 1, 2, 4]
     assert seen[True][1] == {
-        "id": 5, "name": "w", "score": 7.0, "ok": False, "day": "2013-01-08T00:00:00.000000",
+        "id": 5, "name": "w", "score": 7.0, "ok": False, "day": "2013-01-08",
         "at": "2013-01-05T06:00:00.000000",
     }  # fmt: skip
     assert seen[True][2:] == [EXPECTED_SQLITE[0], EXPECTED_SQLITE[1], EXPECTED_SQLITE[3]]
+
+
+@pytest.mark.parametrize("given", [SQLITE_ROWS, POSTGRES_ROWS], ids=["sqlite", "postgres"])
+def test_a_date_is_the_same_text_in_json_ndjson_and_csv(given):
+    as_json = [row["day"] for row in json.loads(body("json", [given]))["data"]]
+    as_ndjson = [json.loads(line)["day"] for line in body("ndjson", [given]).decode().splitlines()]
+    as_csv = [row["day"] or None for row in csv.DictReader(io.StringIO(body("csv", [given]).decode()))]
+    assert as_json == as_ndjson == as_csv
+    assert as_json[:2] == ["2013-01-05", "2013-01-06"]

@@ -152,3 +152,28 @@ def test_a_days_rows_rewritten_without_a_materialization_change_its_etag(api):
             connection.execute(
                 flights.update().where(flights.c.id == row_id).values(dep_delay=old[0], _loaded_at=old[1])
             )
+
+
+def test_a_direct_fix_that_leaves_the_write_stamp_alone_changes_the_etag(api):
+    """An engineer's UPDATE in the warehouse, `_loaded_at` untouched: no 304 hides it."""
+    path = "/v1/datasets/flights/rows"
+    params = {"partition": "2013-01-06", "columns": "id,dep_delay", "limit": 5}
+    first = api.get(path, params=params)
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+    row_id, old_delay = first.json()["data"][0]["id"], first.json()["data"][0]["dep_delay"]
+    engine = engine_for_url(api.deployment.warehouse_url)
+    flights = sa.Table("flights", sa.MetaData(), autoload_with=engine)
+    with engine.begin() as connection:
+        connection.execute(flights.update().where(flights.c.id == row_id).values(dep_delay=-77.0))
+    try:
+        fixed = api.get(path, params=params, headers={"If-None-Match": etag})
+        assert fixed.status_code == 200 and fixed.headers["ETag"] != etag
+        assert fixed.json()["data"][0] == {"id": row_id, "dep_delay": -77.0}
+        # The write stamp did not move, so neither did Last-Modified (docs/data_api.md says so).
+        assert fixed.headers["Last-Modified"] == modified
+        assert (
+            api.get(path, params=params, headers={"If-None-Match": fixed.headers["ETag"]}).status_code == 304
+        )
+    finally:
+        with engine.begin() as connection:
+            connection.execute(flights.update().where(flights.c.id == row_id).values(dep_delay=old_delay))

@@ -1,5 +1,7 @@
 """Nothing wrong gets in, nothing right goes stale: exports on small sources the tests create."""
 
+import gc
+import sys
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -125,18 +127,25 @@ def day_versions(instance, days) -> dict[str, str]:
     return {day: latest[day] for day in days}
 
 
+def postgres_copy(shop, url: str, *statements: str) -> str:
+    """The shop's events in the PostgreSQL database at `url`, then `statements` run there."""
+    rows = sa.create_engine(shop[0]).connect().execute(sa.text("SELECT * FROM events")).all()
+    with sa.create_engine(url).begin() as connection:
+        connection.execute(sa.text("CREATE TABLE events (id bigint, day timestamp, code text, n bigint)"))
+        connection.execute(
+            sa.text("INSERT INTO events VALUES (:id, :day, :code, :n)"), [r._asdict() for r in rows]
+        )
+        for statement in statements:
+            connection.execute(sa.text(statement))
+    return url
+
+
 @pytest.mark.parametrize("source", ["sqlite", "postgresql"])
 def test_a_range_read_in_chunks_writes_and_versions_what_one_read_does(shop, tmp_path, request, source):
     url, catalog = shop
     if source == "postgresql":
         # The same rows in a PostgreSQL source: read through a server-side cursor.
-        url = request.getfixturevalue("postgres_url")
-        rows = sa.create_engine(shop[0]).connect().execute(sa.text("SELECT * FROM events")).all()
-        with sa.create_engine(url).begin() as connection:
-            connection.execute(sa.text("CREATE TABLE events (id bigint, day timestamp, code text, n bigint)"))
-            connection.execute(
-                sa.text("INSERT INTO events VALUES (:id, :day, :code, :n)"), [r._asdict() for r in rows]
-            )
+        url = postgres_copy(shop, request.getfixturevalue("postgres_url"))
     days = ["2024-01-01", "2024-01-02", "2024-01-03"]
     results = {}
     for chunk_rows in (1, 2, 50_000):
@@ -267,3 +276,23 @@ def test_one_dimension_run_on_a_fresh_start(tmp_path, instance):
     second = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
     assert second.run_requests == []
     assert running.run_id in second.skip_message
+
+
+def test_a_refused_day_from_a_postgresql_source_reports_only_its_own_error(
+    shop, tmp_path, instance, request, monkeypatch
+):
+    # Read through a server-side cursor, one row a chunk: the refusal comes while the cursor is open.
+    url = postgres_copy(
+        shop, request.getfixturevalue("postgres_url"), "UPDATE events SET code = 'JFKX' WHERE id = 1"
+    )
+    # An error raised while the abandoned read is collected never reaches the run's events: Python
+    # hands it to sys.unraisablehook ("Exception ignored in ..."), which is where it showed.
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    warehouse = Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}")
+    result = export((url, shop[1]), warehouse, instance, first="2024-01-01", last="2024-01-03", chunk_rows=1)
+    message = failure(result)
+    assert "row {'id': 1} holds 'JFKX'" in message and "SourceConnectionError" not in message
+    del result
+    gc.collect()
+    assert [repr(u.exc_value) for u in unraisable] == []

@@ -169,7 +169,12 @@ def respond(
     catalog = config.catalog
     shape = catalog.table_shape(dataset)
     if shape is None:
-        raise not_found(f"dataset {dataset.name!r} has not been materialized yet: its table does not exist")
+        if dataset.pattern != "intake":
+            raise not_found(
+                f"dataset {dataset.name!r} has not been materialized yet: its table does not exist"
+            )
+        # An intake table is written by the first upload: until then it is, truly, empty.
+        return _no_upload_yet(dataset, config, parameters, fmt, if_none_match, token_name)
     start, end = catalog.partition_bounds(dataset) if dataset.partitioning == "daily" else (None, None)
     parsed = rows.parse(
         dataset,
@@ -197,11 +202,7 @@ def respond(
         connection.close()
         raise
     types = [dataset.columns[c] for c in parsed.selected]
-    header = {
-        "dataset": dataset.name,
-        "columns": [{"name": c, "type": t} for c, t in zip(parsed.selected, types, strict=True)],
-        "next_cursor": page.next_cursor,
-    }
+    header = page_header(dataset, parsed.selected, types, page.next_cursor)
     headers["Cache-Control"] = "private, no-cache"
     if page.next_cursor:
         headers["X-Next-Cursor"] = page.next_cursor
@@ -218,6 +219,33 @@ def respond(
         # to the pool; it leaves with a Content-Length. Longer pages stream chunk by chunk.
         return Response(b"".join(body), media_type=FORMATS[fmt], headers=headers)
     return StreamingResponse(body, media_type=FORMATS[fmt], headers=headers)
+
+
+def _no_upload_yet(
+    dataset, config: ApiConfig, parameters, fmt: str, if_none_match, token_name: str
+) -> Response:
+    """No rows, with the columns the dataset declares, and what the request asked of them."""
+    parsed = rows.parse(dataset, tuple(dataset.columns), parameters)
+    types = [dataset.columns[c] for c in parsed.selected]
+    # The table's first write changes it (the real fingerprint never hashes to this).
+    headers = {"ETag": rows.Fingerprint(("no table",), False).etag(parsed.shape(), parsed.partitions, fmt)}
+    if not_modified(headers, if_none_match, None):
+        return Response(status_code=304, headers=headers)
+    headers["Cache-Control"] = "private, no-cache"
+    header = page_header(dataset, parsed.selected, types, None)
+    config.audit.record(
+        token_name, "rows", dataset=dataset.name, partition=partition_text(parsed.partitions), rows=0
+    )
+    body = b"".join(encode(fmt, iter([[]]), parsed.selected, types, header, written=False))
+    return Response(body, media_type=FORMATS[fmt], headers=headers)
+
+
+def page_header(dataset, selected: list[str], types: list[str], next_cursor: str | None) -> dict:
+    return {
+        "dataset": dataset.name,
+        "columns": [{"name": c, "type": t} for c, t in zip(selected, types, strict=True)],
+        "next_cursor": next_cursor,
+    }
 
 
 def audited(chunks, record):
