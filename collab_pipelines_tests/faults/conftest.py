@@ -31,6 +31,8 @@ class FaultPoint:
         release = self.folder / f"{name}.release"
         if not release.exists():
             os.mkfifo(release)
+        # A point fires once per arming: the retry of the run it stopped passes it.
+        (self.folder / f"{name}.reached").unlink(missing_ok=True)
         (self.folder / "armed").write_text(f"{name}#{nth}")
 
     def wait(self, name: str, timeout: float = 180, service=None) -> int:

@@ -183,6 +183,13 @@ class Deployment:
 
     # -- what the source and the warehouse hold ----------------------------------------------
 
+    def exported_then_changed(self, days: list[str]) -> tuple[dict, dict]:
+        """The days exported and recorded as they are (old), then changed in the source (new)."""
+        self.export_in_process(days[0], days[-1])
+        old = self.source_rows(days)
+        self.bump_source(days)
+        return old, self.source_rows(days)
+
     def bump_source(self, days: list[str]) -> None:
         """A new version of the days: every amount changes, so old and new rows differ."""
         engine = sa.create_engine(self.source_url)

@@ -3,43 +3,50 @@
 Two worst moments of a three-day range export (one chunk per day):
 - after chunk 1 of 3 was written, before the commit: the warehouse must still hold the old
   version of every day, and the retry must write the new one;
+- after chunk 1 of 3, with PostgreSQL (instance, warehouse and source) restarted under it: the
+  run fails on its lost connection, and the retry writes the new version;
 - after the commit, while the days' materializations are being recorded (issue 24's
   `dagster asset materialize` killed at that moment left 164 of 181 days unrecorded and the run
   STARTED forever): run monitoring must fail the run, and the records sensor must record the
   rest from the warehouse's ledger.
 """
 
-import contextlib
-
 import dagster as dg
 import pytest
 
-from collab_pipelines_tests.conftest import new_postgres_database
 from collab_pipelines_tests.faults.deployment import JOB, Deployment, one_version
+from collab_pipelines_tests.faults.postgres import PrivateCluster
 from collab_pipelines_tests.product import team
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 # Each test its own days: they share one deployment.
 CHUNKED = ["2024-03-01", "2024-03-02", "2024-03-03"]
 RECORDING = ["2024-03-04", "2024-03-05", "2024-03-06"]
+RESTARTED = ["2024-03-07", "2024-03-08", "2024-03-09"]
 LOST_WORKER = "is gone"
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory, postgres_server_url):
+def cluster():
+    """The instance, the warehouse and the source on a PostgreSQL cluster the tests may restart."""
+    cluster = PrivateCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory, cluster):
     root = tmp_path_factory.mktemp("faults-exports")
-    with contextlib.ExitStack() as stack:
-        urls = {
-            name: stack.enter_context(new_postgres_database(postgres_server_url, f"collab_faults_{name}"))
-            for name in ("instance", "warehouse", "source")
-        }
-        team.create_source(urls["source"])
-        deployment = Deployment(root, urls["instance"], urls["warehouse"], urls["source"])
-        try:
-            deployment.start()
-            yield deployment
-        finally:
-            deployment.stop()
+    urls = {name: cluster.new_database(name) for name in ("instance", "warehouse", "source")}
+    team.create_source(urls["source"])
+    deployment = Deployment(root, urls["instance"], urls["warehouse"], urls["source"])
+    try:
+        deployment.start()
+        yield deployment
+    finally:
+        deployment.stop()
 
 
 def run_of(deployment: Deployment, first_day: str, job: str) -> dg.DagsterRun:
@@ -54,16 +61,18 @@ def run_of(deployment: Deployment, first_day: str, job: str) -> dg.DagsterRun:
 
 
 def said(deployment: Deployment, run_id: str, words: str) -> bool:
-    return any(words in (entry.message or "") for entry in deployment.instance.all_logs(run_id))
+    """Whether the run's log, as the UI shows it (messages and step errors), says `words`."""
+    for entry in deployment.instance.all_logs(run_id):
+        error = getattr(entry.dagster_event and entry.dagster_event.event_specific_data, "error", None)
+        if words in (entry.message or "") or (error is not None and words in error.to_string()):
+            return True
+    return False
 
 
 @pytest.mark.timeout(400)
 def test_worker_killed_after_chunk_1_of_3(deployment, figures):
     days = CHUNKED
-    deployment.export_in_process(days[0], days[-1])
-    old = deployment.source_rows(days)
-    deployment.bump_source(days)
-    new = deployment.source_rows(days)
+    old, new = deployment.exported_then_changed(days)
 
     deployment.faults.arm("warehouse.chunk_written", 1)
     deployment.launch(days[0], days[-1])
@@ -76,19 +85,42 @@ def test_worker_killed_after_chunk_1_of_3(deployment, figures):
 
     # Run monitoring fails the lost run; the run retry writes and records the new version.
     killed = run_of(deployment, days[0], JOB)
-    deployment.wait(
-        "the retry of the killed run to succeed",
-        lambda: any(
-            r.tags.get("dagster/parent_run_id") == killed.run_id and r.status == dg.DagsterRunStatus.SUCCESS
-            for r in deployment.runs()
-        ),
-        180,
-    )
+    deployment.wait("the retry of the killed run to succeed", lambda: retried(deployment, killed.run_id), 180)
     assert deployment.instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
     assert said(deployment, killed.run_id, LOST_WORKER), (
         "the killed run's log does not say its worker was lost"
     )
     deployment.settle(figures, "export: worker SIGKILLed after chunk 1 of 3", new)
+
+
+def retried(deployment: Deployment, run_id: str) -> bool:
+    return any(
+        r.tags.get("dagster/parent_run_id") == run_id and r.status == dg.DagsterRunStatus.SUCCESS
+        for r in deployment.runs()
+    )
+
+
+@pytest.mark.timeout(400)
+def test_postgres_restarted_mid_range_export(deployment, cluster, figures):
+    days = RESTARTED
+    old, new = deployment.exported_then_changed(days)
+
+    deployment.faults.arm("warehouse.chunk_written", 1)
+    deployment.launch(days[0], days[-1])
+    deployment.faults.wait("warehouse.chunk_written", service=deployment.daemon)
+    cluster.restart()
+    found, _ = deployment.warehouse_rows(days)
+    assert one_version(found, old) == [], "the restart left part of the run's transaction"
+    deployment.faults.release("warehouse.chunk_written")
+
+    interrupted = run_of(deployment, days[0], JOB)
+    deployment.wait(
+        "the retry of the interrupted run to succeed", lambda: retried(deployment, interrupted.run_id), 180
+    )
+    assert deployment.instance.get_run_by_id(interrupted.run_id).status == dg.DagsterRunStatus.FAILURE
+    # Its step failure names the table, and that nothing of the day changed.
+    assert said(deployment, interrupted.run_id, "the previous rows are unchanged")
+    deployment.settle(figures, "export: PostgreSQL restarted after chunk 1 of 3", new)
 
 
 @pytest.mark.timeout(400)
