@@ -6,6 +6,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from collab_pipelines.evaluation import environments
 from collab_pipelines.evaluation.candidate_process import EvaluationFailed
 from collab_pipelines.evaluation.champion import promoted_in_run
 from collab_pipelines.evaluation.champion_assets import champion_materializations
@@ -127,10 +128,12 @@ def build_model_evaluation(catalog_path: Path | str | None = None) -> dg.AssetsD
 
 
 def model_output(context: dg.AssetExecutionContext):
-    """The model's prints and warnings, in the run's logs while it runs."""
+    """The model's prints and warnings, and the build of its environment, in the run's logs
+    while it runs."""
 
     def forward(stream: str, line: str) -> None:
-        (context.log.warning if stream == "stderr" else context.log.info)(f"[model {stream}] {line}")
+        label = f"[{stream}]" if stream == environments.STREAM else f"[model {stream}]"
+        (context.log.warning if stream == "stderr" else context.log.info)(f"{label} {line}")
 
     return forward
 

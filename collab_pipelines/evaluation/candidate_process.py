@@ -207,7 +207,7 @@ class CandidateProcess:
         self._cap: sandbox.ProcessCap | None = None
         self._refusal: EvaluationFailed | None = None
         try:
-            python = python_for(self.sources[0], contract.lock, environments)
+            python = python_for(self.sources[0], contract.lock, environments, output)
         except EnvironmentBuildError as error:
             # Raised by `finish`, after the caller's own checks of the data, as before the
             # process was started early.

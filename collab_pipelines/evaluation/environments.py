@@ -20,6 +20,10 @@ The cache lives in $COLLAB_ENVIRONMENTS_DIR (default: environments/ in the state
 on Celery or Kubernetes point it at a volume every worker mounts, or leave it per worker.
 It keeps at most $COLLAB_ENVIRONMENTS_MAX environments (default 8) and
 $COLLAB_ENVIRONMENTS_MAX_MB megabytes (default 4096), evicting the least recently used.
+
+A caller that passes `output` sees the build as it happens (stream "environment"): each uv
+command, every line it prints, and how long it took, or which cached environment is used, so
+a slow or failing build shows in the evaluation's run rather than as minutes of silence.
 """
 
 import functools
@@ -31,8 +35,11 @@ import site
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from collab_pipelines import settings
@@ -47,6 +54,10 @@ _READY = "collab-ready.json"
 # not the deployment's secrets (a package's build script runs with it).
 _INSTALLER_ENV = ("PATH", "HOME", "LANG", "SSL_CERT_FILE", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY")
 _INSTALLER_PREFIXES = ("UV_", "PIP_")
+_BUILD_TIMEOUT = 1800
+STREAM = "environment"
+BuildLog = Callable[[str, str], None]
+"""(stream, line) -> None, the candidate process's OutputLog; the stream is always STREAM."""
 
 
 class EnvironmentBuildError(RuntimeError):
@@ -77,10 +88,14 @@ def declaration(source: Path, lock: str | None) -> Path | None:
     return None
 
 
-def python_for(source: Path, lock: str | None, root: Path | None = None) -> str:
+def python_for(
+    source: Path, lock: str | None, root: Path | None = None, output: BuildLog | None = None
+) -> str:
     """The interpreter the commit at `source` runs with: its cached environment's, built if new."""
+    say = (lambda line: output(STREAM, line)) if output else (lambda line: None)
     declared = declaration(source, lock)
     if declared is None:
+        say("no requirements.txt, pyproject.toml dependencies or lock file: the project's interpreter")
         return sys.executable
     root = root or cache_dir()
     digest = hashlib.sha256(
@@ -91,13 +106,16 @@ def python_for(source: Path, lock: str | None, root: Path | None = None) -> str:
     if ready.exists():
         if _verified(target):
             _touch(ready)
+            say(f"{declared.name}: the cached environment {target}")
             return str(target / "bin" / "python")
         # Not what was built: never run a commit on it. Set aside, then built anew below.
+        say(f"{declared.name}: the cached environment {target} changed since its build; building it anew")
         shutil.rmtree(target, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(prefix=".building-", dir=root))
+    started = time.perf_counter()
     try:
-        _build(building, declared)
+        _build(building, declared, say)
         ready_text = json.dumps(
             {
                 "declaration": declared.name,
@@ -114,11 +132,12 @@ def python_for(source: Path, lock: str | None, root: Path | None = None) -> str:
             pass  # another run built the same environment meanwhile; use theirs
     finally:
         shutil.rmtree(building, ignore_errors=True)
+    say(f"{declared.name}: environment built in {time.perf_counter() - started:.1f} s, cached as {target}")
     evict(root, keep=target)
     return str(target / "bin" / "python")
 
 
-def _build(target: Path, declared: Path) -> None:
+def _build(target: Path, declared: Path, say: Callable[[str], None]) -> None:
     uv = _uv()
     env = {k: v for k, v in os.environ.items() if k in _INSTALLER_ENV or k.startswith(_INSTALLER_PREFIXES)}
     python = target / "bin" / "python"
@@ -126,11 +145,12 @@ def _build(target: Path, declared: Path) -> None:
     # not reach the cache and, through it, every environment built later.
     for command in (
         [uv, "venv", "--quiet", "--python", sys.executable, str(target)],
+        # Not --quiet: uv's own lines (resolved, prepared, installed, each with its time) are
+        # what shows a slow index or a large download in the run's logs.
         [
             uv,
             "pip",
             "install",
-            "--quiet",
             "--link-mode",
             "copy",
             "--python",
@@ -140,11 +160,8 @@ def _build(target: Path, declared: Path) -> None:
             str(declared),
         ],
     ):
-        completed = subprocess.run(
-            command, capture_output=True, text=True, env=env, timeout=1800, check=False
-        )
-        if completed.returncode != 0:
-            words = (completed.stderr or completed.stdout).strip()[-3000:]
+        returncode, words = _installer(command, env, say)
+        if returncode != 0:
             raise EnvironmentBuildError(f"installing {declared.name} failed: {words}")
     purelib = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
@@ -154,6 +171,35 @@ def _build(target: Path, declared: Path) -> None:
     ).stdout.strip()
     # Appended after the environment's own site-packages: the commit's pins win.
     Path(purelib, "zz_collab_project.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+
+
+def _installer(command: list[str], env: dict[str, str], say: Callable[[str], None]) -> tuple[int, str]:
+    """Run one installer command, each of its lines said as it is printed; the exit code and
+    the output's last 3000 characters (the installer's own words for a failure)."""
+    say("$ " + " ".join(command))
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, errors="replace"
+    )
+    # A hung index must not hold the run forever; the reader below ends when the kill closes
+    # the pipe.
+    timed_out = threading.Event()
+    timer = threading.Timer(_BUILD_TIMEOUT, lambda: (timed_out.set(), process.kill()))
+    timer.start()
+    tail: deque[str] = deque(maxlen=200)
+    try:
+        for raw in process.stdout:
+            line = raw.rstrip("\n")
+            tail.append(line)
+            say(line[:2000])
+        returncode = process.wait()
+    finally:
+        timer.cancel()
+        process.stdout.close()
+    if timed_out.is_set():
+        tail.append(f"stopped after {_BUILD_TIMEOUT} s")
+    say(f"exit code {returncode} after {time.perf_counter() - started:.1f} s")
+    return returncode, "\n".join(tail).strip()[-3000:]
 
 
 def content_digest(folder: Path) -> str:

@@ -1,5 +1,5 @@
 """Evaluation runs through Dagster: run retries leave a crashing commit alone, the model's
-output reaches the run's logs, the prediction-diff gate is blocking or advisory, and a
+output and its environment's build reach the run's logs, the prediction-diff gate is blocking or advisory, and a
 regressing commit's note reaches a clone of its repository."""
 
 from pathlib import Path
@@ -94,6 +94,47 @@ def test_the_models_output_is_in_the_runs_logs_and_its_reported_values_in_metada
     assert "[model stdout] epoch 0: building" in logged and "[model stdout] epoch 1: building" in logged
     data = metadata(result)
     assert data["model/epochs"] == 2.0 and data["model/importances"] == {"hour": 0.7}
+
+
+def environment_log(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    return [
+        record.user_message.removeprefix("[environment] ")
+        for record in instance.all_logs(run_id)
+        if record.user_message.startswith("[environment] ")
+    ]
+
+
+def test_the_environments_build_is_in_the_runs_logs_as_it_happens_or_fails(
+    ticks, instance, warehouse, suites, make_repo
+):
+    repo = make_repo("model")
+    # pyjokes: small, pure Python, from the package index, and not a dependency of the project.
+    repo.commit("Jokes", {**GOOD, "requirements.txt": "pyjokes==0.8.3\n"})
+    repo.commit("Tweak", UNWEIGHTED)
+    repo.commit("A package nobody published", {"requirements.txt": "collab-no-such-package-8d1f3a==1.0\n"})
+    suites.add("delays", {"model": repo})
+    built_key, cached_key, failing_key = ticks.keys()
+
+    built = evaluate(instance, built_key)
+    assert built.success
+    logged = environment_log(instance, built.run_id)
+    [install] = [line for line in logged if line.startswith("$ ") and " pip install " in line]
+    assert install.endswith("/requirements.txt") and "--link-mode copy" in install
+    assert any("pyjokes==0.8.3" in line for line in logged)  # uv's own words: what it installed
+    assert sum(line.startswith("exit code 0 after ") for line in logged) == 2  # venv, then install
+    assert any(line.startswith("requirements.txt: environment built in ") for line in logged)
+
+    cached = evaluate(instance, cached_key)
+    assert cached.success
+    [reused] = environment_log(instance, cached.run_id)
+    assert reused.startswith("requirements.txt: the cached environment ")
+
+    failing = evaluate(instance, failing_key)
+    assert not failing.success
+    logged = environment_log(instance, failing.run_id)
+    assert any(line.startswith("$ ") and line.endswith("/requirements.txt") for line in logged)
+    assert any("collab-no-such-package-8d1f3a was not found" in line for line in logged)
+    assert logged[-1].startswith("exit code 1 after ")
 
 
 def test_a_blocking_prediction_diff_regresses_the_commit_and_its_note_reaches_a_clone(
