@@ -4,18 +4,24 @@ Each uploader is confined to its own folder of the landing zone (asyncssh's chro
 check that no path resolves outside it through a symbolic link). There, it may only create,
 write, rename, truncate, retime and remove files directly in `inbox/`; `staging/`,
 `processed/` and `quarantine/` are read-only, sub-folders and links cannot be made, and no
-one changes permissions or owners. The `collector` kind of account (home ".") sees every
+one changes permissions or owners. An upload is written under a temporary dot-name and renamed
+to its own name when the client closes it, as SFTPGo's atomic uploads are: a server or client
+killed mid-upload leaves no part of a file where the upload sensor takes complete ones (the
+dot-name is quarantined as unfinished after `abandoned_after_hours`). The `collector` kind of account (home ".") sees every
 uploader's folder: it is what `SftpLandingZone` logs in as. Failed logins all cost the same
 time and are limited per address (`sftp_guard.py`).
 """
 
 import asyncio
 import os
+import posixpath
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncssh
 
+from collab_pipelines import fault_points
 from collab_pipelines.intake.sftp_accounts import (
     Account,
     LoginLimits,
@@ -99,6 +105,7 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
         self._home = os.fsencode(home)
         self._inbox = os.path.join(self._home, b"inbox")
         self._collector = account.collector
+        self._uploads: dict[object, tuple[bytes, bytes]] = {}
         super().__init__(chan, chroot=self._home)
 
     def map_path(self, path: bytes) -> bytes:
@@ -122,8 +129,34 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
 
     def open(self, path: bytes, pflags: int, attrs: asyncssh.SFTPAttrs):
         if pflags & (asyncssh.FXF_WRITE | asyncssh.FXF_APPEND | asyncssh.FXF_CREAT | asyncssh.FXF_TRUNC):
-            self._require_upload(self.map_path(path))
+            final = self.map_path(path)
+            self._require_upload(final)
+            # A new upload (not an append to a file already there) is written aside; see close().
+            whole = pflags & asyncssh.FXF_TRUNC or not os.path.exists(final)
+            if not self._collector and whole and not pflags & asyncssh.FXF_APPEND:
+                temporary = _upload_name(path)
+                file_obj = super().open(temporary, pflags | asyncssh.FXF_CREAT, attrs)
+                self._uploads[file_obj] = (self.map_path(temporary), final)
+                return file_obj
         return super().open(path, pflags, attrs)
+
+    def write(self, file_obj, offset: int, data: bytes):
+        written = super().write(file_obj, offset, data)
+        fault_points.reached("sftp.upload_chunk_written")
+        return written
+
+    def close(self, file_obj) -> None:
+        upload = self._uploads.pop(file_obj, None)
+        super().close(file_obj)
+        if upload is None:
+            return
+        temporary, final = upload
+        if self.channel.is_closing():
+            # The session ended with the file still open (the client was cut off): it is not
+            # complete, and stays under its temporary name.
+            log.warning("upload %s cut off before the client closed it", os.fsdecode(final))
+            return
+        os.replace(temporary, final)
 
     def open56(self, path: bytes, desired_access: int, flags: int, attrs: asyncssh.SFTPAttrs):
         if desired_access & (
@@ -186,6 +219,15 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
 
     def link(self, oldpath: bytes, newpath: bytes) -> None:
         raise asyncssh.SFTPPermissionDenied("links are not allowed")
+
+
+def _upload_name(path: bytes) -> bytes:
+    """Where an upload is written until it is closed: a dot-name the upload sensor leaves alone."""
+    folder, name = posixpath.split(path)
+    suffix = b".upload-" + secrets.token_hex(4).encode()
+    # A name near the file system's 255-byte limit would not fit its prefix and suffix.
+    temporary = b"." + name + suffix if len(name) + len(suffix) < 250 else suffix
+    return posixpath.join(folder, temporary)
 
 
 def host_key(path: Path) -> asyncssh.SSHKey:
