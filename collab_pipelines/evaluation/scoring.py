@@ -15,6 +15,37 @@ _LABEL_SCORERS = {
 }
 
 
+# What each metric divides by or compares, so it is a number only where that exists: a day with
+# one row (or one class of label) has no AUC, and a recall with no positive label would be
+# scikit-learn's zero_division fill-in, not a recall.
+_NEEDS = {
+    "roc_auc": "both",
+    "average_precision": "both",
+    "balanced_accuracy": "both",
+    "recall": "positive label",
+    "precision": "positive prediction",
+    "f1": "positive label or prediction",
+}
+
+
+def undefined_reason(name: str, predictions: pd.DataFrame) -> str | None:
+    """Why `name` cannot be computed on these rows (None when it can), in words for a reader."""
+    if predictions.empty:
+        return "no rows"
+    y_true, y_pred = predictions["y_true"], predictions["y_pred"]
+    needs = _NEEDS.get(name)
+    if needs == "both" and y_true.nunique() < 2:
+        return f"a single class of label, and {name} needs both"
+    positive_label, positive_prediction = bool((y_true == 1).any()), bool((y_pred == 1).any())
+    if needs == "positive label" and not positive_label:
+        return f"no positive label, which {name} divides by"
+    if needs == "positive prediction" and not positive_prediction:
+        return f"no positive prediction, which {name} divides by"
+    if needs == "positive label or prediction" and not (positive_label or positive_prediction):
+        return f"no positive label or prediction, which {name} divides by"
+    return None
+
+
 def compute_metrics(names, predictions: pd.DataFrame) -> dict[str, float]:
     y_true, y_pred, y_score = predictions["y_true"], predictions["y_pred"], predictions["y_score"]
     results = {}

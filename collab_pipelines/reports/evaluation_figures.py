@@ -95,18 +95,49 @@ def metric_names(subject: Subject) -> list[str]:
 
 
 def per_day(subject: Subject) -> pd.DataFrame:
-    """Each metric per day of the test window, for this commit and its baseline on the same rows."""
+    """Each metric per day of the test window, for this commit and its baseline on the same rows.
+
+    A metric is given only on the days it can be computed (see `scoring.undefined_reason`); a
+    column computable on no day is left out. `attrs["omitted"]` says, for each metric and
+    reason, on which days and why, so a gap is explained rather than a NaN."""
+    from collab_pipelines.evaluation.scoring import undefined_reason
+
     names = metric_names(subject)
     rows = []
+    missing: dict[tuple[str, str], list[str]] = {}
     shared = set(subject.baseline["row_id"])
     for day, frame in subject.predictions.groupby(pd.to_datetime(subject.predictions["time"]).dt.date):
         row = {"day": pd.Timestamp(day), "rows": len(frame)}
-        row.update(_metrics(names, frame))
+        sides = [("", frame)]
         if shared:
-            base = subject.baseline[subject.baseline["row_id"].isin(set(frame["row_id"]))]
-            row.update({f"{n} (baseline)": v for n, v in _metrics(names, base).items()})
+            sides.append(
+                (" (baseline)", subject.baseline[subject.baseline["row_id"].isin(set(frame["row_id"]))])
+            )
+        for suffix, rows_of_side in sides:
+            for name in names:
+                reason = undefined_reason(name, rows_of_side)
+                value = np.nan if reason else _metrics([name], rows_of_side)[name]
+                if pd.isna(value):
+                    reason = reason or "scikit-learn gave no value"
+                    missing.setdefault((name + suffix, reason), []).append(str(day))
+                row[name + suffix] = value
         rows.append(row)
-    return pd.DataFrame(rows).set_index("day") if rows else pd.DataFrame()
+    if not rows:
+        return pd.DataFrame()
+    table = pd.DataFrame(rows).set_index("day")
+    table = table.drop(columns=[c for c in table.columns if c != "rows" and table[c].isna().all()])
+    table.attrs["omitted"] = [
+        f"{column}: omitted on {_days(days, len(table))}: {reason}."
+        for (column, reason), days in missing.items()
+    ]
+    return table
+
+
+def _days(days: list[str], total: int, shown: int = 5) -> str:
+    if len(days) == total:
+        return f"all {total} days" if total > 1 else "the one day"
+    listed = ", ".join(days[:shown]) + (f" and {len(days) - shown} more" if len(days) > shown else "")
+    return f"{len(days)} of {total} days ({listed})"
 
 
 def rows_with_features(subject: Subject, row_ids) -> pd.DataFrame:

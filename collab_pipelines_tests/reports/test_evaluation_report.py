@@ -110,7 +110,8 @@ def evaluate(warehouse, key, sha, preds, baseline_key=None, baseline=None, statu
     write_evaluation(warehouse, key, row, metrics_frame(key, comparisons), preds)
 
 
-def test_the_evaluation_report_explains_a_rain_model_commit(state_dir, instance, tmp_path):
+def rain_suite(state_dir: Path, tmp_path: Path) -> tuple[str, str]:
+    """The suite's repository with two commits, and the suites file naming it."""
     repo = tmp_path / "rain-model"
     repo.mkdir()
     git(repo, "init", "-q", "-b", "main")
@@ -125,7 +126,11 @@ def test_the_evaluation_report_explains_a_rain_model_commit(state_dir, instance,
     (state_dir / "suites.yaml").write_text(
         yaml.safe_dump({"suites": {SUITE: {"repositories": {"model": {"location": str(repo)}}}}})
     )
+    return first, second
 
+
+def test_the_evaluation_report_explains_a_rain_model_commit(state_dir, instance, tmp_path):
+    first, second = rain_suite(state_dir, tmp_path)
     warehouse = Warehouse()
     frame = readings()
     warehouse.replace("station_readings", frame)
@@ -171,6 +176,56 @@ def test_the_evaluation_report_explains_a_rain_model_commit(state_dir, instance,
     )
     assert f"Suite `{SUITE}`: 2 commit(s), 2 passed" in trend_text
     assert first[:10] in trend_text and second[:10] in trend_text
+
+
+def test_per_day_metrics_of_one_reading_a_day_are_shown_where_computable_and_the_rest_explained(
+    state_dir, instance, tmp_path
+):
+    first, second = rain_suite(state_dir, tmp_path)
+    days = pd.date_range("2024-03-01", "2024-03-15")
+    # Rain on alternate days before the split; on 2024-03-11 and 03-14 only in the test window.
+    rained = [day.day % 2 for day in days[:10]] + [1, 0, 0, 1, 0]
+    frame = pd.DataFrame(
+        {
+            "reading_id": np.arange(500, 500 + len(days)),
+            "read_at": days + pd.Timedelta(hours=9),
+            "station": "harbour",
+            "season": "spring",
+            "humidity": [90.0 if wet else 30.0 for wet in rained],
+            "pressure_hpa": 1013.0,
+            "rained": rained,
+        }
+    )
+    warehouse = Warehouse()
+    warehouse.replace("station_readings", frame)
+    split_at = pd.Timestamp("2024-03-11")
+    base_key, key = f"{SUITE}:model@{first[:10]}", f"{SUITE}:model@{second[:10]}"
+    base = predictions(frame, base_key, ["pressure_hpa"], split_at)
+    mine = predictions(frame, key, ["humidity"], split_at)
+    assert len(mine) == 5 and mine["time"].dt.date.nunique() == 5  # one row a day
+    evaluate(warehouse, base_key, first, base)
+    evaluate(warehouse, key, second, mine, base_key, base)
+    instance.add_dynamic_partitions("evaluation_commits", [base_key, key])
+
+    result = execute(jobs.evaluation_report_job, instance, partition=key)
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    notebook = nbformat.read(materializations(instance, "evaluation_report")[key]["notebook"], as_version=4)
+    [cell] = [c for c in notebook.cells if c.source.startswith("daily = ")]
+    shown = nbformat.writes(nbformat.v4.new_notebook(cells=[cell]))
+    assert not any(output.output_type == "error" for output in cell.outputs)
+    # Accuracy is a number every day; AUC on no day (one label a day); recall on the rainy days.
+    assert "NaN" not in shown and "nan" not in shown
+    assert "accuracy" in shown and "accuracy: omitted" not in shown
+    assert "roc_auc: omitted on all 5 days: a single class of label, and roc_auc needs both." in shown
+    assert "roc_auc (baseline): omitted on all 5 days" in shown
+    assert (
+        "recall: omitted on 3 of 5 days (2024-03-12, 2024-03-13, 2024-03-15): "
+        "no positive label, which recall divides by."
+    ) in shown
+    [table] = [
+        o for o in cell.outputs if "text/html" in o.get("data", {}) and "accuracy" in o.data["text/html"]
+    ]
+    assert "roc_auc" not in table.data["text/html"] and "recall" in table.data["text/html"]
 
 
 @dg.op
