@@ -106,6 +106,7 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
         self._inbox = os.path.join(self._home, b"inbox")
         self._collector = account.collector
         self._uploads: dict[object, tuple[bytes, bytes]] = {}
+        self._failed: set[object] = set()
         super().__init__(chan, chroot=self._home)
 
     def map_path(self, path: bytes) -> bytes:
@@ -141,16 +142,29 @@ class ConfinedSFTPServer(asyncssh.SFTPServer):
         return super().open(path, pflags, attrs)
 
     def write(self, file_obj, offset: int, data: bytes):
-        written = super().write(file_obj, offset, data)
+        try:
+            written = super().write(file_obj, offset, data)
+        except OSError:
+            # A full disk: the client is told, and what was written of the upload goes on close.
+            self._failed.add(file_obj)
+            raise
         fault_points.reached("sftp.upload_chunk_written")
         return written
 
     def close(self, file_obj) -> None:
         upload = self._uploads.pop(file_obj, None)
-        super().close(file_obj)
+        failed = file_obj in self._failed
+        self._failed.discard(file_obj)
+        try:
+            super().close(file_obj)
+        except OSError:
+            failed = True
         if upload is None:
             return
         temporary, final = upload
+        if failed:
+            os.unlink(temporary)
+            return
         if self.channel.is_closing():
             # The session ended with the file still open (the client was cut off): it is not
             # complete, and stays under its temporary name.

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from collab_pipelines import fault_points
+from collab_pipelines_tests.conftest import require_service
 from collab_pipelines_tests.e2e.processes import wait_for
 from collab_pipelines_tests.faults.figures import FIGURES_PROPERTY
 
@@ -89,3 +91,35 @@ def figures(record_property):
         record_property(FIGURES_PROPERTY, json.dumps({**line, **extra}))
 
     return record
+
+
+def can_mount() -> bool:
+    """Whether this process holds CAP_SYS_ADMIN, which mounting a tmpfs needs."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> 21 & 1)
+    return False
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 512 KiB tmpfs: a shared folder whose disk fills up. Mounting needs root's CAP_SYS_ADMIN;
+    without it the test skips, saying so, even under CI=true (the privilege was not expected).
+    A process that has it and still cannot mount fails under CI=true."""
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    if not can_mount():
+        pytest.skip("a full disk needs a tmpfs mount, and this process lacks CAP_SYS_ADMIN (not root)")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k,mode=0755", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        require_service(
+            "a tmpfs mount", f"mount -t tmpfs failed with CAP_SYS_ADMIN held: {mounted.stderr.strip()}"
+        )
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import paramiko
 import pytest
@@ -40,80 +41,132 @@ def observations() -> str:
     return "\n".join(lines) + "\n"
 
 
-def serve(config, state, port, faults: FaultPoint) -> subprocess.Popen:
-    env = {**os.environ, "COLLAB_CONFIG_DIR": str(config), "COLLAB_STATE_DIR": str(state), **faults.env}
-    env.pop("COLLAB_SHARED_DIR", None)
-    return subprocess.Popen([str(BIN / "collab-sftp"), "serve", "--port", str(port)], env=env)
+class Site:
+    """`collab-sftp serve` for the uploader alice, its landing zone in `shared`, and the intake."""
 
+    def __init__(self, root: Path, shared: Path):
+        self.config, self.state, self.shared = root / "config", root / "state", shared
+        self.config.mkdir()
+        accounts = {"users": {"alice": {"password_hash": password_hash(PASSWORDS["alice"])}}}
+        (self.config / "sftp_accounts.yaml").write_text(yaml.safe_dump(accounts))
+        self.faults, self.port = FaultPoint(root / "faults"), free_port()
+        self.folder = shared / "landing" / "alice"
+        self.warehouse = Warehouse(url=f"sqlite:///{root / 'warehouse.db'}")
 
-def put(port: int, content: str) -> None:
-    transport = connect(port, "alice", PASSWORDS["alice"], time.monotonic() + 60)
-    try:
-        paramiko.SFTPClient.from_transport(transport).putfo(io.BytesIO(content.encode()), f"inbox/{NAME}")
-    finally:
-        transport.close()
+    def serve(self) -> subprocess.Popen:
+        env = {
+            **os.environ,
+            "COLLAB_CONFIG_DIR": str(self.config),
+            "COLLAB_STATE_DIR": str(self.state),
+            "COLLAB_SHARED_DIR": str(self.shared),
+            **self.faults.env,
+        }
+        return subprocess.Popen([str(BIN / "collab-sftp"), "serve", "--port", str(self.port)], env=env)
 
+    def put(self, content: str) -> None:
+        transport = connect(self.port, "alice", PASSWORDS["alice"], time.monotonic() + 60)
+        try:
+            paramiko.SFTPClient.from_transport(transport).putfo(io.BytesIO(content.encode()), f"inbox/{NAME}")
+        finally:
+            transport.close()
 
-def test_server_killed_mid_upload_then_uploaded_again(tmp_path, instance, figures):
-    config, state = tmp_path / "config", tmp_path / "state"
-    config.mkdir()
-    accounts = {"users": {"alice": {"password_hash": password_hash(PASSWORDS["alice"])}}}
-    (config / "sftp_accounts.yaml").write_text(yaml.safe_dump(accounts))
-    faults, port, content = FaultPoint(tmp_path / "faults"), free_port(), observations()
-    assert len(content) > 100_000
-
-    faults.arm(POINT, 2)
-    server = serve(config, state, port, faults)
-    try:
+    def put_failing(self, content: str) -> threading.Thread:
+        """An upload that must fail; its thread, to join."""
         failures = []
 
-        def upload_cut_short() -> None:
+        def upload() -> None:
             try:
-                put(port, content)
+                self.put(content)
             except (OSError, EOFError, paramiko.SSHException) as error:
                 failures.append(error)
 
-        cut = threading.Thread(target=upload_cut_short)
-        cut.start()
-        faults.kill_at(POINT)
+        thread = threading.Thread(target=upload)
+        thread.failures = failures
+        thread.start()
+        return thread
+
+    def ingest(self, instance) -> tuple[int, int]:
+        """Two sensor ticks (sizes hold still), every requested ingestion, a tick a day later
+        (abandoned leftovers are quarantined); the rows of the upload type's table left missing
+        and doubled."""
+        intake = Intake(instance, LocalLandingZone(root=str(self.shared / "landing")), self.warehouse)
+        intake.tick()
+        runs = intake.run_all(intake.tick())
+        assert [r.success for r in runs] == [True]
+        for leftover in (self.folder / "inbox").iterdir():
+            os.utime(leftover, (time.time() - 25 * 3600,) * 2)
+        intake.tick()
+        rows = self.warehouse.read("weather_observations_uploads")
+        unique = len(rows.drop_duplicates(["origin", "observed_at"]))
+        return ROWS - unique, len(rows) - unique
+
+    def quarantined(self) -> list[str]:
+        folder = self.folder / "quarantine"
+        return [p.read_text() for p in folder.glob("*.error.txt")] if folder.exists() else []
+
+
+def test_server_killed_mid_upload_then_uploaded_again(tmp_path, instance, figures):
+    site, content = Site(tmp_path, tmp_path / "shared"), observations()
+    assert len(content) > 100_000
+    site.faults.arm(POINT, 2)
+    server = site.serve()
+    try:
+        cut = site.put_failing(content)
+        site.faults.kill_at(POINT)
         server.wait(30)
         cut.join(60)
-        assert failures, "the upload went through a killed server"
-        inbox = state / "landing" / "alice" / "inbox"
-        assert sorted(p.name for p in inbox.iterdir() if not p.name.startswith(".")) == [], (
-            "a cut upload is visible"
-        )
-        [leftover] = list(inbox.iterdir())
+        assert cut.failures, "the upload went through a killed server"
+        inbox = list((site.folder / "inbox").iterdir())
+        assert [p.name for p in inbox if not p.name.startswith(".")] == [], "a cut upload is visible"
+        [leftover] = inbox
         assert 0 < leftover.stat().st_size < len(content)
-
-        server = serve(config, state, port, faults)
-        put(port, content)
+        server = site.serve()
+        site.put(content)
     finally:
         server.kill()
         server.wait(30)
 
-    landing = LocalLandingZone(root=str(state / "landing"))
-    intake = Intake(instance, landing, Warehouse(url=f"sqlite:///{tmp_path / 'warehouse.db'}"))
-    # Two ticks (sizes hold still), then every requested ingestion; then a day later, when the
-    # leftover is abandoned.
-    intake.tick()
-    runs = intake.run_all(intake.tick())
-    assert [r.success for r in runs] == [True]
-    os.utime(leftover, (time.time() - 25 * 3600,) * 2)
-    intake.tick()
-
-    rows = intake.warehouse.read("weather_observations_uploads")
-    unique = len(rows.drop_duplicates(["origin", "observed_at"]))
-    quarantined = sorted(p.name for p in (state / "landing" / "alice" / "quarantine").iterdir())
+    lost, doubled = site.ingest(instance)
+    reasons = site.quarantined()
     figures(
         "SFTP server SIGKILLed mid-upload, uploaded again",
-        rows_lost=ROWS - unique,
-        rows_doubled=len(rows) - unique,
+        rows_lost=lost,
+        rows_doubled=doubled,
         runs_stuck=0,
-        files_lost=int(not quarantined),
+        files_lost=int(len(reasons) != 1),
     )
-    assert len(rows) == ROWS and not rows.duplicated(["origin", "observed_at"]).any()
-    assert any(name.endswith(".error.txt") for name in quarantined), quarantined
-    reason = next((state / "landing" / "alice" / "quarantine").glob("*.error.txt")).read_text()
-    assert "unfinished upload" in reason, reason
-    assert list((state / "landing" / "alice" / "inbox").iterdir()) == []
+    assert (lost, doubled) == (0, 0)
+    assert len(reasons) == 1 and "unfinished upload" in reasons[0], reasons
+    assert list((site.folder / "inbox").iterdir()) == []
+
+
+def test_upload_onto_a_full_disk(tmp_path, small_disk, instance, figures):
+    site, content = Site(tmp_path, small_disk), observations()
+    server = site.serve()
+    try:
+        # The shared disk is nearly full when the upload arrives: the uploader is told it failed,
+        # and nothing of it stays to be taken, or to hold the space.
+        connect(site.port, "alice", PASSWORDS["alice"], time.monotonic() + 60).close()
+        filler = small_disk / "filler"
+        filler.write_bytes(bytes(480 * 1024))
+        refused = site.put_failing(content)
+        refused.join(60)
+        assert refused.failures, "a larger upload than the disk's room went through"
+        assert list((site.folder / "inbox").iterdir()) == []
+        # Room again (the operator cleared the disk): the uploader's retry goes through.
+        filler.unlink()
+        site.put(content)
+    finally:
+        server.kill()
+        server.wait(30)
+
+    lost, doubled = site.ingest(instance)
+    figures(
+        "SFTP upload onto a full disk, uploaded again",
+        rows_lost=lost,
+        rows_doubled=doubled,
+        runs_stuck=0,
+        files_lost=0,
+    )
+    assert (lost, doubled) == (0, 0)
+    assert site.quarantined() == []
