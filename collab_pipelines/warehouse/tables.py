@@ -6,11 +6,13 @@ database match it, inside the writer's transaction:
 - a new table is created with the catalog's types (PostgreSQL: bigint, double precision,
   date, timestamp, varchar(n)) rather than whatever pandas guesses, a primary key when one
   is declared, and an index on every column its readers filter by (the partition, an
-  evaluation key, an upload);
+  evaluation key, an upload). A key column has no default: its values are the source's,
+  never a sequence's (SQLAlchemy would make a lone integer key SERIAL on PostgreSQL);
 - an existing table is migrated in place: missing indexes are created, a declared key
   becomes a unique index (SQLite cannot add a primary key to a table), and on PostgreSQL a
   column whose type differs from the declared one is converted with `ALTER COLUMN ... TYPE
-  ... USING`. Rows are never copied or dropped, and a failure rolls the whole write back.
+  ... USING`, and a key column's sequence default from an earlier version is dropped. Rows are
+  never copied or dropped, and a failure rolls the whole write back.
 """
 
 from __future__ import annotations
@@ -86,7 +88,9 @@ def ensure_table(
     """
     inspector = sa.inspect(connection)
     if not inspector.has_table(table):
-        columns = [sa.Column(str(c), _sa_type(str(c), frame, layout)) for c in frame.columns]
+        columns = [
+            sa.Column(str(c), _sa_type(str(c), frame, layout), autoincrement=False) for c in frame.columns
+        ]
         constraints = (
             [sa.PrimaryKeyConstraint(*layout.primary_key, name=index_name("pk", table, layout.primary_key))]
             if layout.primary_key
@@ -95,6 +99,7 @@ def ensure_table(
         sa.Table(table, sa.MetaData(), *columns, *constraints).create(connection)
     else:
         _migrate_types(connection, inspector, table, frame, layout)
+        _drop_key_sequences(connection, inspector, table, layout)
         if layout.primary_key and not _is_unique(inspector, table, layout.primary_key):
             _create_index(connection, table, layout.primary_key, unique=True)
     for columns in layout.indexes:
@@ -124,6 +129,30 @@ def _create_index(connection: sa.Connection, table: str, columns: Sequence[str],
             f"ON {quote(table)} ({', '.join(quote(c) for c in columns)})"
         )
     )
+
+
+def _drop_key_sequences(
+    connection: sa.Connection, inspector: sa.Inspector, table: str, layout: TableLayout
+) -> None:
+    """Tables created before keys were declared without autoincrement got a SERIAL key on
+    PostgreSQL: a row written without its key would take the sequence's next number."""
+    if connection.dialect.name != "postgresql" or not layout.primary_key:
+        return
+    quote = connection.dialect.identifier_preparer.quote
+    for column in inspector.get_columns(table):
+        if column["name"] not in layout.primary_key or not str(column.get("default") or "").startswith(
+            "nextval("
+        ):
+            continue
+        sequence = connection.execute(
+            sa.text("SELECT pg_get_serial_sequence(:table, :column)"),
+            {"table": quote(table), "column": column["name"]},
+        ).scalar()
+        connection.execute(
+            sa.text(f"ALTER TABLE {quote(table)} ALTER COLUMN {quote(column['name'])} DROP DEFAULT")
+        )
+        if sequence:  # owned by the column, so used by nothing else
+            connection.execute(sa.text(f"DROP SEQUENCE IF EXISTS {sequence}"))
 
 
 def _migrate_types(

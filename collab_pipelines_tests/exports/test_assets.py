@@ -95,9 +95,12 @@ def test_exports_to_postgresql(run_export, postgres_url):
     warehouse = Warehouse(url=postgres_url)
     assert run_export(["flights", "weather"], warehouse, first="2013-01-01", last="2013-01-02").success
     assert sorted(warehouse.read("flights")["id"]) == expected_flight_ids("2013-01-01", "2013-01-02")
-    columns = {c["name"]: c["type"] for c in sa.inspect(warehouse.engine()).get_columns("flights")}
+    described = {c["name"]: c for c in sa.inspect(warehouse.engine()).get_columns("flights")}
+    columns = {name: column["type"] for name, column in described.items()}
     assert isinstance(columns["sched_dep_at"], sa.DateTime)
     assert isinstance(columns["dep_delay"], sa.Float)
+    # The key holds the source's ids only: no sequence default (SERIAL) behind it.
+    assert described["id"]["default"] is None
 
 
 def test_a_failing_write_keeps_the_previous_day(run_export, postgres_url, product_db):

@@ -130,6 +130,33 @@ def test_a_postgresql_column_of_the_wrong_type_is_converted(postgres_url):
     assert sorted(warehouse.read("old")["n"]) == [1, 2]
 
 
+def key_default(warehouse: Warehouse, table: str, column: str = "id"):
+    [found] = [c for c in sa.inspect(warehouse.engine()).get_columns(table) if c["name"] == column]
+    return found["default"]
+
+
+def test_a_postgresql_integer_key_holds_the_sources_values_only(postgres_url):
+    warehouse = Warehouse(url=postgres_url)
+    layout = TableLayout(column_types={"id": "integer", "x": "float"}, primary_key=("id",))
+    warehouse.replace("keyed", pd.DataFrame({"id": [5, 7], "x": [1.0, 2.0]}), layout=layout)
+    assert key_default(warehouse, "keyed") is None
+    # A row without its key is refused, not numbered by a sequence the source knows nothing of.
+    with pytest.raises(sa.exc.IntegrityError, match="null value"):
+        with warehouse.engine().begin() as connection:
+            connection.execute(sa.text("INSERT INTO keyed (x) VALUES (3.0)"))
+
+    # A table an earlier version created, with a SERIAL key: migrated in place, rows kept.
+    with warehouse.engine().begin() as connection:
+        connection.execute(sa.text("CREATE TABLE older (id BIGSERIAL PRIMARY KEY, x DOUBLE PRECISION)"))
+        connection.execute(sa.text("INSERT INTO older (id, x) VALUES (10, 1.0)"))
+    assert key_default(warehouse, "older").startswith("nextval(")
+    warehouse.replace("older", pd.DataFrame({"id": [11], "x": [2.0]}), where={"id": [11]}, layout=layout)
+    assert key_default(warehouse, "older") is None
+    with warehouse.engine().connect() as connection:
+        assert connection.execute(sa.text("SELECT to_regclass('older_id_seq')")).scalar() is None
+    assert sorted(warehouse.read("older")["id"]) == [10, 11]
+
+
 def test_long_index_names_stay_within_postgresql_limits():
     name = index_name("ix", "t" * 60, ["c" * 60])
     assert len(name) <= 63
