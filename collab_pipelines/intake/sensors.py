@@ -263,6 +263,8 @@ class _Tick:
         parts = [f"{len(self.staged)} staged" + (f" ({', '.join(self.staged)})" if self.staged else "")]
         parts.append(f"{len(refused)} refused" + (f" ({_listed(refused)})" if refused else ""))
         parts.append(f"{len(self.still_pending)} still being written")
+        if self.errors:
+            parts.append(f"{len(self.errors)} error(s), each logged below: those files wait in place")
         return "tick: " + "; ".join(parts)
 
     def refusal_checks(self) -> list[dg.AssetCheckEvaluation]:
