@@ -108,6 +108,8 @@ def build_model_evaluation(catalog_path: Path | str | None = None) -> dg.AssetsD
                 run_id=context.run.run_id,
                 log=context.log,
                 output=model_output(context),
+                trigger=context.run.tags.get(TRIGGER_TAG),
+                running=evaluations_running(context),
             )
         except EvaluationFailed as failure:
             publish_failure(key, failure, model_repositories, context)
@@ -125,6 +127,36 @@ def build_model_evaluation(catalog_path: Path | str | None = None) -> dg.AssetsD
         )
 
     return model_evaluation
+
+
+TRIGGER_TAG = "collab/trigger"
+_RUNNING = [
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def evaluations_running(context: dg.AssetExecutionContext):
+    """The keys other runs are evaluating now (queued or started), asked again on each call."""
+
+    def keys() -> set[str]:
+        runs = [
+            record.dagster_run
+            for record in context.instance.get_run_records(dg.RunsFilter(statuses=_RUNNING))
+        ]
+        return {
+            run.tags["dagster/partition"]
+            for run in runs
+            if run.run_id != context.run.run_id
+            and "dagster/partition" in run.tags
+            # A report of the same commit is partitioned alike; only an evaluation counts (an
+            # empty selection is a whole job's run, as materialize() makes).
+            and (not run.asset_selection or EVALUATION_ASSET in run.asset_selection)
+        }
+
+    return keys
 
 
 def model_output(context: dg.AssetExecutionContext):

@@ -10,6 +10,7 @@ runs (the asset sends it to the run's logs).
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -190,8 +191,13 @@ class CandidateProcess:
         output: OutputLog | None = None,
         environments: Path | None = None,
         sandboxed: bool = True,
+        origins: Sequence[str] | None = None,
     ):
         self.sources = [sources] if isinstance(sources, Path) else list(sources)
+        # Where each source came from (a suite's repository at its commit), to name the one whose
+        # code raised rather than the contract's.
+        self.origins = list(origins) if origins else [where] * len(self.sources)
+        self._inside_sources = self.sources
         self.contract, self.where, self.limits, self.sandboxed = contract, where, limits, sandboxed
         # The system's temporary folder, never the state folder: the candidate's files stay
         # away from the instance, the warehouse and the landing zone.
@@ -371,6 +377,7 @@ class CandidateProcess:
         said = self._messages
         if said.error is not None:
             error = said.error
+            where = self._origin(str(error.get("traceback", "")))
             if error.get("type") == "MemoryError":
                 raise EvaluationFailed(
                     f"{where}: memory limit of {limits.memory_mb} MB exceeded during {error.get('stage')}",
@@ -392,6 +399,17 @@ class CandidateProcess:
             )
         # The process's own time: not the wait for the data, which was the caller's reading.
         return said, max(seconds - float(said.sizes.get("waited", 0.0)), 0.0)
+
+    def _origin(self, traceback_text: str) -> str:
+        """The origin of the source holding the traceback's innermost frame of the commits' own
+        code (a features repository's function, say), or `where` when no frame is theirs."""
+        roots = [str(path).rstrip("/") + "/" for path in self._inside_sources]
+        found = None
+        for path in re.findall(r'File "([^"]+)"', traceback_text):
+            for index, root in enumerate(roots):
+                if path.startswith(root):
+                    found = index
+        return self.where if found is None else self.origins[found]
 
     def _wait(self, seconds: float) -> int:
         """Wait for the process; the time limit counts from the hand-over of the data."""

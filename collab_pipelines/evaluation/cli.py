@@ -7,6 +7,11 @@ Dagster nor the warehouse, and imports neither: only the standard library.
     export COLLAB_API_URL=https://collab.example.com COLLAB_API_TOKEN=...
     collab-eval wait delay-model "$GITHUB_SHA" --timeout 1800
 
+In a suite of several repositories, the answer is the commit's own change: the combination its
+arrival made, the other repositories at what they held then (or, with `--with features=<sha>`,
+the combination with that commit). Each verdict printed names its combination; the others the
+commit was judged in are listed and do not count.
+
 Exit codes: 0 passed, 1 regressed, 2 failed, 3 no verdict within the timeout, 4 the data API
 refused or could not be reached.
 
@@ -65,14 +70,45 @@ def fetch(url: str, token: str, commit: str) -> list[dict]:
     return found["evaluations"] if found else []
 
 
-def verdict(evaluations: list[dict], suite: str) -> dict | None:
-    """The suite's newest finished evaluation of the commit."""
-    mine = [
+def commits_of(evaluation: dict) -> dict[str, str]:
+    """Repository -> SHA of an evaluation: the full SHAs recorded, else the key's short ones."""
+    recorded = evaluation["result"].get("commits")
+    if recorded:
+        return json.loads(recorded)
+    combined = evaluation["evaluation_key"].partition(":")[2]
+    return dict(part.split("@", 1) for part in combined.split("+") if "@" in part)
+
+
+def verdict(
+    evaluations: list[dict], suite: str, commit: str, others: dict[str, str] | None = None
+) -> tuple[dict | None, list[dict]]:
+    """The verdict on the commit's own change, and the suite's other finished combinations with it.
+
+    The commit's own change is the combination its arrival made (`trigger` names its repository),
+    the other repositories at what they held then; with `others` (repository -> SHA prefix), the
+    combination with those commits instead. The newest such evaluation answers.
+    """
+    commit = commit.lower()
+    finished = [
         e
         for e in evaluations
         if e["evaluation_key"].startswith(f"{suite}:") and e["result"].get("status") in EXIT_CODES
     ]
-    return max(mine, key=lambda e: str(e["result"].get("evaluated_at") or "")) if mine else None
+
+    def own(evaluation: dict) -> bool:
+        commits = commits_of(evaluation)
+        if others:
+            return all(commits.get(name, "").startswith(sha.lower()) for name, sha in others.items())
+        trigger = evaluation["result"].get("trigger")
+        if not trigger:
+            return True  # recorded before triggers were: nothing tells the combinations apart
+        repository = trigger.partition("/")[0]
+        sha = commits.get(repository, "")
+        return sha.startswith(commit) or commit.startswith(sha)
+
+    answers = [e for e in finished if own(e)]
+    answer = max(answers, key=lambda e: str(e["result"].get("evaluated_at") or "")) if answers else None
+    return answer, [e for e in finished if e is not answer]
 
 
 def _where(args: argparse.Namespace) -> tuple[str, str] | None:
@@ -89,19 +125,28 @@ def wait(args: argparse.Namespace) -> int:
     if where is None:
         return API_ERROR
     url, token = where
+    try:
+        others = dict(pair.split("=", 1) for pair in args.with_commits)
+    except ValueError:
+        print(f"collab-eval: --with takes REPOSITORY=SHA, got {args.with_commits}", file=sys.stderr)
+        return API_ERROR
     deadline = time.monotonic() + args.timeout
     while True:
         try:
-            found = verdict(fetch(url, token, args.commit), args.suite)
+            found, also = verdict(fetch(url, token, args.commit), args.suite, args.commit, others)
         except ApiError as error:
             print(f"collab-eval: {error}", file=sys.stderr)
             return API_ERROR
         if found is not None or time.monotonic() >= deadline:
             break
         time.sleep(min(args.interval, max(0.0, deadline - time.monotonic())))
+    combined = [{"evaluation_key": e["evaluation_key"], "status": e["result"]["status"]} for e in also]
     if found is None:
         report = {"suite": args.suite, "commit": args.commit, "status": "timeout", "exit_code": TIMEOUT}
-        text = f"no verdict for {args.suite} at {args.commit} within {args.timeout:g} s"
+        if combined:
+            report["other_combinations"] = combined
+        what = "".join(f" (with {n}@{s})" for n, s in others.items())
+        text = f"no verdict for {args.suite} at {args.commit}{what} within {args.timeout:g} s"
     else:
         result = found["result"]
         status = result["status"]
@@ -110,13 +155,20 @@ def wait(args: argparse.Namespace) -> int:
             "suite": args.suite,
             "commit": args.commit,
             "evaluation_key": found["evaluation_key"],
+            "combination": commits_of(found),
+            "trigger": result.get("trigger"),
             "status": status,
             "reasons": reasons,
             "metrics": {m["metric"]: m for m in found.get("metrics", [])},
             "run_id": result.get("run_id"),
             "exit_code": EXIT_CODES[status],
+            "other_combinations": combined,
         }
         text = "\n".join([f"{found['evaluation_key']}: {status}", *(f"- {r}" for r in reasons)])
+    if combined and not args.json:
+        # Said, never counted: another author's commit in the combination is not this one's verdict.
+        text += "\nalso judged with other repositories' commits (not counted in the exit code):"
+        text += "".join(f"\n  {c['evaluation_key']}: {c['status']}" for c in combined)
     print(json.dumps(report, indent=2, default=str) if args.json else text)
     return report["exit_code"]
 
@@ -214,6 +266,15 @@ def main(argv: list[str] | None = None) -> int:
     waiting = commands.add_parser("wait", help="wait for a commit's verdict; the exit code is the verdict")
     waiting.add_argument("suite")
     waiting.add_argument("commit", help="the commit's SHA (at least 4 hex digits)")
+    waiting.add_argument(
+        "--with",
+        dest="with_commits",
+        action="append",
+        default=[],
+        metavar="REPOSITORY=SHA",
+        help="the verdict on the combination with this commit of another repository of the suite "
+        "(repeatable); default: the commit's own change, the others at what they held when it came",
+    )
     _api_options(waiting)
     waiting.add_argument("--timeout", type=float, default=1800, help="seconds to wait (default 1800)")
     waiting.add_argument("--interval", type=float, default=10, help="seconds between asks (default 10)")

@@ -7,8 +7,9 @@ data scientist's code does wrong becomes an `EvaluationFailed` naming the commit
 recorded in the warehouse too, so the data API shows it.
 """
 
+import dataclasses
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import pandas as pd
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ from collab_pipelines.evaluation.data import (
     EvaluationDataError,
     load_evaluation_data,
 )
+from collab_pipelines.evaluation.gates import GateVerdict
 from collab_pipelines.evaluation.records import (
     FAILED,
     PASSED,
@@ -34,8 +36,10 @@ from collab_pipelines.evaluation.records import (
 from collab_pipelines.evaluation.repos import GitRepository
 from collab_pipelines.evaluation.suites import Suite
 from collab_pipelines.evaluation.verdict import (
+    BASELINE_WAIT_SECONDS,
     Checkout,
     Evaluation,
+    await_ancestors,
     check_out,
     declared_and_pinned,
     judged,
@@ -84,8 +88,16 @@ def evaluate_key(
     run_id: str = "",
     log=None,
     output: OutputLog | None = None,
+    trigger: str | None = None,
+    running: Callable[[], Iterable[str]] | None = None,
 ) -> Evaluation:
-    """Evaluate one key and record it. Raises EvaluationFailed (also recorded) for a bad commit."""
+    """Evaluate one key and record it. Raises EvaluationFailed (also recorded) for a bad commit.
+
+    `trigger` is the repository and branch whose new commit made the combination (the sensor's
+    `collab/trigger` tag), recorded so a commit's own change can be told from the combinations
+    others' commits made with it. `running` gives the keys being evaluated now: the verdict
+    waits for those that are ancestor combinations of this one (`await_ancestors`).
+    """
     checkout = None
     try:
         checkout = check_out(key_text, suites, repository)
@@ -98,13 +110,23 @@ def evaluate_key(
                 raise EvaluationFailed(str(error), "contract") from error
 
         data, outcome = run_commit(checkout, contract, load, checkout.suite.limits, output=output)
+        still_running = await_ancestors(checkout, running, log) if running else []
         evaluation = judged(
             checkout, declared, contract, data, outcome, suites, repository, WarehouseRecords(warehouse), log
         )
     except EvaluationFailed as failure:
-        _record_failure(key_text, checkout, failure, warehouse, run_id)
+        _record_failure(key_text, checkout, failure, warehouse, run_id, trigger)
         raise
-    record(evaluation, warehouse, run_id)
+    if still_running:
+        verdict = evaluation.verdict
+        sentence = (
+            f"the baseline was chosen while {', '.join(still_running)} (ancestor combinations) were "
+            f"still being evaluated after {BASELINE_WAIT_SECONDS:g} s"
+        )
+        evaluation = dataclasses.replace(
+            evaluation, verdict=GateVerdict(verdict.passed, [*verdict.reasons, sentence], verdict.comparisons)
+        )
+    record(evaluation, warehouse, run_id, trigger)
     apply_policy(evaluation, warehouse, run_id, log)
     return evaluation
 
@@ -114,7 +136,12 @@ def _commit_shas(checkout: Checkout | None) -> dict[str, str]:
 
 
 def _record_failure(
-    key_text: str, checkout: Checkout | None, failure: EvaluationFailed, warehouse: Warehouse, run_id: str
+    key_text: str,
+    checkout: Checkout | None,
+    failure: EvaluationFailed,
+    warehouse: Warehouse,
+    run_id: str,
+    trigger: str | None = None,
 ) -> None:
     suite = checkout.suite.name if checkout else key_text.partition(":")[0]
     row = results_row(
@@ -125,11 +152,20 @@ def _record_failure(
         status=FAILED,
         message=str(failure)[:4000],
         sandbox=sandbox_label(checkout.suite) if checkout else None,
+        trigger=trigger_of(checkout, trigger),
     )
     write_evaluation(warehouse, key_text, row, metrics_frame(key_text, {}), empty_predictions())
 
 
-def record(evaluation: Evaluation, warehouse: Warehouse, run_id: str) -> None:
+def trigger_of(checkout: Checkout | None, trigger: str | None) -> str | None:
+    """The run's trigger; a suite of one repository has no other change to tell it from."""
+    if trigger or checkout is None or len(checkout.commits) != 1:
+        return trigger
+    name = next(iter(checkout.commits))
+    return f"{name}/{checkout.suite.repository(name).branches[0]}"
+
+
+def record(evaluation: Evaluation, warehouse: Warehouse, run_id: str, trigger: str | None = None) -> None:
     key = str(evaluation.checkout.key)
     predictions = evaluation.outcome.predictions.copy()
     times = evaluation.data.frames[evaluation.contract.dataset]
@@ -171,5 +207,6 @@ def record(evaluation: Evaluation, warehouse: Warehouse, run_id: str) -> None:
         changed_share=diff.share,
         contract=json.dumps(evaluation.declared, sort_keys=True),
         sandbox=evaluation.sandbox,
+        trigger=trigger_of(evaluation.checkout, trigger),
     )
     write_evaluation(warehouse, key, results, metrics_frame(key, evaluation.verdict.comparisons), frame)

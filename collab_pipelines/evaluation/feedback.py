@@ -1,7 +1,8 @@
 """The verdict back where the data scientist works: a git note on the commit, and a commit
 status on GitHub or GitLab. No Dagster.
 
-The note lives under refs/notes/collab on every commit of the evaluation:
+The note lives under refs/notes/collab on every commit of the evaluation, one section per
+combination the commit was judged in:
 
     git fetch origin 'refs/notes/*:refs/notes/*' && git log --notes=collab
 
@@ -61,6 +62,25 @@ def note_text(
     lines += [f"- {sentence}" for sentence in sentences]
     lines.append(f"run: {link}")
     return "\n".join(lines) + "\n"
+
+
+_HEADER = "collab evaluation "
+
+
+def merged_note(existing: str | None, key: str, text: str) -> str:
+    """The commit's note with `text` as the verdict of `key`: a commit judged in several
+    combinations keeps each one's verdict, in the order first judged; judging the same
+    combination again replaces its own."""
+    sections: dict[str, str] = {}
+    current = None
+    for line in (existing or "").splitlines():
+        if line.startswith(_HEADER):
+            current = line[len(_HEADER) :].rpartition(": ")[0]
+            sections[current] = ""
+        if current is not None and line:
+            sections[current] += line + "\n"
+    sections[key] = text if text.endswith("\n") else text + "\n"
+    return "\n".join(sections.values())
 
 
 def post_status(
@@ -135,9 +155,10 @@ def publish(
     for name, sha in commits.items():
         repo = repository(suite.repository(name))
         try:
-            repo.add_note(sha, text)
-            if suite.notes.push:
-                repo.push_notes(suite.notes.remote)
+            with repo.notes_lock():
+                repo.add_note(sha, merged_note(repo.note(sha), key, text))
+                if suite.notes.push:
+                    repo.push_notes(suite.notes.remote)
         except GitError as error:
             log.warning(f"the git note on {name}@{sha[:10]} was not written or pushed: {error}")
     if suite.commit_status is not None and suite.contract_repository in commits:

@@ -27,6 +27,7 @@ _ADDED_COLUMNS = {
         "changed_share": sa.Float(),
         "contract": sa.Text(),
         "sandbox": sa.Text(),
+        "trigger": sa.Text(),
     }
 }
 
@@ -49,6 +50,7 @@ def results_row(key_text: str, suite: str, commits: dict[str, str], run_id: str,
         "changed_share": None,
         "contract": None,
         "sandbox": None,
+        "trigger": None,
         "evaluated_at": datetime.now(UTC).replace(tzinfo=None),
         "run_id": run_id,
     }

@@ -5,10 +5,13 @@ commands; a URL is cloned once as a bare mirror under the state folder and fetch
 poll. Code at a commit is exported with `git archive` into a fresh directory.
 """
 
+import contextlib
+import fcntl
 import hashlib
 import io
 import subprocess
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +47,7 @@ class GitRepository:
         self.is_local = "://" not in location and not location.startswith("git@")
         digest = hashlib.sha256(location.encode()).hexdigest()[:12]
         self.git_dir = Path(location) if self.is_local else mirrors / f"{self.name}-{digest}.git"
+        self._locks = mirrors / "locks"
 
     def _git(self, *args: str) -> bytes:
         command = ["git", "--git-dir", str(self._resolved_git_dir()), *args]
@@ -81,7 +85,8 @@ class GitRepository:
                     f"{completed.stderr.decode(errors='replace').strip()}"
                 )
         else:
-            self._git("fetch", "--prune", "--quiet", "origin")
+            with self.notes_lock():
+                self._git("fetch", "--prune", "--quiet", "origin")
 
     def head(self, branch: str) -> str:
         return self._git("rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}").decode().strip()
@@ -132,11 +137,33 @@ class GitRepository:
 
     def resolve(self, revision: str) -> str:
         """The full SHA of a (possibly short) commit id, or a GitError naming it."""
-        return self._git("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}").decode().strip()
+        try:
+            return self._git("rev-parse", "--verify", "--quiet", f"{revision}^{{commit}}").decode().strip()
+        except GitError as error:
+            # --quiet leaves git's stderr empty: say what is wrong ourselves, unless git said more.
+            said = str(error).rpartition("failed: ")[2].strip()
+            raise GitError(
+                f"repository {self.name!r} ({self.location}): commit {revision!r} is unknown"
+                + (f" ({said})" if said else " (no commit of this repository has that id)")
+            ) from None
 
     def ancestors(self, sha: str, limit: int = 1000) -> list[str]:
         """`sha` and its first-parent ancestors, nearest first: the branch history it was built on."""
         return self._git("rev-list", "--first-parent", f"--max-count={limit}", sha).decode().split()
+
+    @contextlib.contextmanager
+    def notes_lock(self) -> Iterator[None]:
+        """Held while a note is read, merged, written and pushed, and while a mirror is fetched
+        (its fetch rewrites the notes ref): two runs judging combinations of the same commit
+        would otherwise each write their own note over the other's."""
+        self._locks.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(str(self._resolved_git_dir().resolve()).encode()).hexdigest()[:12]
+        with open(self._locks / f"{self.name}-{digest}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def add_note(self, sha: str, text: str, ref: str = NOTES_REF) -> None:
         """Attach `text` to `sha` under `ref`, replacing the project's earlier note there."""

@@ -10,8 +10,9 @@ worth the asset's retry rather than the commit's failure.
 import dataclasses
 import json
 import tempfile
+import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -37,7 +38,13 @@ from collab_pipelines.evaluation.gates import (
 from collab_pipelines.evaluation.inputs import EvaluationData
 from collab_pipelines.evaluation.pins import changes, decisive, pin
 from collab_pipelines.evaluation.repos import Commit, GitError, GitRepository
-from collab_pipelines.evaluation.suites import EvaluationKey, EvaluationKeyError, Limits, Suite
+from collab_pipelines.evaluation.suites import (
+    SHORT_SHA_LENGTH,
+    EvaluationKey,
+    EvaluationKeyError,
+    Limits,
+    Suite,
+)
 
 PASSED, REGRESSED, FAILED = "passed", "regressed", "failed"
 
@@ -93,12 +100,28 @@ class Checkout:
         """Each repository's commit and its first-parent ancestors, nearest first."""
         return {name: self.repositories[name].ancestors(commit.sha) for name, commit in self.commits.items()}
 
-    def export(self, directory: Path) -> list[Path]:
-        """Each repository's files at its commit, the contract's repository first."""
-        order = [self.suite.contract_repository] + [
+    def positions(self) -> dict[str, dict[str, int]]:
+        """Per repository, each first-parent ancestor's (short) SHA and its steps back."""
+        return {
+            name: {sha[:SHORT_SHA_LENGTH]: index for index, sha in enumerate(shas)}
+            for name, shas in self.history().items()
+        }
+
+    def where_in(self, name: str) -> str:
+        """Where a failure of repository `name`'s own code lies: the key and that commit."""
+        return f"{self.key} ({name}@{self.commits[name].short})"
+
+    def order(self) -> list[str]:
+        """The repositories as exported and put on the import path: the contract's first."""
+        return [self.suite.contract_repository] + [
             name for name in self.repositories if name != self.suite.contract_repository
         ]
-        return [self.repositories[name].export(self.commits[name].sha, directory / name) for name in order]
+
+    def export(self, directory: Path) -> list[Path]:
+        """Each repository's files at its commit, the contract's repository first."""
+        return [
+            self.repositories[name].export(self.commits[name].sha, directory / name) for name in self.order()
+        ]
 
 
 @dataclass
@@ -196,6 +219,7 @@ def run_commit(
             params,
             output=output,
             sandboxed=not checkout.suite.unsandboxed,
+            origins=[checkout.where_in(name) for name in checkout.order()],
         ) as candidate:
             if callable(data):
                 data = data()
@@ -332,25 +356,72 @@ def baseline(
 
 
 def find_baseline(checkout: Checkout, records: Records) -> str | None:
-    """A pinned champion, else the nearest passing evaluation in this commit's history."""
+    """A pinned champion, else the nearest passing evaluation in this commit's history: the
+    fewest first-parent steps back, summed over the repositories, ties going to the smaller key,
+    so the choice depends on the commit graph and the verdicts, never on which run ended first."""
     suite, key = checkout.suite, str(checkout.key)
     if suite.pinned_baseline:
         return None if suite.pinned_baseline == key else suite.pinned_baseline
     passed = records.passing(suite.name)
     if not passed:
         return None
-    positions = {
-        name: {sha: index for index, sha in enumerate(shas)} for name, shas in checkout.history().items()
-    }
-    best, best_distance = None, None
+    positions = checkout.positions()
+    best = None
     for candidate, commits_json in passed:
-        if candidate == key:
-            continue
-        commits = json.loads(commits_json)
-        try:
-            distance = sum(positions[name][commits[name]] for name in positions)
-        except KeyError:
-            continue  # not in this commit's history (another branch, or another combination)
-        if best_distance is None or distance < best_distance:
-            best, best_distance = candidate, distance
-    return best
+        distance = ancestor_distance(positions, json.loads(commits_json))
+        if candidate != key and distance is not None and (best is None or (distance, candidate) < best):
+            best = (distance, candidate)
+    return best[1] if best else None
+
+
+def ancestor_distance(positions: dict[str, dict[str, int]], commits: Mapping[str, str]) -> int | None:
+    """How many first-parent steps `commits` (full or key-length SHAs) lie behind the combination
+    `positions` was made from; None when it is not an ancestor combination (another branch)."""
+    try:
+        return sum(positions[name][commits[name][:SHORT_SHA_LENGTH]] for name in positions)
+    except KeyError:
+        return None
+
+
+# How long a verdict waits for the evaluations of its ancestor combinations that are still
+# running: longer than any one evaluation should take, short of a run that hangs for good.
+BASELINE_WAIT_SECONDS = 3600.0
+_WAIT_POLL_SECONDS = 2.0
+
+
+def await_ancestors(
+    checkout: Checkout,
+    running: Callable[[], Iterable[str]],
+    log=None,
+    timeout: float = BASELINE_WAIT_SECONDS,
+) -> list[str]:
+    """Wait while an ancestor combination of this one is being evaluated (`running` gives the
+    keys being evaluated now), so that the baseline is chosen once every nearer candidate has its
+    verdict: the same baseline whichever run finishes first. Returns the ancestors still running
+    when `timeout` ran out (none, normally)."""
+    if checkout.suite.pinned_baseline:
+        return []
+    positions, key, said = checkout.positions(), str(checkout.key), set()
+    deadline = time.monotonic() + timeout
+    while True:
+        waiting = sorted(other for other in set(running()) if other != key and _behind(positions, other, key))
+        if not waiting or time.monotonic() >= deadline:
+            return waiting
+        if log and set(waiting) - said:
+            log.info(
+                f"{key} waits for the evaluation of {', '.join(waiting)} (an ancestor combination) "
+                "before choosing its baseline"
+            )
+        said.update(waiting)
+        time.sleep(_WAIT_POLL_SECONDS)
+
+
+def _behind(positions: dict[str, dict[str, int]], other: str, key: str) -> bool:
+    try:
+        parsed = EvaluationKey.parse(other)
+    except EvaluationKeyError:
+        return False
+    return (
+        parsed.suite == key.partition(":")[0]
+        and ancestor_distance(positions, dict(parsed.commits)) is not None
+    )

@@ -68,21 +68,38 @@ def discover(
         )
 
     candidates, keys = [], set()
-    for spec in suite.specs:
-        for branch, commit in news[spec.name]:
-            combination = {**current, spec.name: commit}
-            if branch == spec.branches[0]:
-                current[spec.name] = commit
-            key = str(
-                EvaluationKey(
-                    suite.name,
-                    tuple((other.name, combination[other.name].sha) for other in suite.specs),
-                )
+    for spec, branch, commit in _in_commit_time_order(suite, news):
+        combination = {**current, spec.name: commit}
+        if branch == spec.branches[0]:
+            current[spec.name] = commit
+        key = str(
+            EvaluationKey(
+                suite.name, tuple((other.name, combination[other.name].sha) for other in suite.specs)
             )
-            if key not in keys:
-                keys.add(key)
-                candidates.append(Candidate(key, combination, f"{spec.name}/{branch}"))
+        )
+        if key not in keys:
+            keys.add(key)
+            candidates.append(Candidate(key, combination, f"{spec.name}/{branch}"))
     return Discovery(candidates, new_cursor, backlog)
+
+
+def _in_commit_time_order(
+    suite: Suite, news: dict[str, list[tuple[str, Commit]]]
+) -> list[tuple[RepositorySpec, str, Commit]]:
+    """Every repository's new commits merged by commit time (the committer's date), so each
+    combination pairs a commit with what the other repositories held when it was made. A
+    repository's own commits keep their order (a rebase can leave its dates out of order), and
+    equal times follow the suites file's order of repositories."""
+    queues = {spec.name: list(news[spec.name]) for spec in suite.specs}
+    merged = []
+    while any(queues.values()):
+        spec = min(
+            (spec for spec in suite.specs if queues[spec.name]),
+            key=lambda spec: queues[spec.name][0][1].committed_at,
+        )
+        branch, commit = queues[spec.name].pop(0)
+        merged.append((spec, branch, commit))
+    return merged
 
 
 def _new_commits(

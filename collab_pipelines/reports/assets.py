@@ -158,23 +158,31 @@ def follow_upstream(read_whole: list[str], partitioned: bool = True) -> dg.Autom
     read whole (the exports behind a per-commit report) neither trigger nor hold a report.
     An unpartitioned report (a trend across commits) renders when any upstream partition is
     written; a partition that was never written (a failed evaluation) does not hold it.
+
+    A run of the upstream that newly failed renders too: a failed evaluation writes no partition,
+    yet its commit's report explains the failure and the trend marks it failed.
     """
+    newly_failed = dg.AutomationCondition.any_deps_match(
+        dg.AutomationCondition.execution_failed().newly_true()
+    )
     if not partitioned:
         return (
-            dg.AutomationCondition.any_deps_updated()
+            (dg.AutomationCondition.any_deps_updated() | newly_failed)
             & ~dg.AutomationCondition.any_deps_in_progress()
             & ~dg.AutomationCondition.in_progress()
-        ).with_label("render when upstream is updated")
+        ).with_label("render when upstream is updated or fails")
 
     def on(condition: dg.AutomationCondition) -> dg.AutomationCondition:
         return condition.ignore(dg.AssetSelection.assets(*read_whole)) if read_whole else condition
 
     return (
-        on(dg.AutomationCondition.any_deps_updated())
-        & ~on(dg.AutomationCondition.any_deps_missing())
+        (
+            (on(dg.AutomationCondition.any_deps_updated()) & ~on(dg.AutomationCondition.any_deps_missing()))
+            | on(newly_failed)
+        )
         & ~on(dg.AutomationCondition.any_deps_in_progress())
         & ~dg.AutomationCondition.in_progress()
-    ).with_label("render when upstream is updated")
+    ).with_label("render when upstream is updated or fails")
 
 
 def report_deps(spec: TemplateSpec, partitions_def, upstream_partitions: dict) -> list[dg.AssetDep]:

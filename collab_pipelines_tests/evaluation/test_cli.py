@@ -29,6 +29,10 @@ COMMITS = {
     "failed": "3333333333cccccccccc3333333333cccccccccc",
 }
 NEVER_EVALUATED = "4444444444dddddddddd4444444444dddddddddd"
+# A suite of two repositories: m1 passed with f1 (its own change), then f2 regressed with m1.
+F1, F2, M1 = "5555555555" * 4, "6666666666" * 4, "7777777777" * 4
+M1_OWN = f"pair:features@{F1[:10]}+model@{M1[:10]}"
+F2_OWN = f"pair:features@{F2[:10]}+model@{M1[:10]}"
 REASONS = {
     "passed": "every gate passed against delays:model@0000000000",
     "regressed": "roc_auc dropped by 0.0300 against delays:model@1111111111 (allowed 0.01); "
@@ -50,6 +54,17 @@ def api(tmp_path, state_dir):
                 key,
                 {} if status == "failed" else {"roc_auc": Comparison("roc_auc", 0.61, 0.64, -0.05, -0.01)},
             ),
+            empty_predictions(),
+        )
+    for combination, commits, trigger, status in (
+        (M1_OWN, {"features": F1, "model": M1}, "model/main", "passed"),
+        (F2_OWN, {"features": F2, "model": M1}, "features/main", "regressed"),
+    ):
+        write_evaluation(
+            warehouse,
+            combination,
+            results_row(combination, "pair", commits, "r", status=status, message=status, trigger=trigger),
+            metrics_frame(combination, {}),
             empty_predictions(),
         )
     # Another suite's verdict on the same commit must not answer for this one.
@@ -89,11 +104,13 @@ def api(tmp_path, state_dir):
         service.stop()
 
 
-def wait(url: str, commit: str, *extra: str, token: str = TOKEN) -> subprocess.CompletedProcess:
+def wait(
+    url: str, commit: str, *extra: str, token: str = TOKEN, suite: str = "delays"
+) -> subprocess.CompletedProcess:
     script = Path(sys.executable).parent / "collab-eval"
     env = {"PATH": os.environ["PATH"], "COLLAB_API_URL": url, "COLLAB_API_TOKEN": token}
     return subprocess.run(
-        [str(script), "wait", "delays", commit, "--timeout", "2", "--interval", "0.5", *extra],
+        [str(script), "wait", suite, commit, "--timeout", "2", "--interval", "0.5", *extra],
         capture_output=True,
         text=True,
         env=env,
@@ -123,3 +140,27 @@ def test_the_exit_code_is_the_verdict_and_json_says_it_too(api):
     assert json.loads(wait(api, NEVER_EVALUATED, "--json").stdout)["status"] == "timeout"
     refused = wait(api, COMMITS["passed"], token="not-a-token")
     assert refused.returncode == 4 and "answered 401" in refused.stderr
+
+
+def test_a_model_commit_is_answered_for_its_own_change_not_another_authors(api):
+    # m1 passed with the features it came to; f2 regressed with it later: m1's CI passes.
+    done = wait(api, M1, suite="pair")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [
+        f"{M1_OWN}: passed",
+        "- passed",
+        "also judged with other repositories' commits (not counted in the exit code):",
+        f"  {F2_OWN}: regressed",
+    ]
+    # The features author's own change is the regressed one.
+    assert wait(api, F2[:8], suite="pair").returncode == 1
+    # Asked for the combination with f2, m1 gets that verdict, named as such.
+    paired = wait(api, M1, "--with", f"features={F2[:7]}", suite="pair")
+    assert paired.returncode == 1 and paired.stdout.splitlines()[0] == f"{F2_OWN}: regressed"
+    report = json.loads(wait(api, M1, "--json", suite="pair").stdout)
+    assert report["evaluation_key"] == M1_OWN and report["combination"] == {"features": F1, "model": M1}
+    assert report["trigger"] == "model/main"
+    assert report["other_combinations"] == [{"evaluation_key": F2_OWN, "status": "regressed"}]
+    # A combination never judged is waited for, and the timeout says which one.
+    never = wait(api, M1, "--with", f"features={F1[:4]}0", suite="pair")
+    assert never.returncode == 3 and f"(with features@{F1[:4]}0)" in never.stdout

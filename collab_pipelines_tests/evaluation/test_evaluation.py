@@ -98,10 +98,14 @@ BAD_COMMITS = [
 ]
 
 
-def evaluate(instance, key: str, run_config: dict | None = None) -> dg.ExecuteInProcessResult:
+def evaluate(
+    instance, key: str, run_config: dict | None = None, tags: dict | None = None
+) -> dg.ExecuteInProcessResult:
+    """The key's evaluation, in a run with `tags` (the commit sensor's, where given)."""
     return dg.materialize(
         [build_model_evaluation()],
         partition_key=key,
+        tags=tags,
         instance=instance,
         raise_on_error=False,
         run_config=run_config,

@@ -194,12 +194,12 @@ def test_an_advisory_prediction_diff_passes_the_commit_and_shows_the_breach(
 def test_a_harness_error_after_the_model_returned_is_a_recorded_failure_not_a_retry(
     make_repo, suites, warehouse, state_dir, monkeypatch
 ):
-    from collab_pipelines.evaluation import commit_evaluation
+    from collab_pipelines.evaluation import verdict
 
     def broken_gate(*args, **kwargs):  # a bug of the project's own, in the gates
         raise ZeroDivisionError("division by zero in the gates")
 
-    monkeypatch.setattr(commit_evaluation, "compare", broken_gate)
+    monkeypatch.setattr(verdict, "compare", broken_gate)
     repo = make_repo("model")
     repo.commit("Good", GOOD)
     suites.add("delays", {"model": repo})

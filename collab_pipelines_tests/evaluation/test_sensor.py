@@ -85,7 +85,7 @@ def test_the_first_tick_evaluates_only_the_newest_commits(ticks, suites, make_re
     assert ticks.keys() == [f"delays:model@{sha[:10]}" for sha in shas[-2:]]
 
 
-def test_a_two_repository_suite_makes_combination_keys(ticks, suites, make_repo):
+def test_a_two_repository_suite_makes_combination_keys(ticks, suites, make_repo, monkeypatch):
     features, model = make_repo("features"), make_repo("model")
     f1 = features.commit("features v1", {"features.py": "1"})
     m1 = model.commit("model v1", {"model.py": "1"})
@@ -95,14 +95,37 @@ def test_a_two_repository_suite_makes_combination_keys(ticks, suites, make_repo)
     f2 = features.commit("features v2", {"features.py": "2"})
     assert ticks.keys() == [f"delays:features@{f2[:10]}+model@{m1[:10]}"]
 
-    m2 = model.commit("model v2", {"model.py": "2"})
-    f3 = features.commit("features v3", {"features.py": "3"})
-    # Both moved between ticks: each new commit is combined with the latest of the other.
+    # Both moved between ticks: each new commit is combined with what the other held when it
+    # was made, in commit time whatever the suites file's order of repositories.
+    m2 = commit_at(model, monkeypatch, 100, "model v2", {"model.py": "2"})
+    f3 = commit_at(features, monkeypatch, 200, "features v3", {"features.py": "3"})
     assert ticks.keys() == [
-        f"delays:features@{f3[:10]}+model@{m1[:10]}",
+        f"delays:features@{f2[:10]}+model@{m2[:10]}",
         f"delays:features@{f3[:10]}+model@{m2[:10]}",
     ]
     assert ticks.keys() == []
+    # Pushed in the other order, with the features commit made first.
+    m3 = commit_at(model, monkeypatch, 400, "model v3", {"model.py": "3"})
+    f4 = commit_at(features, monkeypatch, 300, "features v4", {"features.py": "4"})
+    assert ticks.keys() == [
+        f"delays:features@{f4[:10]}+model@{m2[:10]}",
+        f"delays:features@{f4[:10]}+model@{m3[:10]}",
+    ]
+    # Equal commit times follow the suites file's order: features first.
+    m4 = commit_at(model, monkeypatch, 500, "model v4", {"model.py": "4"})
+    f5 = commit_at(features, monkeypatch, 500, "features v5", {"features.py": "5"})
+    assert ticks.keys() == [
+        f"delays:features@{f5[:10]}+model@{m3[:10]}",
+        f"delays:features@{f5[:10]}+model@{m4[:10]}",
+    ]
+
+
+def commit_at(repo, monkeypatch, seconds: int, message: str, files: dict) -> str:
+    """A commit whose author and committer dates are `seconds` after a fixed moment."""
+    stamp = f"@{1_767_000_000 + seconds} +0000"
+    monkeypatch.setenv("GIT_AUTHOR_DATE", stamp)
+    monkeypatch.setenv("GIT_COMMITTER_DATE", stamp)
+    return repo.commit(message, files)
 
 
 def test_several_branches_are_followed(ticks, suites, make_repo):

@@ -109,3 +109,35 @@ def test_a_failed_report_run_the_sensor_launches_is_not_retried(warehouse):
         # The same failing notebook in a run without the sensor's tags is retried: the test can fail.
         control = execute(jobs.failing_report_job, instance, partition="2013-01-02")
         assert not control.success and daemon_would_retry(instance, control.run_id)
+
+
+def test_a_failed_evaluation_requests_its_commits_report_and_the_trend(instance, state_dir):
+    from collab_pipelines.evaluation.assets import build_model_evaluation
+    from collab_pipelines.evaluation.resources import ModelRepositories
+    from collab_pipelines.warehouse.resources import Warehouse
+
+    key = "s:model@1a2b3c4d5e"
+    instance.add_dynamic_partitions(evaluation_commits.name, [key])
+    reports = REPORTS | dg.AssetSelection.assets("evaluation_trend")
+    first = dg.evaluate_automation_conditions(defs=project_defs(), instance=instance, asset_selection=reports)
+    assert first.total_requested == 0
+
+    # A real evaluation run that fails (its suite is in no suites file): no partition is written.
+    failed = dg.materialize(
+        [build_model_evaluation()],
+        partition_key=key,
+        instance=instance,
+        raise_on_error=False,
+        resources={"model_repositories": ModelRepositories(), "warehouse": Warehouse()},
+    )
+    assert not failed.success
+    second = dg.evaluate_automation_conditions(
+        defs=project_defs(), instance=instance, asset_selection=reports, cursor=first.cursor
+    )
+    assert requested(second) == {("evaluation_report", key)}
+    assert second.get_num_requested(dg.AssetKey("evaluation_trend")) == 1
+
+    third = dg.evaluate_automation_conditions(
+        defs=project_defs(), instance=instance, asset_selection=reports, cursor=second.cursor
+    )
+    assert third.total_requested == 0  # requested once, not on every tick
