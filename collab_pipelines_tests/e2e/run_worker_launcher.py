@@ -21,6 +21,7 @@ from dagster._core.launcher import LaunchRunContext, RunLauncher
 from dagster._grpc.types import ExecuteRunArgs
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
 
+from collab_pipelines import fault_points
 from collab_pipelines.run_launcher import worker_health
 
 PID_TAG = "collab-test/run-worker-pid"
@@ -47,6 +48,9 @@ class SeparateRunWorkerLauncher(RunLauncher, ConfigurableClass):
         return cls(inst_data=inst_data, **config_value)
 
     def launch_run(self, context: LaunchRunContext) -> None:
+        # The faults suite kills the daemon here: its sensor's runs queued, its cursor stored,
+        # this run marked STARTING and no worker started yet.
+        fault_points.reached("launcher.launching")
         run = context.dagster_run
         command = ExecuteRunArgs(
             job_origin=run.job_code_origin,  # type: ignore[arg-type]

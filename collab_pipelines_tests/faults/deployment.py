@@ -42,6 +42,7 @@ from collab_pipelines_tests.e2e.processes import (
 )
 from collab_pipelines_tests.e2e.test_separated_state import Process, instance_yaml
 from collab_pipelines_tests.faults.conftest import FaultPoint
+from collab_pipelines_tests.faults.coordinator import FaultPointQueuedRunCoordinator
 from collab_pipelines_tests.product import team
 
 LOCATION = "collab_pipelines"
@@ -60,8 +61,9 @@ def range_tags(first: str, last: str) -> dict:
 def write_catalog(folder: Path) -> Path:
     folder.mkdir(parents=True)
     catalog = copy.deepcopy(team.CATALOG)
-    # The source releases no day by itself: the new-data sensor and the schedule stay idle.
-    catalog["exports"][0]["watermark_sql"] = "SELECT '2024-03-01 00:00:00'"
+    # The source's clock releases days only when a test moves it (release()): until then the
+    # new-data sensor and the schedule stay idle.
+    catalog["exports"][0]["watermark_sql"] = "SELECT now FROM clock"
     (folder / "catalog.yaml").write_text(yaml.safe_dump(catalog, sort_keys=False))
     return folder
 
@@ -85,13 +87,19 @@ class Deployment:
         }
         self.run_env = self.run.env(**self.project)
         config = yaml.safe_load(instance_yaml(instance_url, self.run, self.run_env))
-        config["run_monitoring"].update(poll_interval_seconds=1, start_timeout_seconds=60)
+        config["run_monitoring"].update(poll_interval_seconds=1, start_timeout_seconds=30)
+        # deploy/dagster.yaml's queue, with a fault point where a sensor's run was submitted.
+        config["run_coordinator"] = {
+            "module": FaultPointQueuedRunCoordinator.__module__,
+            "class": FaultPointQueuedRunCoordinator.__name__,
+        }
         for process in (self.code, self.daemon_place, self.run):
             (process.home / "dagster.yaml").write_text(yaml.safe_dump(config))
         self.port = free_port()
         (self.daemon_place.cwd / "workspace.yaml").write_text(
             yaml.safe_dump(grpc_workspace(self.port, LOCATION))
         )
+        self.release("2024-03-01")
         self.services: list[Service] = []
         self.daemon: Service | None = None
         self.instance = dg.DagsterInstance.from_config(str(self.daemon_place.home))
@@ -108,7 +116,7 @@ class Deployment:
         self.daemon = Service(
             "daemon",
             [f"{BIN}/dagster-daemon", "run", "-w", "workspace.yaml"],
-            self.daemon_place.env(PYTHONPATH=str(PROJECT)),
+            self.daemon_place.env(PYTHONPATH=str(PROJECT), **self.faults.env),
             self.root,
             cwd=self.daemon_place.cwd,
         )
@@ -182,6 +190,15 @@ class Deployment:
         assert result.success
 
     # -- what the source and the warehouse hold ----------------------------------------------
+
+    def release(self, through: str) -> None:
+        """The source's clock moves: every day before `through` is complete."""
+        engine = sa.create_engine(self.source_url)
+        with engine.begin() as connection:
+            connection.execute(sa.text("CREATE TABLE IF NOT EXISTS clock (now timestamp)"))
+            connection.execute(sa.text("DELETE FROM clock"))
+            connection.execute(sa.text("INSERT INTO clock VALUES (:now)"), {"now": f"{through} 00:00:00"})
+        engine.dispose()
 
     def exported_then_changed(self, days: list[str]) -> tuple[dict, dict]:
         """The days exported and recorded as they are (old), then changed in the source (new)."""
@@ -264,6 +281,14 @@ class Deployment:
         assert one_version(found, expected) == [], "a day is not the version the source holds"
         assert self.record_agrees(days), "Dagster's record and the warehouse disagree"
         assert (doubled, stuck) == (0, [])
+
+    def runs_by_key(self) -> dict[str, list[dg.DagsterRun]]:
+        """The runs sensors requested, by run key (a key twice would be a doubled request)."""
+        keyed: dict[str, list[dg.DagsterRun]] = {}
+        for run in self.runs():
+            if "dagster/run_key" in run.tags and "dagster/parent_run_id" not in run.tags:
+                keyed.setdefault(run.tags["dagster/run_key"], []).append(run)
+        return keyed
 
     def wait(self, what: str, condition, timeout: float = 120) -> None:
         """Until `condition()` holds, failing at once if the daemon exits."""

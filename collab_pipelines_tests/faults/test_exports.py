@@ -11,6 +11,8 @@ Two worst moments of a three-day range export (one chunk per day):
   rest from the warehouse's ledger.
 """
 
+from datetime import date, timedelta
+
 import dagster as dg
 import pytest
 
@@ -23,6 +25,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 CHUNKED = ["2024-03-01", "2024-03-02", "2024-03-03"]
 RECORDING = ["2024-03-04", "2024-03-05", "2024-03-06"]
 RESTARTED = ["2024-03-07", "2024-03-08", "2024-03-09"]
+# Released by the source's clock for the daemon's sensor; the last tests of the module.
+BEFORE_CURSOR = ["2024-03-10", "2024-03-11"]
+BEFORE_LAUNCH = ["2024-03-12", "2024-03-13"]
 LOST_WORKER = "is gone"
 
 
@@ -152,3 +157,48 @@ def test_cli_range_killed_while_recording_its_days(deployment, figures):
         "Dagster's record to agree with the warehouse", lambda: deployment.record_agrees(days), 90
     )
     deployment.settle(figures, "export: CLI range SIGKILLed while recording", expected)
+
+
+def daemon_killed_at(deployment: Deployment, point: str, days: list[str], figures, fault: str) -> None:
+    """Release `days` to the new-data sensor, SIGKILL the daemon at `point`, start it again:
+    every day exported once, from one run per run key, and recorded."""
+    deployment.faults.arm(point)
+    deployment.release((date.fromisoformat(days[-1]) + timedelta(days=1)).isoformat())
+    deployment.faults.kill_at(point, service=deployment.daemon)
+    deployment.daemon.process.wait(30)
+    deployment.start_daemon()
+    expected = deployment.source_rows(days)
+    deployment.wait(
+        "the released days to be exported and recorded",
+        lambda: (
+            not deployment.stuck_runs()
+            and deployment.record_agrees(days)
+            and deployment.ledger_days().keys() >= set(days)
+        ),
+        240,
+    )
+    doubled_runs = sum(len(runs) - 1 for runs in deployment.runs_by_key().values())
+    assert doubled_runs == 0, deployment.runs_by_key()
+    deployment.settle(figures, fault, expected)
+
+
+@pytest.mark.timeout(400)
+def test_daemon_killed_after_requesting_runs_before_storing_its_cursor(deployment, figures):
+    daemon_killed_at(
+        deployment,
+        "coordinator.run_submitted",
+        BEFORE_CURSOR,
+        figures,
+        "daemon SIGKILLed between a sensor's run request and its cursor",
+    )
+
+
+@pytest.mark.timeout(400)
+def test_daemon_killed_after_storing_its_cursor_before_launching(deployment, figures):
+    daemon_killed_at(
+        deployment,
+        "launcher.launching",
+        BEFORE_LAUNCH,
+        figures,
+        "daemon SIGKILLed between a sensor's cursor and the run's launch",
+    )
