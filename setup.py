@@ -81,6 +81,7 @@ setup(
             "collab-demo=collab_pipelines.demo.cli:main",
             "collab-data-api=collab_pipelines.data_api.server:main",
             "collab-eval=collab_pipelines.evaluation.cli:main",
+            "collab-report=collab_pipelines.reports.preview:main",
             "collab-sftp=collab_pipelines.intake.cli:main",
         ],
     },

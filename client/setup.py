@@ -1,9 +1,11 @@
 """collab-pipelines-client: `collab-eval` (try, wait, champion), the data API's Client and
 `try_model`, for a data scientist's laptop. No Dagster, no warehouse driver, no server.
+With the `reports` extra, `collab-report preview` too (a Jupyter kernel, papermill, nbconvert).
 
 It packages the Dagster-free modules of ../collab_pipelines, and only those:
 
-    pip install ./client        # from a checkout of the project
+    pip install ./client                # from a checkout of the project
+    pip install './client[reports]'     # and collab-report preview
 
 The main distribution (`pip install .`) holds the same modules and everything else.
 """
@@ -37,6 +39,18 @@ MODULES = {
         "suites",
         "verdict",
     ],
+    # collab-report preview: what it and a template's `report_inputs` load without Dagster.
+    "collab_pipelines.reports": [
+        "__init__",
+        "injection",
+        "notebook",
+        "preview",
+        "publishing",
+        "rendering",
+        "sources",
+        "templates",
+    ],
+    "collab_pipelines.warehouse": ["__init__", "columns", "datasets"],
 }
 
 
@@ -64,7 +78,24 @@ setup(
         "pyyaml>=6",
         "psutil>=5.9",
     ],
-    extras_require={"locks": ["uv>=0.4"]},
-    entry_points={"console_scripts": ["collab-eval=collab_pipelines.evaluation.cli:main"]},
+    # The offline HTML page the published reports use (reports/publishing.py).
+    package_data={"collab_pipelines.reports": ["jupyter/nbconvert/templates/lab/*"]},
+    extras_require={
+        "locks": ["uv>=0.4"],
+        "reports": [
+            "papermill>=2.6",
+            "nbconvert>=7",
+            "ipykernel>=6",
+            "matplotlib>=3.8",
+            # warehouse/columns.py, which the registry entries of report_inputs name.
+            "sqlalchemy>=2.0,<2.1",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "collab-eval=collab_pipelines.evaluation.cli:main",
+            "collab-report=collab_pipelines.reports.preview:main",
+        ]
+    },
     cmdclass={"build_py": ClientModulesOnly},
 )

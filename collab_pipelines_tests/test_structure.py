@@ -75,6 +75,7 @@ def test_importing_the_package_builds_no_definitions():
     [
         "collab_pipelines.data_api.client",
         "collab_pipelines.reports.notebook",
+        "collab_pipelines.reports.preview",
         "collab_pipelines.datasets",
         "collab_pipelines.retries",
     ],
@@ -95,6 +96,28 @@ def test_the_harness_runs_where_dagster_is_not_installed():
     )
     assert "collab_pipelines.evaluation.sandbox" in loaded and "collab_pipelines.evaluation.heldout" in loaded
     assert "collab_pipelines.data_api.cache" in loaded
+
+
+def client_modules(package: str) -> list[str]:
+    """The modules client/setup.py ships of `package` (its MODULES literal)."""
+    tree = ast.parse((PROJECT / "client" / "setup.py").read_text())
+    modules = next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "MODULES"
+    )
+    return [f"{package}.{name}" for name in modules[package] if name != "__init__"]
+
+
+def test_the_report_preview_runs_where_dagster_is_not_installed():
+    # collab-report preview, and a template's report_inputs in its kernel, on a laptop with the
+    # client distribution's `reports` extra: Dagster and dagstermill are not there.
+    modules = client_modules("collab_pipelines.reports") + client_modules("collab_pipelines.warehouse")
+    loaded = fresh_import(
+        "import sys\nsys.modules['dagster'] = None\nsys.modules['dagstermill'] = None\n"
+        + "".join(f"import {module}\n" for module in modules)
+    )
+    assert "collab_pipelines.reports.preview" in modules and "collab_pipelines.reports.sources" in loaded
 
 
 def test_committed_json_schemas_are_up_to_date(tmp_path):

@@ -87,7 +87,7 @@ class Client:
     def datasets(self) -> pd.DataFrame:
         """One row per dataset: what it holds, who owns it, how fresh it is, whether its checks pass."""
         rows = []
-        for item in self._json("/v1/datasets")["datasets"]:
+        for item in self.catalog():
             last = item["last_materialization"] or {}
             checks = [c for c in item["checks"] if c["passed"] is not None]
             rows.append(
@@ -105,6 +105,10 @@ class Client:
                 }
             )
         return pd.DataFrame(rows)
+
+    def catalog(self) -> list[dict]:
+        """Every dataset as the server describes it (GET /v1/datasets): columns, partitioning."""
+        return self._json("/v1/datasets")["datasets"]
 
     def dataset(self, name: str) -> dict:
         """Everything about one dataset, with its lineage (upstream and downstream assets)."""

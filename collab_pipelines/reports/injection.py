@@ -4,19 +4,22 @@ dagstermill replaces the `parameters` cell, so the defaults written there vanish
 cell (untagged, as "defaults") in front of the injected one, which is papermill's behaviour:
 defaults first, supplied values after. The injected cell holds dagstermill's context
 reconstitution (so `context` works as in any dagstermill notebook) and the run's values.
+`collab-report preview` builds the same notebook without the context (Dagster is not needed).
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dagster as dg
 import nbformat
 from papermill.translators import PythonTranslator
 
 from collab_pipelines.reports.publishing import INJECTED_TAG, RESET_TAG, tags
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 DEFAULTS_TAG = "parameters-defaults"
 # Evaluated in the kernel, so a warehouse URL with a password is never written into a notebook.
@@ -35,8 +38,12 @@ def report_assignments(
     partition_key: str | None,
     partition_keys: Sequence[str] | None,
     parameters: Mapping[str, Any],
+    warehouse_url_code: str = WAREHOUSE_URL_CODE,
 ) -> str:
-    """The runtime names every template receives (docs/reports.md), then its own parameters."""
+    """The runtime names every template receives (docs/reports.md), then its own parameters.
+
+    `warehouse_url_code` is the Python the kernel evaluates for `warehouse_url`: the run's
+    warehouse resource under Dagster, `None` in a preview (which reads through the data API)."""
     values = {
         "partition_key": partition_key,
         "partition_keys": list(partition_keys) if partition_keys else None,
@@ -44,7 +51,7 @@ def report_assignments(
     }
     return (
         python_assignments(values)
-        + f"warehouse_url = {WAREHOUSE_URL_CODE}\n"
+        + f"warehouse_url = {warehouse_url_code}\n"
         + python_assignments(dict(parameters))
     )
 

@@ -19,9 +19,8 @@ from papermill.utils import merge_kwargs, remove_args
 # dagstermill's engine is the one piece that runs its teardown cell, and it is private: its
 # public API (define_dagstermill_asset) owns its kernel, and we hand it a kept one.
 from collab_pipelines.reports.dagstermill_internals import DagstermillEngine, DagstermillNotebookClient
+from collab_pipelines.reports.rendering import KERNEL_NAME, papermill_options
 
-KERNEL_NAME = "python3"
-CELL_TIMEOUT_SECONDS = 600
 _KERNEL_START_RETRIES = 3
 
 log = logging.getLogger(__name__)
@@ -67,13 +66,8 @@ class KernelSession:
                     nb,
                     str(output_path),
                     engine_name=WarmKernelEngine.name,
-                    kernel_name=self.kernel_name,
                     km=self.km,
-                    progress_bar=False,
-                    log_output=False,
-                    request_save_on_cell_execute=False,
-                    start_timeout=120,
-                    execution_timeout=CELL_TIMEOUT_SECONDS,
+                    **papermill_options(self.kernel_name),
                 )
                 self.executions += 1
                 return executed

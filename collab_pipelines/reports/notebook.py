@@ -8,6 +8,8 @@ A template's second cell is, by convention,
 With the parameters cell's defaults (`partition_key = None`) this reads the newest
 partition in the warehouse, so the notebook runs top to bottom in a plain kernel. Under
 Dagster, the same names arrive with the run's values and the same line loads the run's data.
+With `COLLAB_REPORT_SOURCE=api` and no warehouse URL (what `collab-report preview` sets), the
+same line reads the same rows through the data API instead (sources.py).
 Nothing here imports Dagster's execution machinery, so a plain kernel starts quickly.
 """
 
@@ -19,27 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import sqlalchemy as sa
 
-from collab_pipelines import settings
-from collab_pipelines.warehouse.engine import (
-    WarehouseError,
-    check_identifier,
-    count_rows,
-    describe,
-    engine_for_url,
-    read_rows,
-)
+from collab_pipelines.reports.sources import ReportInputError, source_for
+
+__all__ = ["ReportInputError", "ReportInputs", "days_in_range", "missing_inputs", "report_inputs"]
 
 FILE_SUFFIXES = (".csv", ".parquet", ".json", ".jsonl")
-# Column that tells which partition is newest, when the partition key itself does not sort
-# by time (evaluation keys): the first one a dataset has.
-RECENCY_COLUMNS = ("_loaded_at", "evaluated_at", "loaded_at")
 DAY = "%Y-%m-%d"
-
-
-class ReportInputError(LookupError):
-    """A template asked for data that is not there; the message names the dataset and keys."""
 
 
 def is_file_source(source: str) -> bool:
@@ -62,7 +50,8 @@ class ReportInputs(Mapping):
     JSON file (an upload to diagnose). The keys are partitions of `partitioned_by`'s dataset
     (by default the only partitioned kind among them, else the first role); datasets
     partitioned the same way are filtered to them, the others are read whole. Frames are read
-    on first use and kept.
+    on first use and kept. `source` ("warehouse", "api" or a source object, sources.py) says
+    where the rows come from; by default the warehouse.
     """
 
     def __init__(
@@ -72,11 +61,12 @@ class ReportInputs(Mapping):
         partition_keys: Sequence[str] | None = None,
         warehouse_url: str | None = None,
         partitioned_by: str | None = None,
+        source: str | object | None = None,
     ):
         if not datasets:
             raise ReportInputError("no datasets: pass a mapping of role to dataset name")
         self.datasets = dict(datasets)
-        self.warehouse_url = warehouse_url or settings.warehouse_url()
+        self.source = source_for(warehouse_url, source)
         self._frames: dict[str, pd.DataFrame] = {}
         self._registry = None
         if partitioned_by is not None and partitioned_by not in self.datasets:
@@ -121,19 +111,25 @@ class ReportInputs(Mapping):
     def __repr__(self) -> str:
         return (
             f"ReportInputs(datasets={self.datasets!r}, partition_keys={self.partition_keys!r}, "
-            f"warehouse={describe(self.engine)!r})"
+            f"source={self.source.describe()!r})"
         )
 
     @property
-    def engine(self) -> sa.Engine:
-        # Reports only read: the database itself refuses a write (warehouse/engine.py).
-        return engine_for_url(self.warehouse_url, readonly=True)
+    def engine(self):
+        """The warehouse's engine, for a template that queries it directly (not through the API)."""
+        if not hasattr(self.source, "engine"):
+            raise ReportInputError(
+                f"this report reads {self.source.describe()}, not a warehouse: use inputs[role] or inputs.load()"
+            )
+        return self.source.engine
+
+    @property
+    def warehouse_url(self) -> str | None:
+        return getattr(self.source, "url", None)
 
     def registry(self) -> Mapping[str, Any]:
         if self._registry is None:
-            from collab_pipelines.datasets import all_datasets
-
-            self._registry = all_datasets()
+            self._registry = self.source.registry()
         return self._registry
 
     def dataset(self, role: str):
@@ -197,39 +193,16 @@ class ReportInputs(Mapping):
         return self.load(role, partition_keys=keys)
 
     def latest_partition(self, role: str) -> str | None:
-        """The newest partition of a role's dataset in the warehouse, or None if it is empty."""
-        source = self.datasets[role]
-        column = self.partition_column(role)
-        if column is None:
+        """The newest partition of a role's dataset, or None if it has none."""
+        dataset = self.dataset(role)
+        if dataset is None or dataset.partition_column is None:
             return None
-        with self.engine.connect() as connection:
-            table = self._table(connection, source)
-            recency = next((c for c in RECENCY_COLUMNS if c in table.c), None)
-            if recency is None or self.partitioning(role) == "daily":
-                query = sa.select(sa.func.max(table.c[column]))
-            else:
-                query = sa.select(table.c[column]).order_by(table.c[recency].desc()).limit(1)
-            value = connection.execute(query).scalar()
-        return None if value is None else str(value)
-
-    def _table(self, connection: sa.Connection, name: str) -> sa.Table:
-        try:
-            check_identifier(name, "dataset name")
-        except WarehouseError as error:
-            raise ReportInputError(str(error)) from error
-        if not sa.inspect(connection).has_table(name):
-            raise ReportInputError(
-                f"dataset {name!r} is not in the warehouse {describe(self.engine)}; materialize it first"
-            )
-        return sa.Table(name, sa.MetaData(), autoload_with=connection)
+        return self.source.latest(dataset)
 
     def _read_table(
         self, table: str, where: Mapping[str, Any], columns: Sequence[str] | None
     ) -> pd.DataFrame:
-        try:
-            return read_rows(self.engine, table, where=where, columns=columns)
-        except WarehouseError as error:
-            raise ReportInputError(f"dataset {table!r}: {error}; materialize it first") from error
+        return self.source.read(table, where, columns)
 
     def missing(self) -> list[str]:
         """What is missing of the bound partitions: one reason per upstream asset, else [].
@@ -257,7 +230,7 @@ class ReportInputs(Mapping):
                 for role in bound or roles:
                     column = self.partition_column(role) if bound else None
                     where = {column: [key]} if column else None
-                    found += count_rows(self.engine, self.datasets[role], where=where)
+                    found += self.source.count(self.datasets[role], where)
                 if not found:
                     where = f" for partition {key!r}" if key is not None else ""
                     reasons.append(f"dataset {' / '.join(tables)} has no rows{where} (asset {writer!r})")
@@ -281,17 +254,23 @@ def report_inputs(
     partition_keys: Sequence[str] | None = None,
     warehouse_url: str | None = None,
     partitioned_by: str | None = None,
+    source: str | object | None = None,
 ) -> ReportInputs:
     """The inputs of a report; see ReportInputs. None keys mean the newest partition."""
-    return ReportInputs(datasets, partition_key, partition_keys, warehouse_url, partitioned_by)
+    return ReportInputs(datasets, partition_key, partition_keys, warehouse_url, partitioned_by, source)
 
 
 def missing_inputs(
-    datasets: Mapping[str, str], partition_keys: Sequence[str] | None, warehouse_url: str | None = None
+    datasets: Mapping[str, str],
+    partition_keys: Sequence[str] | None,
+    warehouse_url: str | None = None,
+    source: str | object | None = None,
 ) -> list[str]:
     """Why a report of these partitions would be empty, naming dataset and partition; [] if not."""
     try:
-        inputs = ReportInputs(datasets, partition_keys=partition_keys, warehouse_url=warehouse_url)
+        inputs = ReportInputs(
+            datasets, partition_keys=partition_keys, warehouse_url=warehouse_url, source=source
+        )
         return inputs.missing()
     except ReportInputError as error:
         return [str(error)]

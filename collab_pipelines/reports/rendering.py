@@ -10,13 +10,49 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nbformat
 from papermill.exceptions import PapermillExecutionError
 
 from collab_pipelines.reports.injection import prepare
-from collab_pipelines.reports.kernel import KernelSession
 from collab_pipelines.reports.publishing import LeakError, failing_cell, scrub, to_html
+
+if TYPE_CHECKING:
+    # kernel.py runs dagstermill's engine; a preview (no Dagster) hands render a FreshKernel.
+    from collab_pipelines.reports.kernel import KernelSession
+
+KERNEL_NAME = "python3"
+CELL_TIMEOUT_SECONDS = 600
+
+
+def papermill_options(kernel_name: str = KERNEL_NAME) -> dict:
+    """How every report's notebook is executed, in a kept kernel or a fresh one."""
+    return {
+        "kernel_name": kernel_name,
+        "progress_bar": False,
+        "log_output": False,
+        "request_save_on_cell_execute": False,
+        "start_timeout": 120,
+        "execution_timeout": CELL_TIMEOUT_SECONDS,
+    }
+
+
+class FreshKernel:
+    """One Jupyter kernel for one notebook, started and shut down by papermill's own engine:
+    a Dagster step keeps a KernelSession for its partitions, a preview renders one notebook."""
+
+    executions = 0
+
+    def alive(self) -> bool:
+        return False
+
+    def execute(self, nb: nbformat.NotebookNode, output_path: Path) -> nbformat.NotebookNode:
+        import papermill
+
+        executed = papermill.execute_notebook(nb, str(output_path), **papermill_options())
+        self.executions += 1
+        return executed
 
 
 class ReportExecutionError(RuntimeError):
@@ -37,7 +73,7 @@ class Rendered:
 
 
 def render(
-    session: KernelSession,
+    session: KernelSession | FreshKernel,
     template_path: Path,
     output_stem: Path,
     assignments: str,

@@ -133,7 +133,8 @@ class TemplateMetadata(StrictModel):
     tags: dict[str, str] = Field(default_factory=dict)
 
 
-def _declaration(path: Path, document: Mapping[str, Any]) -> TemplateMetadata:
+def declaration(path: Path, document: Mapping[str, Any]) -> tuple[TemplateMetadata, str]:
+    """The template's metadata, and where it is written (the sidecar, or the notebook's metadata)."""
     sidecar = path.with_name(path.stem + SIDECAR_SUFFIX)
     if sidecar.exists():
         try:
@@ -151,7 +152,7 @@ def _declaration(path: Path, document: Mapping[str, Any]) -> TemplateMetadata:
                 f"{path}: says nothing of what it reads; add notebook metadata {METADATA_KEY!r} "
                 f"or a sidecar {sidecar.name} (see docs/reports.md)"
             )
-    return parse(TemplateMetadata, declared, where, entry_depth=0, error=TemplateError)
+    return parse(TemplateMetadata, declared, where, entry_depth=0, error=TemplateError), where
 
 
 def parse_template(
@@ -167,7 +168,7 @@ def parse_template(
             "(Jupyter: View > Cell Toolbar > Tags)"
         )
     defaults = parameter_defaults(cell_source(document["cells"][index]), str(path))
-    declared = _declaration(path, document)
+    declared, _where = declaration(path, document)
     unknown_datasets = sorted(set(declared.datasets.values()) - set(dataset_writers))
     if unknown_datasets:
         raise TemplateError(

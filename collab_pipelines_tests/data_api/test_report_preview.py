@@ -1,0 +1,188 @@
+"""`collab-report preview`: a template run through a real data API server in a real kernel, as
+Dagster runs it from the warehouse behind that server (the session's SQLite deployment)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from collab_pipelines import settings
+from collab_pipelines.data_api.cache import CACHE_ENV
+from collab_pipelines.demo.paths import DEMO_TEMPLATES
+from collab_pipelines.reports import preview
+from collab_pipelines_tests.data_api.conftest import TOKEN
+from collab_pipelines_tests.reports import jobs
+from collab_pipelines_tests.reports.helpers import assert_published_clean, execute, materializations
+
+DAY = "2013-01-05"
+FLIGHTS_REPORT = DEMO_TEMPLATES / "flights_quality_report.ipynb"
+
+
+@pytest.fixture
+def server(sqlite_api, tmp_path, monkeypatch):
+    """The data API over a warehouse the export assets filled with the first week of 2013; the
+    partitions a preview reads are cached in the test's own folder."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    return sqlite_api
+
+
+def outputs(path: Path, mime: str) -> list[str]:
+    nb = nbformat.read(path, as_version=4)
+    return [
+        "".join(output["data"][mime])
+        for cell in nb.cells
+        for output in cell.get("outputs", [])
+        if mime in output.get("data", {})
+    ]
+
+
+def test_a_preview_through_the_api_shows_what_dagster_renders_from_the_warehouse(
+    server, tmp_path, instance, monkeypatch
+):
+    anywhere = tmp_path / "laptop"
+    anywhere.mkdir()
+    out = anywhere / "flights.day.html"
+    # Only the API's address and a token: no state folder, no warehouse, no configuration, no Dagster home.
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "HOME": os.environ.get("HOME", str(tmp_path)),
+        CACHE_ENV: str(tmp_path / "cache"),
+        "COLLAB_API_URL": server.url,
+        "COLLAB_API_TOKEN": TOKEN,
+    }
+    command = [Path(sys.executable).parent / "collab-report", "preview", FLIGHTS_REPORT]
+    options = ["--partition", DAY, "--param", "max_null_rate=0.02", "--out", out.name]
+    done = subprocess.run([*command, *options], cwd=anywhere, env=env, capture_output=True, text=True)
+    assert done.returncode == preview.RENDERED, done.stderr
+    assert str(out) in done.stdout
+
+    # Dagster renders the same template and partition from the warehouse the server reads.
+    monkeypatch.setenv(settings.STATE_DIR_ENV, str(tmp_path / "state"))
+    monkeypatch.setenv(settings.WAREHOUSE_URL_ENV, server.deployment.warehouse_url)
+    parameters = {"ops": {"flights_quality_report": {"config": {"parameters": {"max_null_rate": 0.02}}}}}
+    result = execute(jobs.flights_quality_report_job, instance, partition=DAY, run_config=parameters)
+    assert result.success
+    rendered = Path(materializations(instance, "flights_quality_report")[DAY]["notebook"])
+
+    notebook = anywhere / "flights.day.ipynb"
+    tables = outputs(notebook, "text/html")
+    # By carrier, the worst airport-carrier pairs, and the drift (its baseline read through the API).
+    assert len(tables) >= 3 and all("<table" in table for table in tables)
+    assert tables == outputs(rendered, "text/html")
+    prose = outputs(notebook, "text/markdown")
+    assert f"**{DAY}**" in prose[0] and prose == outputs(rendered, "text/markdown")
+    # The parameters cell kept as defaults, then the supplied values, as Dagster injects them.
+    cells = nbformat.read(notebook, as_version=4).cells
+    defaults = next(i for i, c in enumerate(cells) if "parameters-defaults" in c.metadata.get("tags", []))
+    injected = cells[defaults + 1]
+    assert "injected-parameters" in injected.metadata["tags"]
+    assert f'partition_key = "{DAY}"' in injected.source and "max_null_rate = 0.02" in injected.source
+    html = out.read_text()
+    assert "report_inputs(" not in html and f"<strong>{DAY}</strong>" in html, "the HTML hides code"
+    assert TOKEN not in html and TOKEN not in notebook.read_text()
+    assert_published_clean(notebook, out)
+
+
+def template(folder: Path, metadata: dict, *, sidecar: bool, body: str) -> Path:
+    """A template whose first cell after the parameters leaves a mark: a kernel ran it."""
+    nb = nbformat.v4.new_notebook()
+    parameters = nbformat.v4.new_code_cell(
+        'datasets = {"flights": "flights"}\npartition_key = None\npartition_keys = None\nwarehouse_url = None\n'
+    )
+    parameters.metadata["tags"] = ["parameters"]
+    mark = folder / "kernel-ran"
+    nb.cells = [
+        parameters,
+        nbformat.v4.new_code_cell(f"open({str(mark)!r}, 'w').close()"),
+        nbformat.v4.new_code_cell(body),
+    ]
+    path = folder / "probe.ipynb"
+    if sidecar:
+        (folder / "probe.report.json").write_text(json.dumps(metadata))
+    else:
+        nb.metadata["collab_report"] = metadata
+    nbformat.write(nb, path)
+    return path
+
+
+def run(server, path: Path, *options: str) -> int:
+    return preview.main(["preview", str(path), "--url", server.url, "--token", TOKEN, *options])
+
+
+@pytest.mark.parametrize(
+    ("metadata", "sidecar", "says"),
+    [
+        (
+            {"datasets": {"flights": "flightz"}, "partitions": "daily"},
+            True,
+            "field 'datasets.flights': unknown dataset 'flightz'",
+        ),
+        (
+            {"datasets": {"flights": "flightz"}, "partitions": "daily"},
+            False,
+            "field 'datasets.flights': unknown dataset 'flightz'",
+        ),
+        (
+            {"datasets": {"flights": "flights"}, "partitions": "weekly"},
+            True,
+            "field 'partitions': Input should be 'daily'",
+        ),
+        (
+            {"datasets": {"carriers": "airlines"}, "partitions": "daily"},
+            True,
+            "field 'partitions': 'daily' but none of its datasets ['airlines']",
+        ),
+    ],
+    ids=[
+        "unknown dataset in the sidecar",
+        "unknown dataset in the notebook",
+        "unknown partitions kind",
+        "daily without a daily dataset",
+    ],
+)
+def test_the_metadata_is_checked_against_the_servers_catalog_before_any_kernel_starts(
+    server, tmp_path, capsys, metadata, sidecar, says
+):
+    path = template(tmp_path, metadata, sidecar=sidecar, body="print('never')")
+    out = tmp_path / "out.html"
+    assert run(server, path, "--partition", DAY, "--out", str(out)) == preview.INVALID
+    error = capsys.readouterr().err
+    where = str(tmp_path / "probe.report.json") if sidecar else f"{path} (notebook metadata 'collab_report')"
+    assert f"{where}: {says}" in error
+    assert not (tmp_path / "kernel-ran").exists() and not out.exists()
+
+
+def test_a_failing_template_exits_non_zero_with_its_cell_and_error(server, tmp_path, capsys):
+    body = "from collab_pipelines.reports.notebook import report_inputs\n" + (
+        "inputs = report_inputs(datasets, partition_key, partition_keys=partition_keys, warehouse_url=warehouse_url)\n"
+        "raise ValueError(f'{len(inputs[\"flights\"])} flights on {partition_key} is too few')"
+    )
+    metadata = {"datasets": {"flights": "flights"}, "partitions": "daily"}
+    path = template(tmp_path, metadata, sidecar=True, body=body)
+    out = tmp_path / "failed.html"
+    assert run(server, path, "--partition", "2013-01-02", "--out", str(out)) == preview.FAILED
+    error = capsys.readouterr().err
+    rows = server.deployment.warehouse().count("flights", where={"_partition": "2013-01-02"})
+    # The kernel ran (the mark) and read the partition's rows through the API before failing.
+    assert (tmp_path / "kernel-ran").exists() and rows > 0
+    assert (
+        "probe.ipynb failed in cell [4] ('from collab_pipelines.reports.notebook import report_inputs'):"
+        in error
+    )
+    assert f"ValueError: {rows} flights on 2013-01-02 is too few" in error
+    assert str(out.with_suffix(".ipynb")) in error and out.exists()
+
+
+def test_a_partition_without_data_runs_nothing(server, tmp_path, capsys):
+    path = template(
+        tmp_path, {"datasets": {"flights": "flights"}, "partitions": "daily"}, sidecar=True, body=""
+    )
+    assert (
+        run(server, path, "--partition", "2013-01-20", "--out", str(tmp_path / "out.html")) == preview.MISSING
+    )
+    assert "dataset flights has no rows for partition '2013-01-20'" in capsys.readouterr().err
+    assert not (tmp_path / "kernel-ran").exists()
