@@ -46,8 +46,16 @@ def test_a_preview_through_the_api_shows_what_dagster_renders_from_the_warehouse
     anywhere = tmp_path / "laptop"
     anywhere.mkdir()
     out = anywhere / "flights.day.html"
+    # As on a laptop without Dagster: neither the command nor its kernel (which inherits the
+    # environment) can import it.
+    no_dagster = tmp_path / "no-dagster"
+    no_dagster.mkdir()
+    (no_dagster / "sitecustomize.py").write_text(
+        "import sys\nsys.modules['dagster'] = None\nsys.modules['dagstermill'] = None\n"
+    )
     # Only the API's address and a token: no state folder, no warehouse, no configuration, no Dagster home.
     env = {
+        "PYTHONPATH": str(no_dagster),
         "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
         "HOME": os.environ.get("HOME", str(tmp_path)),
         CACHE_ENV: str(tmp_path / "cache"),
