@@ -3,6 +3,7 @@ Dagster runs it from the warehouse behind that server (the session's SQLite depl
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -194,3 +195,47 @@ def test_a_partition_without_data_runs_nothing(server, tmp_path, capsys):
     )
     assert "dataset flights has no rows for partition '2013-01-20'" in capsys.readouterr().err
     assert not (tmp_path / "kernel-ran").exists()
+
+
+def declared(partitions: str) -> preview.Template:
+    return preview.Template(Path("t.ipynb"), "t.report.json", {"f": "flights"}, partitions, {"top": "5"})
+
+
+@pytest.mark.parametrize(
+    ("partitions", "given", "injected"),
+    [
+        ("daily", "2013-01-05", ("2013-01-05", ["2013-01-05"])),
+        ("daily", "2013-01-30..2013-02-01", ("2013-02-01", ["2013-01-30", "2013-01-31", "2013-02-01"])),
+        ("evaluation_commits", "rain:model@1a2b3c4d", ("rain:model@1a2b3c4d", ["rain:model@1a2b3c4d"])),
+        ("none", None, (None, None)),
+    ],
+)
+def test_a_partition_is_injected_as_dagster_injects_it(partitions, given, injected):
+    assert preview.partition_keys(declared(partitions), given) == injected
+
+
+@pytest.mark.parametrize(
+    ("partitions", "given", "says"),
+    [
+        ("daily", "2013-02-30", "not a day (YYYY-MM-DD) of a 'daily' template"),
+        ("daily", "rain:model@1a2b3c4d", "not a day"),
+        ("daily", "2013-01-07..2013-01-01", "ends before it starts"),
+        ("evaluation_commits", "2013-01-01..2013-01-07", "a range is two days of a 'daily' template"),
+        ("none", "2013-01-05", "'partitions': 'none'"),
+    ],
+)
+def test_a_partition_the_template_cannot_have_is_refused(partitions, given, says):
+    with pytest.raises(preview.PreviewError, match=re.escape(says)) as refused:
+        preview.partition_keys(declared(partitions), given)
+    assert refused.value.code == preview.INVALID and given in str(refused.value)
+
+
+def test_parameters_are_read_as_yaml_and_unknown_names_refused():
+    assert preview.parameters(declared("daily"), ["top=8"]) == {"top": 8}
+    assert preview.parameters(declared("daily"), ["top=a, b"]) == {"top": "a, b"}
+    with pytest.raises(
+        preview.PreviewError, match=r"unknown parameters \['lookback'\]; .* declares \['top'\]"
+    ):
+        preview.parameters(declared("daily"), ["lookback=2"])
+    with pytest.raises(preview.PreviewError, match="write name=value"):
+        preview.parameters(declared("daily"), ["top"])
