@@ -34,6 +34,7 @@ def build_definitions(config_dir: Path | None = None) -> dg.Definitions:
     """
     from collab_pipelines.evaluation.definitions import build_defs as evaluation_defs
     from collab_pipelines.evaluation.prediction_assets import build_prediction_defs
+    from collab_pipelines.evaluation.suites import load_suites
     from collab_pipelines.executors import collab_executor
     from collab_pipelines.exports.definitions import build_defs as export_defs
     from collab_pipelines.intake.definitions import build_defs as intake_defs
@@ -44,7 +45,9 @@ def build_definitions(config_dir: Path | None = None) -> dg.Definitions:
     catalog = config / settings.catalog_file().name
     upstream = (
         export_defs(catalog) if catalog.exists() else dg.Definitions(),
-        evaluation_defs(catalog),
+        # No suite, no evaluation: nothing of pattern 2 is drawn downstream of the exports, and
+        # the reports that read its tables are left out with it (reports/definitions.py).
+        evaluation_defs(catalog) if load_suites(settings.suites_file()) else dg.Definitions(),
         build_prediction_defs(catalog) if catalog.exists() else dg.Definitions(),
         intake_defs(config / settings.uploads_file().name),
     )

@@ -16,8 +16,9 @@ EXPECTED_ASSETS = {
     "weather_observations",
     "model_evaluation",
     "tuning_candidates",
-    # One <suite>_champion per suite beside it; the project's configuration names no suite.
     "champion_history",
+    # One <suite>_champion per suite beside it (project_defs names one suite).
+    "delays_champion",
     "flights_quality_report",
     "evaluation_report",
     "evaluation_trend",
@@ -93,3 +94,47 @@ def test_every_dataset_names_the_asset_that_writes_it():
     keys = {key.to_user_string() for key in repository().asset_graph.get_all_asset_keys()}
     # The data API reads freshness and checks from that asset; a wrong name would show none.
     assert {name: d.asset_key for name, d in all_datasets().items() if d.asset_key not in keys} == {}
+
+
+def test_without_a_suite_nothing_of_the_evaluation_is_drawn(tmp_path, monkeypatch, caplog):
+    from collab_pipelines import settings
+    from collab_pipelines.definitions import build_definitions
+    from collab_pipelines.demo.definitions import build_defs as demo_defs
+    from collab_pipelines.demo.paths import DEMO_CONFIG
+    from collab_pipelines.reports import definitions as report_definitions
+
+    monkeypatch.setenv(settings.SUITES_FILE_ENV, str(tmp_path / "suites.yaml"))  # no such file
+    monkeypatch.setattr(report_definitions, "_LOGGED_NOTES", set())  # logged once per process
+    with caplog.at_level("INFO", logger="collab_pipelines.reports.definitions"):
+        repo = dg.Definitions.merge(build_definitions(DEMO_CONFIG), demo_defs()).get_repository_def()
+    graph = repo.asset_graph
+    assets = {key.to_user_string() for key in graph.get_all_asset_keys()}
+    evaluation = {"model_evaluation", "tuning_candidates", "champion_history", "delays_champion"}
+    # The reports that read the evaluation's tables go with it rather than report on nothing.
+    assert assets == EXPECTED_ASSETS - evaluation - {"evaluation_report", "evaluation_trend"}
+    for export in ("flights", "weather", "airlines", "airports", "planes"):
+        children = {key.to_user_string() for key in graph.get(dg.AssetKey(export)).child_keys}
+        assert not children & {"model_evaluation", "evaluation_report", "evaluation_trend"}, export
+    assert {key.asset_key.to_user_string() for key in graph.asset_check_keys}.isdisjoint(evaluation)
+    jobs = {job.name for job in repo.get_all_jobs() if not job.name.startswith("__")}
+    assert jobs == EXPECTED_JOBS - {
+        "evaluate_commits",
+        "add_commit_history",
+        "tune_model",
+        "promote_champion",
+    }
+    assert {s.name for s in repo.sensor_defs} == EXPECTED_SENSORS - {"model_commits_sensor"}
+    for name in jobs:
+        repo.get_job(name)
+    left_out = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
+    assert any("evaluation_report.ipynb: left out" in m and "model_evaluation" in m for m in left_out)
+    assert any("evaluation_trend.ipynb: left out" in m for m in left_out)
+
+
+def test_with_a_suite_the_evaluation_is_downstream_of_every_export():
+    graph = repository().asset_graph
+    evaluation = graph.get(dg.AssetKey("model_evaluation"))
+    parents = {key.to_user_string() for key in evaluation.parent_keys}
+    assert parents == {"flights", "weather", "airlines", "airports", "planes"}
+    children = {key.to_user_string() for key in evaluation.child_keys}
+    assert {"evaluation_report", "evaluation_trend", "champion_history", "delays_champion"} <= children

@@ -2,7 +2,7 @@
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -24,6 +24,7 @@ from collab_pipelines.retries import NO_RETRY_OF_STEP_FAILURES
 
 log = logging.getLogger(__name__)
 _LOGGED_PROBLEMS: set[str] = set()
+_LOGGED_NOTES: set[str] = set()
 
 
 def upstream_assets(upstream_defs: Sequence[dg.Definitions] | None = None) -> dict[str, dg.AssetsDefinition]:
@@ -56,6 +57,8 @@ def load_project_templates(
     writers = dataset_writers()
     # Writers are known even before their asset is defined (evaluation lands separately).
     loaded = load_templates(folder, set(upstream) | set(writers.values()), writers)
+    if upstream_defs is not None:
+        _leave_out_reports_of_undefined_writers(loaded, upstream)
     assets = {}
     for name, spec in list(loaded.specs.items()):
         try:
@@ -83,6 +86,23 @@ def load_project_templates(
             _LOGGED_PROBLEMS.add(line)
             log.warning("report template not loaded: %s", line)
     return loaded, assets
+
+
+def _leave_out_reports_of_undefined_writers(loaded: LoadedTemplates, upstream: Mapping[str, object]) -> None:
+    """A template reading a dataset whose writer this location does not define (the evaluation
+    tables when no suite is configured) would be a report of nothing, and its dependency would
+    draw the missing writer in the lineage: it is left out, and said so once (not a problem)."""
+    for name, spec in list(loaded.specs.items()):
+        missing = [dep for dep in spec.deps if dep not in upstream]
+        if missing:
+            del loaded.specs[name]
+            line = (
+                f"{spec.path}: left out: it reads what {', '.join(missing)} writes, "
+                "which this location does not define"
+            )
+            if line not in _LOGGED_NOTES:
+                _LOGGED_NOTES.add(line)
+                log.info("report template %s", line)
 
 
 # Templates applied once per suite with daily predictions (`<suite>_drift_report`): kept apart
