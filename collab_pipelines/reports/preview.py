@@ -95,7 +95,7 @@ def check_catalog(template: Template, catalog: Mapping[str, Mapping[str, Any]], 
     """Every dataset the metadata names exists on the server, and a daily template reads a daily one."""
     problems = [
         f"{template.where}: field 'datasets.{role}': unknown dataset {name!r}; the data API at {server} "
-        f"has {sorted(catalog)}"
+        f"offers this token {sorted(catalog)}"
         for role, name in template.datasets.items()
         if name not in catalog
     ]
