@@ -9,6 +9,8 @@ import contextlib
 import fcntl
 import hashlib
 import io
+import os
+import shutil
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -65,28 +67,86 @@ class GitRepository:
             return dot_git if dot_git.exists() else Path(self.location)
         return self.git_dir
 
-    def sync(self) -> None:
-        """Bring a remote repository's mirror up to date; a local one needs nothing."""
+    def sync(self) -> list[str]:
+        """Bring a remote repository's mirror up to date; a local one needs nothing.
+
+        A fetch or clone killed mid-way (a run worker or daemon killed, docs/reliability.md)
+        leaves ref lock files or half a mirror, and every later fetch would fail on them. Every
+        process that writes a mirror holds `notes_lock`, so under it a lock file is a dead
+        process's: it is removed. A clone is made beside the mirror and renamed into place, so
+        a mirror is whole or absent; one git cannot read is cloned again. Returns what it
+        repaired, in sentences naming the repository, for the caller's log.
+        """
         if self.is_local:
             if not self._resolved_git_dir().exists():
                 raise GitError(f"repository {self.name!r}: {self.location} is not a git repository")
-            return
-        if not self.git_dir.exists():
-            self.git_dir.parent.mkdir(parents=True, exist_ok=True)
-            completed = subprocess.run(
-                ["git", "clone", "--mirror", "--quiet", self.location, str(self.git_dir)],
-                capture_output=True,
-                timeout=600,
-                check=False,
-            )
-            if completed.returncode != 0:
-                raise GitError(
-                    f"repository {self.name!r}: cloning {self.location} failed: "
-                    f"{completed.stderr.decode(errors='replace').strip()}"
-                )
-        else:
-            with self.notes_lock():
+            return []
+        self.git_dir.parent.mkdir(parents=True, exist_ok=True)
+        with self.notes_lock():
+            repaired = self._remove_leftovers()
+            if not self.git_dir.exists():
+                self._clone()
+                return repaired
+            try:
                 self._git("fetch", "--prune", "--quiet", "origin")
+            except GitError as error:
+                if self._readable():
+                    raise
+                problem = str(error)
+            else:
+                # A fetch succeeds over objects a crash cut short; the callers' reads would not.
+                if self._readable():
+                    return repaired
+                problem = "git fsck found objects missing or corrupt"
+            repaired.append(f"repository {self.name!r}: its mirror was unreadable ({problem}); cloned again")
+            self._clone()
+            return repaired
+
+    def _remove_leftovers(self) -> list[str]:
+        removed = [
+            path
+            for path in [*self.git_dir.glob("*.lock"), *self.git_dir.glob("refs/**/*.lock")]
+            if path.is_file()
+        ]
+        for path in removed:
+            path.unlink()
+        for partial in self.git_dir.parent.glob(f"{self.git_dir.name}.partial-*"):
+            shutil.rmtree(partial, ignore_errors=True)
+        if not removed:
+            return []
+        names = ", ".join(str(p.relative_to(self.git_dir)) for p in removed)
+        return [
+            f"repository {self.name!r}: removed lock files a killed git process left in its mirror: {names}"
+        ]
+
+    def _readable(self) -> bool:
+        """Every ref's history is there and whole: a few hundredths of a second for a model
+        repository's few hundred commits, seconds for tens of thousands."""
+        checked = subprocess.run(
+            ["git", "--git-dir", str(self.git_dir), "fsck", "--connectivity-only", "--no-dangling"],
+            capture_output=True,
+            timeout=600,
+            check=False,
+        )
+        return checked.returncode == 0
+
+    def _clone(self) -> None:
+        partial = self.git_dir.with_name(f"{self.git_dir.name}.partial-{os.getpid()}")
+        completed = subprocess.run(
+            ["git", "clone", "--mirror", "--quiet", self.location, str(partial)],
+            capture_output=True,
+            timeout=600,
+            check=False,
+        )
+        if completed.returncode != 0:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise GitError(
+                f"repository {self.name!r}: cloning {self.location} failed: "
+                f"{completed.stderr.decode(errors='replace').strip()}"
+            )
+        if self.git_dir.exists():
+            shutil.rmtree(self.git_dir)
+        partial.rename(self.git_dir)
 
     def head(self, branch: str) -> str:
         return self._git("rev-parse", "--verify", f"refs/heads/{branch}^{{commit}}").decode().strip()
@@ -184,10 +244,12 @@ class GitRepository:
         """Point `tag` at `sha` (moving it if it exists), or delete it when `sha` is None; a URL's
         repository gets the change pushed to its remote."""
         ref = f"refs/tags/{tag}"
-        if sha is not None:
-            self._git("tag", "--force", tag, sha)
-        elif self._git("tag", "--list", tag).strip():
-            self._git("tag", "--delete", tag)
+        # Under the lock every writer of a mirror holds, which lets sync remove dead locks.
+        with self.notes_lock():
+            if sha is not None:
+                self._git("tag", "--force", tag, sha)
+            elif self._git("tag", "--list", tag).strip():
+                self._git("tag", "--delete", tag)
         if self.is_local:
             return
         # A `clone --mirror` refuses `git push origin <refspec>` ("--mirror can't be combined
