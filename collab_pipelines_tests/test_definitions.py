@@ -20,6 +20,8 @@ EXPECTED_ASSETS = {
     # One <suite>_champion per suite beside it (project_defs names one suite).
     "delays_champion",
     "flights_quality_report",
+    # The demo's uploaded observations beside the weather export, day by day.
+    "weather_uploads_report",
     "evaluation_report",
     "evaluation_trend",
     "diagnostic_report",

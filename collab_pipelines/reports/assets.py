@@ -150,12 +150,17 @@ def render_or_explain(
     return render(session, spec.path, stem, assignments, **render_options)
 
 
-def follow_upstream(read_whole: list[str], partitioned: bool = True) -> dg.AutomationCondition:
+def follow_upstream(
+    read_whole: list[str], partitioned: bool = True, tables: Sequence[str] = ()
+) -> dg.AutomationCondition:
     """Render a day (or a commit) once its upstream partition is written.
 
     Not `eager()`: that looks only at the newest partition of the definition, which for the
     catalog's fixed range is a day that a replayed or backfilled source reaches last. Deps
     read whole (the exports behind a per-commit report) neither trigger nor hold a report.
+    `tables`, unpartitioned deps of a partitioned report (an upload's combined table), hold it
+    until they are first written, but their rewrite does not trigger: every day of the report
+    depends on them, and each rewrite would render them all.
     An unpartitioned report (a trend across commits) renders when any upstream partition is
     written; a partition that was never written (a failed evaluation) does not hold it.
 
@@ -172,13 +177,17 @@ def follow_upstream(read_whole: list[str], partitioned: bool = True) -> dg.Autom
             & ~dg.AutomationCondition.in_progress()
         ).with_label("render when upstream is updated or fails")
 
-    def on(condition: dg.AutomationCondition) -> dg.AutomationCondition:
-        return condition.ignore(dg.AssetSelection.assets(*read_whole)) if read_whole else condition
+    def on(condition: dg.AutomationCondition, ignored: Sequence[str] = read_whole) -> dg.AutomationCondition:
+        return condition.ignore(dg.AssetSelection.assets(*ignored)) if ignored else condition
 
+    not_triggering = [*read_whole, *tables]
     return (
         (
-            (on(dg.AutomationCondition.any_deps_updated()) & ~on(dg.AutomationCondition.any_deps_missing()))
-            | on(newly_failed)
+            (
+                on(dg.AutomationCondition.any_deps_updated(), not_triggering)
+                & ~on(dg.AutomationCondition.any_deps_missing())
+            )
+            | on(newly_failed, not_triggering)
         )
         & ~on(dg.AutomationCondition.any_deps_in_progress())
         & ~dg.AutomationCondition.in_progress()
@@ -223,7 +232,11 @@ def build_report_asset(
             partitions_def=partitions_def,
             # A range of days renders in one run and one kernel instead of one run per day.
             backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
-            automation_condition=follow_upstream(read_whole, partitions_def is not None),
+            automation_condition=follow_upstream(
+                read_whole,
+                partitions_def is not None,
+                tables=[dep for dep, upstream in (upstream_partitions or {}).items() if upstream is None],
+            ),
             output_required=False,
             config_schema={
                 "parameters": dg.Field(

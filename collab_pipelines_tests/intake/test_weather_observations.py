@@ -1,6 +1,8 @@
-"""A combined table: exported weather and uploaded observations, on SQLite and PostgreSQL."""
+"""A combined table: exported weather and uploaded observations, on SQLite and PostgreSQL, and the
+demo's daily report that reads it beside the export."""
 
 import dagster as dg
+import nbformat
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -13,6 +15,8 @@ from collab_pipelines.intake.definitions import build_defs
 from collab_pipelines.intake.upload_types import UploadConfigError, load_uploads
 from collab_pipelines.warehouse.resources import Warehouse
 from collab_pipelines_tests.intake.conftest import GOOD_CSV, UPLOADS_YAML, upload, weather_type
+from collab_pipelines_tests.reports import jobs
+from collab_pipelines_tests.reports.helpers import execute, materializations
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -76,6 +80,103 @@ def test_the_demo_ships_its_upload_type_and_the_project_loads_it():
     assert repository.get_sensor_def("upload_sensor").asset_selection is not None
     upstream = repository.asset_graph.get(dg.AssetKey("weather_observations")).parent_keys
     assert upstream == {dg.AssetKey("weather"), dg.AssetKey("weather_observations_uploads")}
+
+
+REPORT = "weather_uploads_report"
+
+
+def export_weather(instance, warehouse: Warehouse, first: str, last: str) -> pd.DataFrame:
+    weather = next(a for a in build_export_assets(load_catalog()) if a.key == dg.AssetKey("weather"))
+    tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+    result = dg.materialize(
+        [weather], tags=tags, instance=instance, resources={"warehouse": warehouse, "sources": SqlSources()}
+    )
+    assert result.success
+    return warehouse.read("weather").assign(observed_at=lambda f: pd.to_datetime(f["observed_at"]))
+
+
+def test_the_demos_weather_report_reads_the_uploaded_rows_beside_the_export():
+    from collab_pipelines_tests.project import project_defs
+
+    graph = project_defs().get_repository_def().asset_graph
+    report = graph.get(dg.AssetKey(REPORT))
+    assert report.parent_keys == {dg.AssetKey("weather"), dg.AssetKey("weather_observations")}
+    assert report.partitions_def == graph.get(dg.AssetKey("weather")).partitions_def
+    # The lineage runs from an uploaded file through its rows to the report.
+    assert (
+        dg.AssetKey("weather_observations")
+        in graph.get(dg.AssetKey("weather_observations_uploads")).child_keys
+    )
+    assert dg.AssetKey(REPORT) in graph.get(dg.AssetKey("weather_observations")).child_keys
+
+
+def test_a_new_weather_day_renders_its_report_once_the_combined_table_exists(instance):
+    from collab_pipelines_tests.project import project_defs
+
+    selection = dg.AssetSelection.assets(REPORT)
+
+    def tick(cursor=None):
+        return dg.evaluate_automation_conditions(
+            defs=project_defs(), instance=instance, asset_selection=selection, cursor=cursor
+        )
+
+    def requested(result) -> set[str]:
+        return set(result.get_requested_partitions(dg.AssetKey(REPORT)))
+
+    first = tick()
+    instance.report_runless_asset_event(dg.AssetMaterialization("weather", partition="2013-01-05"))
+    second = tick(first.cursor)
+    assert requested(second) == set()  # held: weather_observations was never built
+    instance.report_runless_asset_event(dg.AssetMaterialization("weather_observations"))
+    instance.report_runless_asset_event(dg.AssetMaterialization("weather", partition="2013-01-06"))
+    third = tick(second.cursor)
+    # The new day only: a rewrite of the whole combined table does not render every day again.
+    assert requested(third) == {"2013-01-06"}
+    instance.report_runless_asset_event(dg.AssetMaterialization("weather_observations"))
+    assert requested(tick(third.cursor)) == set()
+
+
+def test_a_days_weather_report_shows_that_days_uploads_beside_the_export(
+    product_db, instance, state_dir, connect, intake_for
+):
+    warehouse = Warehouse()  # the state folder's, which the report's kernel reads too
+    export = export_weather(instance, warehouse, "2013-01-01", "2013-01-02")
+    intake = intake_for(warehouse)
+    meteo = connect("alice")
+    # JFK at 01:00 corrected to 12.3; a reading of the next day that the first day's report leaves out.
+    upload(
+        meteo,
+        "obs.csv",
+        GOOD_CSV.replace("39.0,26.1", "12.3,26.1") + "EWR,2013-01-02 05:00,77.7,0,50,5,0,1010,10\n",
+    )
+    upload(meteo, "obs.csv.done", "")
+    assert all(outcome.success for outcome in intake.run_all(intake.tick()))
+    combined = dg.materialize(
+        [build_combined_asset(weather_type())], instance=instance, resources={"warehouse": warehouse}
+    )
+    assert combined.success
+
+    result = execute(jobs.weather_uploads_report_job, instance, partition="2013-01-01")
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    notebook = nbformat.read(materializations(instance, REPORT)["2013-01-01"]["notebook"], as_version=4)
+    assert not any(o.output_type == "error" for c in notebook.cells for o in c.get("outputs", []))
+    text = nbformat.writes(notebook)
+    day = export[export["observed_at"].dt.strftime("%Y-%m-%d") == "2013-01-01"]
+    hours = {("JFK", "2013-01-01 01:00"), ("LGA", "2013-01-01 01:00"), ("EWR", "2013-01-01 02:00")}
+    replaced = sum(
+        (o, t.strftime("%Y-%m-%d %H:%M")) in hours
+        for o, t in zip(day["origin"], day["observed_at"], strict=True)
+    )
+    assert replaced > 0
+    assert (
+        f"{len(day):,} exported hours; 3 uploaded observation(s) in `weather_observations`, "
+        f"{replaced:,} replacing an exported hour and {3 - replaced:,} adding one."
+    ) in text
+    jfk = day[(day["origin"] == "JFK") & (day["observed_at"] == pd.Timestamp("2013-01-01 01:00"))]
+    [exported_temp] = jfk["temp"].tolist()
+    assert "12.3" in text and f"{12.3 - exported_temp:.2f}".rstrip("0").rstrip(".") in text
+    assert "77.7" not in text  # the next day's upload is that day's report's
+    assert "image/png" in text
 
 
 def test_the_definitions_follow_the_uploads_file(tmp_path):

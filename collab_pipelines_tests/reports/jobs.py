@@ -32,6 +32,10 @@ def flights_quality_report_job() -> dg.JobDefinition:
     return _job(DEMO_TEMPLATES, "flights_quality_report")
 
 
+def weather_uploads_report_job() -> dg.JobDefinition:
+    return _job(DEMO_TEMPLATES, "weather_uploads_report")
+
+
 def evaluation_report_job() -> dg.JobDefinition:
     return _job(TEMPLATES_DIR, "evaluation_report")
 
