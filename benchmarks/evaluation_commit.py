@@ -41,7 +41,12 @@ from collab_pipelines import settings
 from collab_pipelines.demo.model_repo import HISTORY, create_repository, register_suite
 from collab_pipelines.demo.paths import DEMO_CONFIG
 from collab_pipelines.demo.source import ProductDatabase
-from collab_pipelines.evaluation.assets import DIFF_CHECK, GATES_CHECK, build_model_evaluation
+from collab_pipelines.evaluation.assets import (
+    DIFF_CHECK,
+    EVALUATION_ASSET,
+    GATES_CHECK,
+    build_model_evaluation,
+)
 from collab_pipelines.evaluation.environments import python_for
 from collab_pipelines.evaluation.partitions import evaluation_commits
 from collab_pipelines.evaluation.resources import ModelRepositories
@@ -166,7 +171,12 @@ def through_project(
             resources=resources,
         )
         elapsed = time.perf_counter() - started
-        [materialization] = run.asset_materializations_for_node("model_evaluation")
+        # The node also reports the suite's champion when its policy promotes the commit.
+        [materialization] = [
+            m
+            for m in run.asset_materializations_for_node("model_evaluation")
+            if m.asset_key == EVALUATION_ASSET
+        ]
         metadata = {k: v.value for k, v in materialization.metadata.items()}
         assert metadata["baseline"] == baseline, metadata["baseline"]
         started = time.perf_counter()

@@ -33,7 +33,7 @@ from collab_pipelines.evaluation.records import (
     results_row,
     write_evaluation,
 )
-from collab_pipelines.evaluation.repos import GitRepository
+from collab_pipelines.evaluation.repos import GitError, GitRepository
 from collab_pipelines.evaluation.suites import Suite
 from collab_pipelines.evaluation.verdict import (
     BASELINE_WAIT_SECONDS,
@@ -42,6 +42,7 @@ from collab_pipelines.evaluation.verdict import (
     await_ancestors,
     check_out,
     declared_and_pinned,
+    harness_failure,
     judged,
     run_commit,
     sandbox_label,
@@ -110,7 +111,10 @@ def evaluate_key(
                 raise EvaluationFailed(str(error), "contract") from error
 
         data, outcome = run_commit(checkout, contract, load, checkout.suite.limits, output=output)
-        still_running = await_ancestors(checkout, running, log) if running else []
+        try:
+            still_running = await_ancestors(checkout, running, log) if running else []
+        except GitError as error:
+            raise harness_failure(checkout, error) from error
         evaluation = judged(
             checkout, declared, contract, data, outcome, suites, repository, WarehouseRecords(warehouse), log
         )

@@ -280,12 +280,18 @@ def judged(
     except (EvaluationFailed, *records.transient):
         raise  # the commit's own failure, or a lost connection worth the asset's retry
     except Exception as error:
-        raise EvaluationFailed(
-            f"{checkout.where()}: the harness failed after the model returned "
-            f"({type(error).__name__}: {error}); this is the project's error, not the commit's",
-            "harness",
-            traceback.format_exc()[-8000:],
-        ) from error
+        raise harness_failure(checkout, error) from error
+
+
+def harness_failure(checkout: Checkout, error: Exception) -> EvaluationFailed:
+    """An error of the harness's own after the model returned: the commit's recorded failure,
+    with the traceback being handled, rather than a crash that run retries would repeat."""
+    return EvaluationFailed(
+        f"{checkout.where()}: the harness failed after the model returned "
+        f"({type(error).__name__}: {error}); this is the project's error, not the commit's",
+        "harness",
+        traceback.format_exc()[-8000:],
+    )
 
 
 def contract_changes(baseline_key: str | None, declared: dict, records: Records) -> list[str]:
