@@ -14,12 +14,14 @@ import pytest
 
 from collab_pipelines import settings
 from collab_pipelines.data_api.cache import CACHE_ENV
-from collab_pipelines.data_api.client import Client
+from collab_pipelines.data_api.client import TOKEN_ENV, Client
+from collab_pipelines.data_api.scope import Scope
 from collab_pipelines.demo.paths import DEMO_TEMPLATES
 from collab_pipelines.reports import preview
 from collab_pipelines.reports.notebook import ReportInputs
 from collab_pipelines.reports.sources import ApiSource
 from collab_pipelines_tests.data_api.conftest import TOKEN
+from collab_pipelines_tests.data_api.scoped import audit_records, issue
 from collab_pipelines_tests.reports import jobs
 from collab_pipelines_tests.reports.helpers import assert_published_clean, execute, materializations
 
@@ -288,3 +290,34 @@ def test_report_inputs_read_the_same_rows_through_the_api_as_from_the_warehouse(
         )
         gone = ReportInputs({"flights": "flights"}, partition_keys=["2013-01-20"], source=through)
         assert gone.missing() == ["dataset flights has no rows for partition '2013-01-20' (asset 'flights')"]
+
+
+def test_a_token_scoped_to_the_templates_datasets_is_enough(server, tmp_path, capsys, monkeypatch):
+    # The only token is the one given: the kernel gets it from the command, not from here.
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    issued = issue(server, "preview", Scope(datasets=("weather",), suites=(), reports=()))
+    body = "from collab_pipelines.reports.notebook import report_inputs\n" + (
+        "inputs = report_inputs(datasets, partition_key, partition_keys=partition_keys, warehouse_url=warehouse_url)\n"
+        "print(len(inputs['weather']), 'observations')"
+    )
+    weather = template(
+        tmp_path, {"datasets": {"weather": "weather"}, "partitions": "daily"}, sidecar=True, body=body
+    )
+    out = tmp_path / "weather.html"
+    options = ["--partition", "2013-01-03", "--url", server.url, "--token", issued.token, "--out", str(out)]
+    assert preview.main(["preview", str(weather), *options]) == preview.RENDERED, capsys.readouterr().err
+    observations = server.deployment.warehouse().count("weather", where={"_partition": "2013-01-03"})
+    assert f"{observations} observations" in out.read_text() and observations > 0
+    read = {
+        (r["dataset"], r.get("partition")) for r in audit_records(server, issued.name) if r["read"] == "rows"
+    }
+    assert read == {("weather", "2013-01-03")}
+
+    flights = tmp_path / "other"
+    flights.mkdir()
+    refused = template(
+        flights, {"datasets": {"flights": "flights"}, "partitions": "daily"}, sidecar=True, body=""
+    )
+    assert preview.main(["preview", str(refused), *options]) == preview.INVALID
+    assert "unknown dataset 'flights'; the data API at" in capsys.readouterr().err
+    assert not (flights / "kernel-ran").exists()
