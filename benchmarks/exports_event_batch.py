@@ -31,6 +31,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _goals import judged  # noqa: E402
 from exports_backfill import (  # noqa: E402
     dagster_floor,
     drop_database,
@@ -91,10 +92,13 @@ def main() -> int:
     print("year backfill of flights and weather, one run, by Dagster event setting")
     defaults = {}
     for instance, label, run, floor in rows:
+        # The instance's first line is the default the others are measured against.
+        first = instance not in defaults
         base_run, base_floor = defaults.setdefault(instance, (run, floor))
+        verdict = "" if first else f"   {judged(run / base_run, below=1)}"
         print(
             f"  {instance:20s} {label:34s} run {run:7.2f} s ({run / base_run:4.2f})"
-            f"   floor {floor:7.2f} s ({floor / base_floor:4.2f})"
+            f"   floor {floor:7.2f} s ({floor / base_floor:4.2f}){verdict}"
         )
     print("  (ratios against the instance's first line; the floor's assets do nothing)")
     print(

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+from _goals import judged, judged_flag
+
 CLIENT = "collab_pipelines.data_api.client"
 HEAVY = ("dagster", "dagstermill", "sklearn")
 GOAL_SECONDS = 1.0
@@ -49,11 +51,12 @@ def main(argv: list[str]) -> int:
     pandas, _ = median_seconds("pandas", runs)
     heavy = sorted(set(HEAVY) & loaded)
     print(f"import time, median of {runs} fresh interpreters each")
-    print(f"  import {CLIENT:<40} {client * 1000:7.0f} ms   goal < {GOAL_SECONDS * 1000:.0f} ms")
+    print(f"  import {CLIENT:<40} {client * 1000:7.0f} ms   {judged(client, below=GOAL_SECONDS, unit=' s')}")
     print(f"  import {'pandas':<40} {pandas * 1000:7.0f} ms   (baseline)")
     print(f"  ratio client / pandas {client / pandas:5.2f}")
     print(
-        f"  heavy packages the client loaded: {', '.join(heavy) or 'none'} (goal: none of {', '.join(HEAVY)})"
+        f"  heavy packages the client loaded: {', '.join(heavy) or 'none'} "
+        f"({judged_flag(not heavy, 'none of ' + ', '.join(HEAVY))})"
     )
     print(f"  ({time.perf_counter() - started:.1f} s in all)")
     return 0
