@@ -139,7 +139,8 @@ def render_or_explain(
     **render_options,
 ):
     """Render, unless an input is missing: then the published notebook says which, at the top."""
-    missing = missing_inputs(datasets, keys)
+    # The warehouse, whatever COLLAB_REPORT_SOURCE says: it serves a data scientist's own machine.
+    missing = missing_inputs(datasets, keys, source="warehouse")
     if missing:
         notebook = missing_inputs_notebook(stem, render_options.get("title", spec.name), missing)
         raise ReportExecutionError(
