@@ -321,3 +321,13 @@ def test_a_token_scoped_to_the_templates_datasets_is_enough(server, tmp_path, ca
     assert preview.main(["preview", str(refused), *options]) == preview.INVALID
     assert "unknown dataset 'flights'; the data API at" in capsys.readouterr().err
     assert not (flights / "kernel-ran").exists()
+
+
+def test_an_out_that_would_overwrite_the_template_is_refused(server, tmp_path, capsys):
+    path = template(
+        tmp_path, {"datasets": {"flights": "flights"}, "partitions": "daily"}, sidecar=True, body=""
+    )
+    before = path.read_bytes()
+    assert run(server, path, "--partition", DAY, "--out", str(tmp_path / "probe.html")) == preview.INVALID
+    assert "the executed notebook would overwrite the template" in capsys.readouterr().err
+    assert path.read_bytes() == before and not (tmp_path / "kernel-ran").exists()
