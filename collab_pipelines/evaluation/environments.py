@@ -30,6 +30,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import site
 import subprocess
@@ -173,10 +174,19 @@ def _build(target: Path, declared: Path, say: Callable[[str], None]) -> None:
     Path(purelib, "zz_collab_project.pth").write_text("\n".join(site.getsitepackages()) + "\n")
 
 
+# user:password@ in an index URL (pip's configuration may hold one): never in a run's logs.
+_CREDENTIALS = re.compile(r"(?<=://)[^/\s@]+@")
+
+
+def _redacted(text: str) -> str:
+    return _CREDENTIALS.sub("***@", text)
+
+
 def _installer(command: list[str], env: dict[str, str], say: Callable[[str], None]) -> tuple[int, str]:
     """Run one installer command, each of its lines said as it is printed; the exit code and
-    the output's last 3000 characters (the installer's own words for a failure)."""
-    say("$ " + " ".join(command))
+    the output's last 3000 characters (the installer's own words for a failure). Credentials
+    in index URLs are masked in both."""
+    say(_redacted("$ " + " ".join(command)))
     started = time.perf_counter()
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, errors="replace"
@@ -189,7 +199,7 @@ def _installer(command: list[str], env: dict[str, str], say: Callable[[str], Non
     tail: deque[str] = deque(maxlen=200)
     try:
         for raw in process.stdout:
-            line = raw.rstrip("\n")
+            line = _redacted(raw.rstrip("\n"))
             tail.append(line)
             say(line[:2000])
         returncode = process.wait()

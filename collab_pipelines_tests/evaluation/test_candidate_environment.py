@@ -182,6 +182,28 @@ def test_an_uninstallable_requirement_fails_at_stage_environment_with_the_instal
     assert "collab-no-such-package-8d1f3a" in message and "not found" in message.lower()
 
 
+def test_the_build_is_said_line_by_line_without_an_index_urls_credentials(tmp_path, monkeypatch):
+    # pip's configuration is what the build takes its indexes from; this one holds a password.
+    config = tmp_path / "pip.conf"
+    config.write_text("[global]\nextra-index-url = https://ada:s3cret-token@127.0.0.1:9/simple\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(config))
+    environments._index_args.cache_clear()
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "requirements.txt").write_text("# nothing to install\n")
+    said: list[tuple[str, str]] = []
+    try:
+        environments.python_for(source, None, tmp_path / "environments", lambda *line: said.append(line))
+    finally:
+        environments._index_args.cache_clear()  # the next caller reads the machine's own settings
+    assert {stream for stream, _ in said} == {environments.STREAM}
+    lines = [line for _, line in said]
+    [install] = [line for line in lines if line.startswith("$ ") and " pip install " in line]
+    assert "https://***@127.0.0.1:9/simple" in install
+    assert not any("s3cret-token" in line for line in lines)
+    assert lines[-1].startswith("requirements.txt: environment built in ")
+
+
 def test_a_commit_without_a_declaration_runs_with_the_projects_interpreter(tmp_path):
     source = tmp_path / "source"
     source.mkdir()
