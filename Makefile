@@ -17,7 +17,7 @@ PYTEST_ARGS ?=
 # Extras to install: the tests and benchmarks for a checkout; none for the production image.
 EXTRAS ?= dev
 
-.PHONY: install lint run check test test-fast screenshot bench clean
+.PHONY: install lint run check test test-fast test-faults screenshot bench clean
 
 # Re-install only when the dependency list changes.
 $(VENV)/.installed: setup.py
@@ -75,6 +75,12 @@ test: install lint
 # browser, make run), which take most of `make test`'s time. `make test` still runs them all.
 test-fast: install lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 -m "not e2e" $(PYTEST_ARGS)
+
+# The whole fault-injection suite (docs/reliability.md), with the faults too slow for `make test`
+# (the daemon killed mid-tick, the data API's re-export loop on PostgreSQL): 10 minutes on a
+# busy 2-core machine.
+test-faults: install
+	COLLAB_SLOW_FAULTS=1 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 collab_pipelines_tests/faults $(PYTEST_ARGS)
 
 # README's picture of the report link, taken by the browser test when asked to (a plain test
 # run never writes into the tree). Commit docs/reports-open-in-one-click.png afterwards.

@@ -77,6 +77,19 @@ def parent_pid(pid: int) -> int | None:
         return None
 
 
+SLOW_ENV = "COLLAB_SLOW_FAULTS"
+
+
+def pytest_collection_modifyitems(config, items):
+    # The slowest faults would add minutes to `make test`; `make test-faults` runs them.
+    if os.environ.get(SLOW_ENV) == "1":
+        return
+    skip = pytest.mark.skip(reason=f"a slow fault: `make test-faults` (or {SLOW_ENV}=1) runs it")
+    for item in items:
+        if "slow_faults" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def figures(record_property):
     """Call with the fault's name and its figures; a test that records none has not finished."""

@@ -236,6 +236,8 @@ class Deployment:
     def ledger_days(self) -> dict[str, ledger.WrittenDay]:
         engine = sa.create_engine(self.warehouse_url)
         with engine.connect() as connection:
+            if not sa.inspect(connection).has_table(ledger.LEDGER_TABLE):
+                return {}
             rows = connection.execute(
                 sa.select(ledger.ledger).where(ledger.ledger.c.export == EXPORT)
             ).mappings()
