@@ -77,8 +77,8 @@ test-fast: install lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 -m "not e2e" $(PYTEST_ARGS)
 
 # The whole fault-injection suite (docs/reliability.md), with the faults too slow for `make test`
-# (the daemon killed mid-tick, the data API's re-export loop on PostgreSQL): 10 minutes on a
-# busy 2-core machine.
+# (the daemon killed mid-tick, an ingestion killed mid-load, the data API's re-export loop on
+# PostgreSQL): about 10 minutes on a busy 2-core machine.
 test-faults: install
 	COLLAB_SLOW_FAULTS=1 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 collab_pipelines_tests/faults $(PYTEST_ARGS)
 

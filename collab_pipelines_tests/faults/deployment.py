@@ -7,8 +7,9 @@ monitoring polls every second, so a lost run is failed within the test's patienc
 than the minute production waits; and every process that runs the project's code gets the
 fault folder, so a test can stop one at a fault point (collab_pipelines/fault_points.py).
 
-The source is the shop team's orders (product/team.py) with a watermark that releases no day:
-nothing but the test starts an export.
+The source is the shop team's orders (product/team.py) with a watermark that releases no day
+until a test moves it: nothing but the test starts an export. Uploads of the separated-state
+test's store visits land in the shared folder.
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ from collab_pipelines_tests.e2e.processes import (
     start_code_server,
     wait_for,
 )
-from collab_pipelines_tests.e2e.test_separated_state import Process, instance_yaml
-from collab_pipelines_tests.faults.conftest import FaultPoint
+from collab_pipelines_tests.e2e.test_separated_state import UPLOADS, Process, instance_yaml
 from collab_pipelines_tests.faults.coordinator import FaultPointQueuedRunCoordinator
+from collab_pipelines_tests.faults.points import FaultPoint
 from collab_pipelines_tests.product import team
 
 LOCATION = "collab_pipelines"
@@ -65,6 +66,8 @@ def write_catalog(folder: Path) -> Path:
     # new-data sensor and the schedule stay idle.
     catalog["exports"][0]["watermark_sql"] = "SELECT now FROM clock"
     (folder / "catalog.yaml").write_text(yaml.safe_dump(catalog, sort_keys=False))
+    # An upload type, so the upload sensor has uploads to take (intake's faults).
+    (folder / "uploads.yaml").write_text(yaml.safe_dump(UPLOADS, sort_keys=False))
     return folder
 
 
@@ -74,6 +77,7 @@ class Deployment:
         self.warehouse_url = warehouse_url
         self.source_url = source_url
         self.config = write_catalog(root / "config")
+        self.landing = root / "shared" / "landing"
         self.faults = FaultPoint(root / "faults")
         self.code, self.daemon_place, self.run = (Process(root, name) for name in ("code", "daemon", "run"))
         self.project = {

@@ -17,8 +17,6 @@ import dagster as dg
 import pytest
 
 from collab_pipelines_tests.faults.deployment import JOB, Deployment, one_version
-from collab_pipelines_tests.faults.postgres import PrivateCluster
-from collab_pipelines_tests.product import team
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 # Each test its own days: they share one deployment.
@@ -29,29 +27,6 @@ RESTARTED = ["2024-03-07", "2024-03-08", "2024-03-09"]
 BEFORE_CURSOR = ["2024-03-10", "2024-03-11"]
 BEFORE_LAUNCH = ["2024-03-12", "2024-03-13"]
 LOST_WORKER = "is gone"
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """The instance, the warehouse and the source on a PostgreSQL cluster the tests may restart."""
-    cluster = PrivateCluster()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory, cluster):
-    root = tmp_path_factory.mktemp("faults-exports")
-    urls = {name: cluster.new_database(name) for name in ("instance", "warehouse", "source")}
-    team.create_source(urls["source"])
-    deployment = Deployment(root, urls["instance"], urls["warehouse"], urls["source"])
-    try:
-        deployment.start()
-        yield deployment
-    finally:
-        deployment.stop()
 
 
 def run_of(deployment: Deployment, first_day: str, job: str) -> dg.DagsterRun:

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from collab_pipelines.evaluation.repos import GitError, GitRepository
-from collab_pipelines_tests.faults.conftest import FaultPoint
+from collab_pipelines_tests.faults.points import FaultPoint
 
 pytestmark = pytest.mark.faults
 POINT = "git.refs_locked"

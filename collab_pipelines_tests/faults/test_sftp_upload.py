@@ -22,7 +22,7 @@ from collab_pipelines.intake.landing import LocalLandingZone
 from collab_pipelines.intake.sftp_accounts import password_hash
 from collab_pipelines.warehouse.resources import Warehouse
 from collab_pipelines_tests.e2e.processes import BIN, free_port
-from collab_pipelines_tests.faults.conftest import FaultPoint
+from collab_pipelines_tests.faults.points import FaultPoint
 from collab_pipelines_tests.intake.conftest import PASSWORDS, Intake
 from collab_pipelines_tests.intake.test_sftp_command import connect
 
