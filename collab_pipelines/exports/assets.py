@@ -146,7 +146,7 @@ def _define_export_asset(spec, connection, asset_key, partitions_def) -> dg.Asse
                     asset_key,
                     partition=day,
                     metadata={**run_metadata(spec, tally, days, last=index == len(days) - 1), **figures},
-                    tags={DATA_VERSION_TAG: version, DATA_VERSION_IS_USER_PROVIDED_TAG: "true"},
+                    tags=versioned(version),
                 )
             )
         yield from batched_events(context, materializations)
@@ -155,6 +155,15 @@ def _define_export_asset(spec, connection, asset_key, partitions_def) -> dg.Asse
         yield from check_results
 
     return _export
+
+
+def versioned(version: str) -> dict[str, str]:
+    """A materialization's tags that give it `version` as its data version, as Dagster's own do."""
+    return {DATA_VERSION_TAG: version, DATA_VERSION_IS_USER_PROVIDED_TAG: "true"}
+
+
+def data_version_of(materialization: dg.AssetMaterialization | None) -> str | None:
+    return materialization.tags.get(DATA_VERSION_TAG) if materialization is not None else None
 
 
 def batched_events(

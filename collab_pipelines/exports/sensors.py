@@ -9,7 +9,10 @@ import dagster as dg
 from collab_pipelines.exports import ledger
 
 # Dagster's data-version tags, from the one exports module that reaches into Dagster's internals.
-from collab_pipelines.exports.assets import DATA_VERSION_IS_USER_PROVIDED_TAG, DATA_VERSION_TAG
+from collab_pipelines.exports.assets import (
+    data_version_of,
+    versioned,
+)
 from collab_pipelines.exports.catalog import Catalog, ExportSpec
 from collab_pipelines.exports.freshness import complete_days, contiguous_ranges
 from collab_pipelines.exports.jobs import AssetJob
@@ -144,9 +147,7 @@ def recorded_version(instance: dg.DagsterInstance, day: ledger.WrittenDay) -> st
         ),
         limit=1,
     ).records
-    if not records or records[0].asset_materialization is None:
-        return None
-    return records[0].asset_materialization.tags.get(DATA_VERSION_TAG)
+    return data_version_of(records[0].asset_materialization) if records else None
 
 
 def lost_day_materialization(day: ledger.WrittenDay, run: dg.DagsterRun | None) -> dg.AssetMaterialization:
@@ -157,7 +158,7 @@ def lost_day_materialization(day: ledger.WrittenDay, run: dg.DagsterRun | None) 
         description=f"Written by run {day.run_id}, which {ended} before recording it; "
         "recorded from the warehouse's ledger.",
         metadata={"dagster/row_count": day.row_count, "written_by_run": day.run_id},
-        tags={DATA_VERSION_TAG: day.data_version, DATA_VERSION_IS_USER_PROVIDED_TAG: "true"},
+        tags=versioned(day.data_version),
     )
 
 

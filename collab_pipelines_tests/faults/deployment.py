@@ -24,11 +24,10 @@ import dagster as dg
 import pandas as pd
 import sqlalchemy as sa
 import yaml
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from collab_pipelines import settings
 from collab_pipelines.exports import ledger
-from collab_pipelines.exports.assets import build_export_assets
+from collab_pipelines.exports.assets import build_export_assets, data_version_of
 from collab_pipelines.exports.catalog import load_catalog
 from collab_pipelines.exports.resources import SqlSources
 from collab_pipelines.warehouse.resources import Warehouse
@@ -261,7 +260,7 @@ class Deployment:
             records = self.instance.fetch_materializations(
                 dg.AssetRecordsFilter(asset_key=dg.AssetKey(EXPORT), asset_partitions=[day]), limit=1
             ).records
-            versions[day] = records[0].asset_materialization.tags.get(DATA_VERSION_TAG) if records else None
+            versions[day] = data_version_of(records[0].asset_materialization) if records else None
         return versions
 
     def record_agrees(self, days: list[str]) -> bool:
