@@ -6,6 +6,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
+from collab_pipelines import fault_points
 from collab_pipelines.exports import ledger
 
 # Dagster's data-version tags, from the one exports module that reaches into Dagster's internals.
@@ -94,6 +95,7 @@ def build_new_days_sensor(job: AssetJob, specs: list[ExportSpec], catalog: Catal
         context.log.info(
             f"{len(new_days)} new complete day(s), {len(missing)} not exported: {len(requests)} run(s)"
         )
+        fault_points.reached("exports.sensor_requesting")
         return dg.SensorResult(run_requests=requests, cursor=json.dumps({"through": new_days[-1]}))
 
     return _sensor

@@ -26,6 +26,7 @@ RESTARTED = ["2024-03-07", "2024-03-08", "2024-03-09"]
 # Released by the source's clock for the daemon's sensor; the last tests of the module.
 BEFORE_CURSOR = ["2024-03-10", "2024-03-11"]
 BEFORE_LAUNCH = ["2024-03-12", "2024-03-13"]
+TICK_RESTARTED = ["2024-03-14", "2024-03-15"]
 LOST_WORKER = "is gone"
 
 
@@ -157,10 +158,20 @@ def test_daemon_killed_between_a_sensors_request_and_the_run(deployment, point, 
     """Release days to the new-data sensor, SIGKILL the daemon at `point`, start it again:
     every day exported once, from one run per run key, and recorded."""
     deployment.faults.arm(point)
-    deployment.release((date.fromisoformat(days[-1]) + timedelta(days=1)).isoformat())
+    release_after(deployment, days)
     deployment.faults.kill_at(point, service=deployment.daemon)
     deployment.daemon.process.wait(30)
     deployment.start_daemon()
+    exported_once(deployment, days, figures, fault)
+
+
+def release_after(deployment: Deployment, days: list[str]) -> None:
+    """The source's clock moves past `days`: the new-data sensor's next tick requests them."""
+    deployment.release((date.fromisoformat(days[-1]) + timedelta(days=1)).isoformat())
+
+
+def exported_once(deployment: Deployment, days: list[str], figures, fault: str) -> None:
+    """Every day exported and recorded, from one run per run key, nothing stuck."""
     expected = deployment.source_rows(days)
     deployment.wait(
         "the released days to be exported and recorded",
@@ -174,3 +185,16 @@ def test_daemon_killed_between_a_sensors_request_and_the_run(deployment, point, 
     doubled_runs = sum(len(runs) - 1 for runs in deployment.runs_by_key().values())
     assert doubled_runs == 0, deployment.runs_by_key()
     deployment.settle(figures, fault, expected)
+
+
+@pytest.mark.timeout(400)
+def test_postgres_restarted_during_a_sensor_tick(deployment, cluster, figures):
+    """PostgreSQL restarted while the new-data sensor's tick is about to return its requests: the
+    daemon's writes of the tick, its runs and its cursor reconnect, and the days export once."""
+    days = TICK_RESTARTED
+    deployment.faults.arm("exports.sensor_requesting")
+    release_after(deployment, days)
+    deployment.faults.wait("exports.sensor_requesting", service=deployment.daemon)
+    cluster.restart()
+    deployment.faults.release("exports.sensor_requesting")
+    exported_once(deployment, days, figures, "PostgreSQL restarted during the new-data sensor's tick")
