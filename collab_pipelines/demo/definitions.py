@@ -6,6 +6,7 @@ Dagster's own unit of "a separately deployable set of definitions", so a deploym
 to the demo by listing it, and nothing of it exists anywhere else.
 """
 
+import os
 from datetime import date
 
 import dagster as dg
@@ -64,6 +65,26 @@ def build_demo_definitions() -> dg.Definitions:
     return dg.Definitions.merge(build_definitions(DEMO_CONFIG), build_defs())
 
 
+# Set by `collab-demo up` to the demo location's working directory (see _work_there).
+CODE_SERVER_DIR_ENV = "COLLAB_CODE_SERVER_DIR"
+
+
+def _work_there() -> None:
+    """Move the code server into its location's working directory.
+
+    `collab-demo up` runs `dagster dev` inside $DAGSTER_HOME, the one folder where Dagster does
+    not warn about the project's own dagster.yaml, and the code servers it starts inherit that
+    folder. Dagster's notebook view serves only notebooks under the code server's current
+    folder, and the demo's reports are in the project's state folder: without this, every
+    report link answers "Access denied". Run workers start in the folder of the code server
+    that launches them, so they follow.
+    """
+    folder = os.environ.get(CODE_SERVER_DIR_ENV)
+    if folder:
+        os.chdir(folder)
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
+    _work_there()
     return build_demo_definitions()

@@ -137,6 +137,11 @@ def _up(args: argparse.Namespace) -> None:
     home = Path(os.environ["DAGSTER_HOME"]) if os.environ.get("DAGSTER_HOME") else None
     ui_folder, ui_workspace = (home, anchored_workspace(workspace, home)) if home else (project, workspace)
     env = dict(os.environ, PYTHONWARNINGS=SILENCED_WARNINGS)
+    if home:
+        # Its code servers inherit the UI's folder; the demo location moves them back.
+        from collab_pipelines.demo.definitions import CODE_SERVER_DIR_ENV
+
+        env[CODE_SERVER_DIR_ENV] = str(project)
     commands = {
         "data API": (data_api_command(args.host, args.api_port), project),
         "UI": (dagster_dev_command(ui_workspace, args.host, args.port), ui_folder),
