@@ -126,6 +126,18 @@ def open_path(page, project, path: str) -> None:
         skip.first.click()
 
 
+def open_report(page, link):
+    """Click a materialization's `report` link; the notebook view may open in a new tab."""
+    if link.get_attribute("target") != "_blank":
+        link.click()
+        page.wait_for_load_state("networkidle")
+        return page
+    with page.context.expect_page(timeout=90_000) as opened:
+        link.click()
+    opened.value.wait_for_load_state("networkidle")
+    return opened.value
+
+
 def test_lineage_shows_the_exports_and_what_uses_them(page, project, shot):
     open_path(page, project, "/asset-groups")
     for group in ("exports", "intake"):
@@ -146,11 +158,24 @@ def test_lineage_shows_the_exports_and_what_uses_them(page, project, shot):
         page.get_by_text(asset, exact=True).first.wait_for()
     shot(page, "01-lineage-evaluation")
     # With every upstream export beside it, the graph is taller than the window and the UI draws
-    # only what is in view; a person switches to the downstream side to see what reads it.
-    page.get_by_role("button", name="Downstream").click()
-    for asset in ("model_evaluation", "evaluation_report", "evaluation_trend", "tuning_candidates"):
-        page.get_by_text(asset, exact=True).first.wait_for()
-    shot(page, "01-lineage-evaluation-downstream")
+    # only what is in view; a person switches to the downstream side to see what reads it, on a
+    # large screen: the evaluations feed reports, tuning, the champion and its predictions.
+    page.set_viewport_size({"width": 2560, "height": 1600})
+    try:
+        page.get_by_role("button", name="Downstream").click()
+        downstream = (
+            "model_evaluation",
+            "evaluation_report",
+            "evaluation_trend",
+            "tuning_candidates",
+            "delay_model_champion",
+            "delay_model_predictions",
+        )
+        for asset in downstream:
+            page.get_by_text(asset, exact=True).first.wait_for()
+        shot(page, "01-lineage-evaluation-downstream")
+    finally:
+        page.set_viewport_size({"width": 1440, "height": 900})
     open_path(page, project, "/assets/flights_quality_report?view=lineage")
     for asset in ("flights", "flights_quality_report"):
         page.get_by_text(asset, exact=True).first.wait_for()
@@ -269,14 +294,7 @@ def test_a_partitioned_report_opens_in_one_click_with_nothing_from_outside(page,
     shot(page, "06-report-materialization")
     if os.environ.get(DOCS_SCREENSHOT):
         page.screenshot(path=os.environ[DOCS_SCREENSHOT])
-    if link.get_attribute("target") == "_blank":
-        with page.context.expect_page(timeout=90_000) as opened:
-            link.click()
-        view = opened.value
-    else:
-        link.click()
-        view = page
-    view.wait_for_load_state("networkidle")
+    view = open_report(page, link)
     text = view.inner_text("body")
     shot(view, "06-view-notebook")
     assert "Access denied" not in text and "Internal Server Error" not in text
@@ -294,3 +312,52 @@ def test_the_data_api_documents_itself(page, project, shot):
     page.get_by_text("collab_pipelines data API").first.wait_for()
     page.get_by_text("/v1/datasets", exact=False).first.wait_for()
     shot(page, "07-data-api-docs")
+
+
+def tab(page, view: str) -> None:
+    """An asset page's tab (Overview, Events, Checks...), not the sidebar's item of the same name."""
+    page.locator(f'a[href$="?view={view}"]:visible').first.click()
+    page.wait_for_url(f"**view={view}**")
+
+
+# The champion is promoted by the last_passing policy once a commit passes; the champion sensor
+# then predicts the recent days, and each predicted day renders its drift report.
+@pytest.mark.timeout(1800)
+def test_the_champion_leads_to_its_predictions_and_their_drift_report(page, project, shot):
+    instance = project["instance"]
+    wait_for(
+        "a drift report of the champion's predictions",
+        lambda: materializations(instance, "delay_model_drift_report"),
+        1200,
+        service=project["service"],
+    )
+    # Where a person starts: the suite's champion, which names its commit and who promoted it.
+    open_path(page, project, "/assets/delay_model_champion")
+    page.get_by_text("delay_model_champion", exact=True).first.wait_for()
+    shot(page, "08-champion")
+    # Downstream of the champion: its daily predictions.
+    page.locator('a[href$="/assets/delay_model_predictions"]:visible').first.click()
+    page.wait_for_url("**/assets/delay_model_predictions**")
+    page.get_by_text("delay_model_predictions", exact=True).first.wait_for()
+    shot(page, "08-predictions")
+    # Its day-by-day checks: the champion's quality and the columns' drift.
+    tab(page, "checks")
+    for check in ("champion_quality", "feature_drift"):
+        page.get_by_text(check, exact=True).first.wait_for()
+    shot(page, "08-predictions-checks")
+    tab(page, "overview")
+    # Downstream of the predictions: the drift report of each day, opened in one click.
+    page.locator('a[href$="/assets/delay_model_drift_report"]:visible').first.click()
+    page.wait_for_url("**/assets/delay_model_drift_report**")
+    tab(page, "events")
+    link = page.locator('a[href^="/notebook?"]:visible').first
+    link.wait_for()
+    shot(page, "08-drift-report-events")
+    view = open_report(page, link)
+    text = view.inner_text("body")
+    shot(view, "08-drift-report")
+    assert "Champion drift report" in text, text[:500]
+    assert "Quality by day" in text and "Columns that moved" in text
+    assert "delay-model" in text  # the suite it is about
+    if view is not page:
+        view.close()
