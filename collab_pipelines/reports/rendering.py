@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import nbformat
 from papermill.exceptions import PapermillExecutionError
 
+from collab_pipelines import fault_points
 from collab_pipelines.reports.injection import prepare
 from collab_pipelines.reports.publishing import LeakError, failing_cell, scrub, to_html
 
@@ -108,6 +109,8 @@ def render(
     except LeakError as error:
         raise ReportExecutionError(f"{template_path.name}: {error}", None, None) from None
     nbformat.write(public, notebook_path)
+    # Half of the report is on disk: the notebook without its HTML, and no materialization yet.
+    fault_points.reached("reports.notebook_written")
     html_path.write_text(to_html(public, title), encoding="utf-8")
     if failure is not None:
         first_line, what = failing_cell(public)

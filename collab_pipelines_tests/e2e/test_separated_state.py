@@ -101,11 +101,17 @@ mutation Stop($id: String!) { stopSensor(id: $id) { __typename } }
 
 def write_config(folder: Path) -> Path:
     """The team's configuration: one daily export of three days, a report on it, an upload type."""
-    (folder / "templates").mkdir(parents=True)
+    write_template(folder)
     catalog = copy.deepcopy(team.CATALOG)
     catalog["exports"][0]["partition"]["end"] = "2024-03-04"
     (folder / "catalog.yaml").write_text(yaml.safe_dump(catalog, sort_keys=False))
     (folder / "uploads.yaml").write_text(yaml.safe_dump(UPLOADS, sort_keys=False))
+    return folder
+
+
+def write_template(folder: Path) -> None:
+    """The daily orders report's template, in the configuration folder's `templates/`."""
+    (folder / "templates").mkdir(parents=True)
     parameters = nbformat.v4.new_code_cell(
         'datasets = {"orders": "orders"}\npartition_key = None\npartition_keys = None\nwarehouse_url = None'
     )
@@ -127,7 +133,6 @@ def write_config(folder: Path) -> Path:
         },
     )
     nbformat.write(notebook, folder / "templates" / f"{REPORT}.ipynb")
-    return folder
 
 
 class Process:

@@ -8,9 +8,11 @@ every xdist worker (faults/figures.py; docs/reliability.md holds one run's table
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -92,14 +94,22 @@ def cluster():
         cluster.stop()
 
 
-@pytest.fixture(scope="module")
-def deployment(tmp_path_factory, cluster):
-    root = tmp_path_factory.mktemp("faults-exports")
+@contextlib.contextmanager
+def deployed(root: Path, cluster: PrivateCluster, prepare: Callable[[Deployment], None] | None = None):
+    """A started deployment on `cluster`; `prepare` adds to its configuration before it starts."""
     urls = {name: cluster.new_database(name) for name in ("instance", "warehouse", "source")}
     team.create_source(urls["source"])
     deployment = Deployment(root, urls["instance"], urls["warehouse"], urls["source"])
+    if prepare is not None:
+        prepare(deployment)
     try:
         deployment.start()
         yield deployment
     finally:
         deployment.stop()
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory, cluster):
+    with deployed(tmp_path_factory.mktemp("faults-exports"), cluster) as deployment:
+        yield deployment
