@@ -42,7 +42,7 @@ def drop_upload(state_dir: Path, name: str, day: int) -> None:
 def daemon_env(tmp_path, postgres_url, product_db, state_dir, monkeypatch):
     home = tmp_path / "dagster_home"
     home.mkdir()
-    config = yaml.safe_load((PROJECT / "deploy" / "local" / "dagster.yaml").read_text())
+    config = yaml.safe_load((PROJECT / "dagster.yaml").read_text())
     config["storage"] = {"postgres": {"postgres_url": postgres_url}}
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     monkeypatch.setenv("DAGSTER_HOME", str(home))
