@@ -69,12 +69,12 @@ lint: install
 	$(BIN)/ruff format --check .
 
 test: install lint
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # The inner loop: everything but the end-to-end tests (marked e2e: dagster dev, the daemon, the
 # browser, make run), which take most of `make test`'s time. `make test` still runs them all.
 test-fast: install lint
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 -m "not e2e" $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 --dist loadgroup -m "not e2e" $(PYTEST_ARGS)
 
 # The whole fault-injection suite (docs/reliability.md), with the faults too slow for `make test`
 # (the daemon killed mid-tick, an ingestion killed mid-load, the data API's re-export loop on

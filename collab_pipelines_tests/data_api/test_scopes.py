@@ -21,6 +21,9 @@ from collab_pipelines_tests.data_api.conftest import COMMIT_A, COMMIT_B
 from collab_pipelines_tests.data_api.reports import report_materialization
 from collab_pipelines_tests.data_api.scoped import SCOPED_DATASETS, audit_records, issue, names_read
 
+# Its module-scoped services are built once, on one xdist worker (make test: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("scopes")
+
 DATASETS = all_datasets()
 RUN = uuid.uuid4().hex[:8]
 REPORT_IN, REPORT_OUT, REPORT_BY_EVALUATION = f"shared_{RUN}/daily", f"private_{RUN}", f"evaluation_{RUN}"

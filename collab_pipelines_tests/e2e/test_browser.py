@@ -18,7 +18,9 @@ import pytest
 from collab_pipelines_tests.conftest import require_service
 from collab_pipelines_tests.e2e.processes import PROJECT, Service, free_port, wait_for
 
-pytestmark = pytest.mark.e2e
+# One worker runs the whole module: its `make run` is module-scoped, and under xdist's plain
+# load distribution each worker that got one of its tests would start a demo of its own.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("browser")]
 # README's Pattern 3 shows where to click with this test's screenshot; `make screenshot` names
 # the file here, and a plain test run writes nothing outside its temporary folders.
 DOCS_SCREENSHOT = "COLLAB_DOCS_SCREENSHOT"

@@ -198,6 +198,9 @@ def build():
 PEEKING_FEATURES = """
 import pandas as pd
 
+# Its module-scoped services are built once, on one xdist worker (make test: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("hostile_commits")
+
 def build(frames):
     f = frames["flights"]
     held_out = f["sched_dep_at"] >= f["sched_dep_at"].max().normalize() - pd.Timedelta(days=1)

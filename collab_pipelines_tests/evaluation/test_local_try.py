@@ -25,6 +25,9 @@ from collab_pipelines_tests.e2e.processes import PROJECT
 from collab_pipelines_tests.evaluation.conftest import Repo, Suites
 from collab_pipelines_tests.evaluation.test_evaluation import FEATURES, GOOD, WITHOUT_HOUR
 
+# Its module-scoped services are built once, on one xdist worker (make test: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("local_try")
+
 SUITE = "delays"
 LIMITS = {"seconds": 120, "memory_mb": 3072}
 DAYS = 7  # the contract reads flights, 2013-01-01 .. 2013-01-07
