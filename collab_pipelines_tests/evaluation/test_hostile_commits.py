@@ -35,6 +35,9 @@ from collab_pipelines_tests.data_api import conftest as data_api_fixtures
 from collab_pipelines_tests.e2e.processes import Service, free_port, wait_for
 from collab_pipelines_tests.evaluation.test_evaluation import CONTRACT, GOOD, MODEL
 
+# Its module-scoped services are built once, on one xdist worker (make test: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("hostile_commits")
+
 # A real data API server to reach for (session-scoped, shared with the data API's tests).
 sqlite_api = data_api_fixtures.sqlite_api
 SECRET = f"hostile-test-secret-{uuid.uuid4().hex}"
@@ -197,9 +200,6 @@ def build():
 """
 PEEKING_FEATURES = """
 import pandas as pd
-
-# Its module-scoped services are built once, on one xdist worker (make test: --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("hostile_commits")
 
 def build(frames):
     f = frames["flights"]
