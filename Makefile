@@ -72,15 +72,15 @@ test: install lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # The inner loop: everything but the end-to-end tests (marked e2e: dagster dev, the daemon, the
-# browser, make run), which take most of `make test`'s time. `make test` still runs them all.
+# browser, make run) and the slowest faults, which take most of `make test`'s time. `make test`
+# still runs them all.
 test-fast: install lint
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 --dist loadgroup -m "not e2e" $(PYTEST_ARGS)
+	COLLAB_SLOW_FAULTS=0 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 --dist loadgroup -m "not e2e" $(PYTEST_ARGS)
 
-# The whole fault-injection suite (docs/reliability.md), with the faults too slow for `make test`
-# (the daemon killed mid-tick, an ingestion killed mid-load, the data API's re-export loop on
-# PostgreSQL): about 10 minutes on a busy 2-core machine.
+# The fault-injection suite alone (docs/reliability.md), as `make test` runs it: about 10
+# minutes on a busy 2-core machine.
 test-faults: install
-	COLLAB_SLOW_FAULTS=1 PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 collab_pipelines_tests/faults $(PYTEST_ARGS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -n 2 collab_pipelines_tests/faults $(PYTEST_ARGS)
 
 # README's picture of the report link, taken by the browser test when asked to (a plain test
 # run never writes into the tree). Commit docs/reports-open-in-one-click.png afterwards.
