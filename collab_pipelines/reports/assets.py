@@ -22,7 +22,7 @@ from collab_pipelines.reports.injection import dagstermill_boilerplate, report_a
 from collab_pipelines.reports.kernel import KernelSession
 from collab_pipelines.reports.notebook import missing_inputs
 from collab_pipelines.reports.publishing import missing_inputs_notebook
-from collab_pipelines.reports.rendering import ReportExecutionError, render
+from collab_pipelines.reports.rendering import ReportExecutionError, render, write_report
 from collab_pipelines.reports.templates import TemplateSpec
 from collab_pipelines.warehouse.resources import Warehouse
 
@@ -142,7 +142,9 @@ def render_or_explain(
     # The warehouse, whatever COLLAB_REPORT_SOURCE says: it serves a data scientist's own machine.
     missing = missing_inputs(datasets, keys, source="warehouse")
     if missing:
-        notebook = missing_inputs_notebook(stem, render_options.get("title", spec.name), missing)
+        notebook = stem.with_suffix(".ipynb")
+        title = render_options.get("title", spec.name)
+        write_report(missing_inputs_notebook(title, missing), notebook, title)
         raise ReportExecutionError(
             "missing inputs: " + "; ".join(missing) + f". Nothing was rendered; see {notebook}",
             None,

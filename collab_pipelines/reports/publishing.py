@@ -129,10 +129,10 @@ def failing_cell(nb: nbformat.NotebookNode) -> tuple[str, str]:
     return "", "unknown error"
 
 
-def missing_inputs_notebook(stem: Path, title: str, missing: list[str]) -> Path:
+def missing_inputs_notebook(title: str, missing: list[str]) -> nbformat.NotebookNode:
     """A report that says, at the top, which inputs are missing, instead of empty tables."""
     lines = "\n".join(f"- {reason}" for reason in missing)
-    nb = nbformat.v4.new_notebook(
+    return nbformat.v4.new_notebook(
         cells=[
             nbformat.v4.new_markdown_cell(
                 f"# {title}\n\n**Not rendered: missing inputs.**\n\n{lines}\n\n"
@@ -140,8 +140,3 @@ def missing_inputs_notebook(stem: Path, title: str, missing: list[str]) -> Path:
             )
         ]
     )
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    path = stem.with_suffix(".ipynb")
-    nbformat.write(nb, path)
-    path.with_suffix(".html").write_text(to_html(nb, title), encoding="utf-8")
-    return path

@@ -1,11 +1,13 @@
 """Rendering one report: inject the run's values, execute in a kept kernel, publish.
 
 The three parts live apart: injection.py builds the notebook to run, kernel.py runs it in
-a `KernelSession`, publishing.py scrubs the result and writes its self-contained HTML.
+a `KernelSession`, publishing.py scrubs the result and makes its self-contained HTML.
+`write_report` here stores both files, whole or not at all.
 """
 
 from __future__ import annotations
 
+import errno
 import tempfile
 import time
 from dataclasses import dataclass
@@ -65,6 +67,51 @@ class ReportExecutionError(RuntimeError):
         self.notebook_path = notebook_path
 
 
+class ReportWriteError(ReportExecutionError):
+    """A report's file could not be written (a full disk, a read-only share): nothing of it is kept."""
+
+
+def _unwritten(path: Path, error: OSError, leftovers: list[str]) -> str:
+    code = errno.errorcode.get(error.errno or 0, type(error).__name__)
+    message = f"could not write {path}: {error.strerror or error} ({code})"
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        message += f": the disk holding {path.parent} is full; free space there and render the report again"
+    if leftovers:
+        return message + ". Could not remove the partial files: " + "; ".join(leftovers)
+    return message + ". Nothing of this report was kept"
+
+
+def write_report(nb: nbformat.NotebookNode, notebook_path: Path, title: str) -> None:
+    """Store a report: the notebook, then its HTML beside it, both whole or neither.
+
+    The files are named by whoever renders (a run writes `<run>.ipynb`) and a materialization
+    points at them only after this returns, so a half-written file is never published; on a
+    failed write (a full disk) this removes the files it wrote too, or they would hold the
+    space and read as a report. ReportWriteError names the file and why.
+    """
+    html = to_html(nb, title)
+    html_path = notebook_path.with_suffix(".html")
+    target, opened = notebook_path.parent, []
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        target = notebook_path
+        opened.append(target)
+        nbformat.write(nb, target)
+        # Half of the report is on disk: the notebook without its HTML, and no materialization yet.
+        fault_points.reached("reports.notebook_written")
+        target = html_path
+        opened.append(target)
+        target.write_text(html, encoding="utf-8")
+    except OSError as error:
+        leftovers = []
+        for path in opened:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as failed:
+                leftovers.append(f"{path} ({failed.strerror or failed})")
+        raise ReportWriteError(_unwritten(target, error, leftovers), None, None) from error
+
+
 @dataclass
 class Rendered:
     notebook_path: Path
@@ -86,13 +133,12 @@ def render(
     """Execute a template and store the scrubbed notebook and its code-hidden HTML.
 
     `output_stem` is the path without suffix; `.ipynb` and `.html` are written beside each
-    other. A failed notebook is kept too, with its failing cell, and ReportExecutionError
-    says which cell failed and where the notebook is.
+    other (write_report). A failed notebook is kept too, with its failing cell, and
+    ReportExecutionError says which cell failed and where the notebook is.
     """
     template = nbformat.read(template_path, as_version=4)
     nb = prepare(template, assignments, boilerplate, reset_kernel=session.executions > 0)
     warm = session.alive()
-    output_stem.parent.mkdir(parents=True, exist_ok=True)
     notebook_path = output_stem.with_suffix(".ipynb")
     html_path = output_stem.with_suffix(".html")
     started = time.perf_counter()
@@ -108,10 +154,7 @@ def render(
         public = scrub(executed, assignments, note)
     except LeakError as error:
         raise ReportExecutionError(f"{template_path.name}: {error}", None, None) from None
-    nbformat.write(public, notebook_path)
-    # Half of the report is on disk: the notebook without its HTML, and no materialization yet.
-    fault_points.reached("reports.notebook_written")
-    html_path.write_text(to_html(public, title), encoding="utf-8")
+    write_report(public, notebook_path, title)
     if failure is not None:
         first_line, what = failing_cell(public)
         cell_number = failure.exec_count
