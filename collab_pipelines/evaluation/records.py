@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import sqlalchemy as sa
 
+from collab_pipelines import fault_points
 from collab_pipelines.warehouse.engine import WarehouseError, describe, insert_frame
 from collab_pipelines.warehouse.resources import Warehouse
 from collab_pipelines.warehouse.tables import TableLayout
@@ -106,6 +107,9 @@ def write_evaluation(
         with engine.begin() as connection:
             for table, frame in ((PREDICTIONS, predictions), (METRICS, metrics), (RESULTS, results)):
                 _replace(connection, table, key, frame)
+            # Every row of the evaluation written, none committed: the worst moment to lose the
+            # worker (collab_pipelines_tests/faults/test_evaluation_write.py).
+            fault_points.reached("evaluation.result_written")
     except Exception as error:
         raise WarehouseError(
             f"recording evaluation {key} in {describe(engine)} failed; its previous rows are unchanged: {error}"

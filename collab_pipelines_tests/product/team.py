@@ -18,6 +18,7 @@ FIRST_DAY = datetime(2024, 3, 1)
 DAYS = 12
 ORDERS_PER_DAY = 80
 SOURCE_ENV = "SHOP_DATABASE_URL"
+SUITE = "returns"
 # Everything the demo defines; none of it may appear in the product.
 DEMO_ASSETS = {
     "flights",
@@ -131,13 +132,20 @@ def write_config(folder: Path, repository: Path) -> Path:
     """The team's configuration folder: its catalog and its suites, nothing of the demo."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "catalog.yaml").write_text(yaml.safe_dump(CATALOG, sort_keys=False))
+    write_suites(folder, repository)
+    return folder
+
+
+def write_suites(folder: Path, repository: Path) -> Path:
+    """The team's suites file: the returns model in `repository`, on its main branch."""
     suites = {
         "suites": {
-            "returns": {
+            SUITE: {
                 "repositories": {"model": {"location": str(repository), "branches": ["main"]}},
                 "limits": {"seconds": 120, "memory_mb": 3072},
             }
         }
     }
-    (folder / "suites.yaml").write_text(yaml.safe_dump(suites, sort_keys=False))
-    return folder
+    path = folder / "suites.yaml"
+    path.write_text(yaml.safe_dump(suites, sort_keys=False))
+    return path
