@@ -127,6 +127,9 @@ def test_worker_killed_while_writing_an_evaluation(evaluating, figures):
         rows_lost=lost,
         rows_doubled=doubled,
         runs_stuck=len(stuck),
+        results=len(rows[RESULTS]),
+        metrics=len(rows[METRICS]),
+        predictions=len(rows[PREDICTIONS]),
     )
     assert (lost, doubled, stuck) == (0, 0, []), rows[RESULTS]
     [retry] = [r for r in evaluation_runs(deployment) if r.tags.get("dagster/parent_run_id") == killed.run_id]
