@@ -76,6 +76,10 @@ def test_a_range_runs_days_are_written_in_event_batches(postgres_url, product_db
     overrides = {"storage": {"postgres": {"postgres_url": postgres_url}}}
     days = ["2013-01-01", "2013-01-02", "2013-01-03"]
     with dg.instance_for_test(overrides=overrides) as instance:
+        # What reaches the storage's batched write: the real one, which stores them.
+        storage, batches = instance.event_log_storage, []
+        store_event_batch = storage.store_event_batch
+        monkeypatch.setattr(storage, "store_event_batch", lambda e: (batches.append(e), store_event_batch(e)))
         result = dg.materialize(
             [export_assets["flights"]],
             instance=instance,
@@ -86,6 +90,14 @@ def test_a_range_runs_days_are_written_in_event_batches(postgres_url, product_db
             resources={"warehouse": Warehouse(url=postgres_url), "sources": SqlSources()},
         )
         assert result.success
+        # The first two days in one write (the third ends the batch alone). Dagster writes
+        # yielded materializations one by one: this fails if it stops honouring the batch
+        # metadata dagster_internals.batched_materializations gives them.
+        batched_days = [
+            [e.get_dagster_event().partition for e in batch if e.get_dagster_event().is_step_materialization]
+            for batch in batches
+        ]
+        assert days[:2] in batched_days, batched_days
         assert instance.get_materialized_partitions(dg.AssetKey("flights")) == set(days)
         records = instance.fetch_materializations(dg.AssetKey("flights"), limit=10).records
         assert len(records) == len(days), "each day materialized once, not logged twice"
