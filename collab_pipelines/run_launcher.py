@@ -17,9 +17,8 @@ from pathlib import Path
 
 from dagster import DagsterEventType, DagsterRun, DefaultRunLauncher
 
-# Private: a run launcher's health check answers in these, which Dagster exports under no
-# public name (docs/architecture.md; collab_pipelines_tests/test_dagster_internals.py).
-from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
+# A health check answers in types Dagster exports under no public name (dagster_internals.py).
+from collab_pipelines.dagster_internals import CheckRunHealthResult, WorkerStatus, launcher_instance
 
 # A process whose start is later than this after the run's first event is another process that
 # reused the pid (/proc's start time is in clock ticks, and the boot time in whole seconds).
@@ -97,4 +96,4 @@ class LocalRunLauncher(DefaultRunLauncher):
         return True
 
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
-        return worker_health(self._instance, run)
+        return worker_health(launcher_instance(self), run)

@@ -1,9 +1,11 @@
 """The private Dagster and dagstermill parts the project uses, each checked by name and shape.
 
-Only the modules in ALLOWED reach them (docs/architecture.md says why):
-reports/dagstermill_internals.py, exports/assets.py and run_launcher.py. A Dagster or dagstermill upgrade that moves or reshapes one fails here,
-naming it, before a report or an export fails somewhere less clear. The report and export tests
-exercise their behaviour.
+Only the two modules in ALLOWED reach them (docs/architecture.md says why):
+reports/dagstermill_internals.py for dagstermill's, dagster_internals.py for Dagster's. A Dagster
+or dagstermill upgrade that moves or reshapes one fails here, naming it, before a report, an
+export or run monitoring fails somewhere less clear. The report, export and run-launcher tests
+exercise their behaviour (exports/test_production_storage.py checks the days' events reach
+PostgreSQL storage in batches; test_run_launcher.py has run monitoring fail a killed worker's run).
 """
 
 import ast
@@ -14,18 +16,19 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from collab_pipelines import dagster_internals
+
 PACKAGE = Path(__file__).resolve().parents[1] / "collab_pipelines"
-# Module -> why it may import Dagster's or dagstermill's private parts.
+# Module -> why it may use Dagster's or dagstermill's private parts.
 ALLOWED = {
     "reports/dagstermill_internals.py": "a kept kernel renders many notebooks (dagstermill's engine, context cell)",
-    "exports/assets.py": "a range run's per-day materializations in one event batch, with their data versions",
-    # A third, beyond issue 26's two (issue 24's launcher): a health check answers in types
-    # Dagster does not export. Folding it away needs a public CheckRunHealthResult.
-    "run_launcher.py": "run monitoring of the embedded instance's run workers (CheckRunHealthResult)",
+    "dagster_internals.py": "the exports' per-day data versions in one event batch; a run launcher's health check",
 }
+# Private members of public Dagster classes, reached by attribute rather than by import.
+PRIVATE_ATTRIBUTES = {"get_step_execution_context", "_instance"}
 
 
-def private_imports(path: Path) -> list[str]:
+def private_uses(path: Path) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
         names = []
@@ -33,19 +36,20 @@ def private_imports(path: Path) -> list[str]:
             names = [node.module]
         elif isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.Attribute) and node.attr in PRIVATE_ATTRIBUTES:
+            found.append(f"line {node.lineno}: .{node.attr}")
         for name in names:
             if name.startswith("dagster._") or (name.startswith("dagstermill.") and name != "dagstermill"):
-                found.append(name)
+                found.append(f"line {node.lineno}: {name}")
     return found
 
 
-def test_only_the_two_allowed_modules_import_private_internals():
+def test_only_the_two_allowed_modules_use_private_internals():
     users = {
-        str(path.relative_to(PACKAGE)): imports
-        for path in PACKAGE.rglob("*.py")
-        if (imports := private_imports(path))
+        str(path.relative_to(PACKAGE)): uses for path in PACKAGE.rglob("*.py") if (uses := private_uses(path))
     }
     assert set(users) <= set(ALLOWED), {k: v for k, v in users.items() if k not in ALLOWED}
+    assert len(ALLOWED) <= 2
 
 
 def test_docs_architecture_says_why_each_module_needs_them():
@@ -90,18 +94,32 @@ def test_dagster_internals_the_exports_use_are_where_and_as_they_were():
     # The tags the UI and the records read a user-provided data version from.
     assert data_version.DATA_VERSION_TAG == "dagster/data_version"
     assert data_version.DATA_VERSION_IS_USER_PROVIDED_TAG == "dagster/data_version_is_user_provided"
+    # Dagster's own reader of a data version finds the one the exports write.
+    observation = dg.AssetObservation("flights", tags=dagster_internals.versioned("abc"))
+    assert observation.data_version == "abc"
+    materialization = dg.AssetMaterialization("flights", tags=dagster_internals.versioned("abc"))
+    assert dagster_internals.data_version_of(materialization) == "abc"
+    # The step's context, which DagsterEvent.asset_materialization takes, is reached through this.
+    assert callable(dg.OpExecutionContext.get_step_execution_context)
 
 
 def test_the_run_launchers_health_types_are_where_and_as_they_were():
     launcher = importlib.import_module("dagster._core.launcher")
     assert {"RUNNING", "FAILED"} <= {status.name for status in launcher.WorkerStatus}
     assert parameters(launcher.CheckRunHealthResult)[:2] == ["status", "msg"]
+    # Run monitoring compares a health check's status with this very enum.
+    monitoring = importlib.import_module("dagster._daemon.monitoring.run_monitoring")
+    assert monitoring.WorkerStatus is dagster_internals.WorkerStatus
+    # The instance a launcher is registered with, behind a weak reference.
+    assert isinstance(inspect.getattr_static(launcher.RunLauncher, "_instance"), property)
+    assert issubclass(dg.DefaultRunLauncher, launcher.RunLauncher)
 
 
 @pytest.mark.parametrize(
     "module",
     [
         "collab_pipelines.reports.dagstermill_internals",
+        "collab_pipelines.dagster_internals",
         "collab_pipelines.exports.assets",
         "collab_pipelines.run_launcher",
     ],

@@ -23,6 +23,7 @@ SHARED = [
     PACKAGE / "retries.py",
     PACKAGE / "fault_points.py",
     PACKAGE / "run_launcher.py",
+    PACKAGE / "dagster_internals.py",
 ]
 
 

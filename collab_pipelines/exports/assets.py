@@ -6,16 +6,12 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
-from dagster._core.definitions.data_version import (
-    DATA_VERSION_IS_USER_PROVIDED_TAG,
-    DATA_VERSION_TAG,
-)
-
-# Dagster 1.13 batches only the materializations it derives from an output; these let the
-# exports' own per-day materializations join the same batched write (see batched_events).
-from dagster._core.events import DagsterEvent, DagsterEventBatchMetadata, generate_event_batch_id
 
 from collab_pipelines import fault_points
+
+# A day's own data version, and the days' events in one batch, have no public spelling in
+# Dagster 1.13: that module says why, and is the one place that reaches into Dagster for them.
+from collab_pipelines.dagster_internals import batched_materializations, versioned
 from collab_pipelines.exports import ledger
 from collab_pipelines.exports.catalog import (
     PARTITION_END_PARAM,
@@ -149,7 +145,7 @@ def _define_export_asset(spec, connection, asset_key, partitions_def) -> dg.Asse
                     tags=versioned(version),
                 )
             )
-        yield from batched_events(context, materializations)
+        yield from recorded_days(context, materializations)
         # Dagster holds every day's record now; until this, the records sensor would report them.
         ledger.mark_recorded(warehouse.engine(), spec.name, context.run.run_id)
         yield from check_results
@@ -157,31 +153,16 @@ def _define_export_asset(spec, connection, asset_key, partitions_def) -> dg.Asse
     return _export
 
 
-def versioned(version: str) -> dict[str, str]:
-    """A materialization's tags that give it `version` as its data version, as Dagster's own do."""
-    return {DATA_VERSION_TAG: version, DATA_VERSION_IS_USER_PROVIDED_TAG: "true"}
-
-
-def data_version_of(materialization: dg.AssetMaterialization | None) -> str | None:
-    return materialization.tags.get(DATA_VERSION_TAG) if materialization is not None else None
-
-
-def batched_events(
+def recorded_days(
     context: dg.AssetExecutionContext, materializations: list[dg.AssetMaterialization]
-) -> Iterator[DagsterEvent]:
-    """The days' materializations as one event batch, as Dagster sends those it derives from
-    an output: with DAGSTER_EVENT_BATCH_SIZE set, PostgreSQL storage then writes them
-    `DAGSTER_EVENT_BATCH_SIZE` at a time instead of one by one (docs/exports.md has the
-    figures). Without it, or on SQLite, each is written on its own, as a plain yield would.
+) -> Iterator[object]:
+    """The days' materializations as one event batch (dagster_internals.batched_materializations):
+    with DAGSTER_EVENT_BATCH_SIZE, PostgreSQL storage writes them that many at a time
+    (docs/exports.md has the figures). The fault point follows each day's event, which Dagster
+    records as it is built.
     """
-    step = context.op_execution_context.get_step_execution_context()
-    batch_id = generate_event_batch_id()
-    last = len(materializations) - 1
-    for index, materialization in enumerate(materializations):
-        # Building the event logs it to the instance; yielding it hands it to the step.
-        yield DagsterEvent.asset_materialization(
-            step, materialization, DagsterEventBatchMetadata(batch_id, index == last)
-        )
+    for event in batched_materializations(context, materializations):
+        yield event
         fault_points.reached("exports.day_recorded")
 
 

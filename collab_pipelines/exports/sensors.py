@@ -7,13 +7,10 @@ from datetime import date, timedelta
 import dagster as dg
 
 from collab_pipelines import fault_points
-from collab_pipelines.exports import ledger
 
-# Dagster's data-version tags, from the one exports module that reaches into Dagster's internals.
-from collab_pipelines.exports.assets import (
-    data_version_of,
-    versioned,
-)
+# Dagster's data-version tag has no public name (dagster_internals.py says why).
+from collab_pipelines.dagster_internals import data_version_of, versioned
+from collab_pipelines.exports import ledger
 from collab_pipelines.exports.catalog import Catalog, ExportSpec
 from collab_pipelines.exports.freshness import complete_days, contiguous_ranges
 from collab_pipelines.exports.jobs import AssetJob

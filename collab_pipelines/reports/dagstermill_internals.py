@@ -12,10 +12,10 @@ private:
   dagstermill's teardown cell; the warm kernel's engine subclasses them to hand them a kept
   kernel.
 
-collab_pipelines_tests/reports/test_dagstermill_internals.py checks each name and signature
-used here, so a Dagster or dagstermill upgrade that moves one fails there, by name, before any
-report does. docs/architecture.md lists this module and the exports' event batches as the only
-two users of private internals.
+collab_pipelines_tests/test_dagster_internals.py checks each name and signature used here, so a
+Dagster or dagstermill upgrade that moves one fails there, by name, before any report does.
+docs/architecture.md lists this module and collab_pipelines/dagster_internals.py (Dagster's own
+private parts) as the only two users of private internals.
 """
 
 from __future__ import annotations

@@ -26,8 +26,9 @@ import sqlalchemy as sa
 import yaml
 
 from collab_pipelines import settings
+from collab_pipelines.dagster_internals import data_version_of
 from collab_pipelines.exports import ledger
-from collab_pipelines.exports.assets import build_export_assets, data_version_of
+from collab_pipelines.exports.assets import build_export_assets
 from collab_pipelines.exports.catalog import load_catalog
 from collab_pipelines.exports.resources import SqlSources
 from collab_pipelines.warehouse.resources import Warehouse
