@@ -19,7 +19,7 @@ SOURCE = Path(__file__).resolve().parent.parent / "collab_pipelines"
 # What `collab-eval try` loads with Dagster absent (collab_pipelines_tests/test_structure.py
 # checks the same set imports without it), plus the script the sandbox runs.
 MODULES = {
-    "collab_pipelines": ["__init__", "client", "config", "settings"],
+    "collab_pipelines": ["__init__", "client", "config", "fault_points", "settings"],
     "collab_pipelines.data_api": ["__init__", "cache", "client"],
     "collab_pipelines.evaluation": [
         "__init__",

@@ -99,15 +99,19 @@ def test_the_harness_runs_where_dagster_is_not_installed():
     assert "collab_pipelines.data_api.cache" in loaded
 
 
-def client_modules(package: str) -> list[str]:
-    """The modules client/setup.py ships of `package` (its MODULES literal)."""
+def client_packages() -> dict[str, list[str]]:
+    """What client/setup.py ships: its MODULES literal, module names by package."""
     tree = ast.parse((PROJECT / "client" / "setup.py").read_text())
-    modules = next(
+    return next(
         ast.literal_eval(node.value)
         for node in tree.body
         if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "MODULES"
     )
-    return [f"{package}.{name}" for name in modules[package] if name != "__init__"]
+
+
+def client_modules(package: str) -> list[str]:
+    """The modules client/setup.py ships of `package`."""
+    return [f"{package}.{name}" for name in client_packages()[package] if name != "__init__"]
 
 
 def test_the_report_preview_runs_where_dagster_is_not_installed():
@@ -119,6 +123,23 @@ def test_the_report_preview_runs_where_dagster_is_not_installed():
         + "".join(f"import {module}\n" for module in modules)
     )
     assert "collab_pipelines.reports.preview" in modules and "collab_pipelines.reports.sources" in loaded
+
+
+def test_the_client_distribution_ships_every_module_its_modules_import():
+    # A shipped module importing one left out fails on the laptop only, where the checkout's
+    # copy is not there to hide it (rendering.py's fault points once did).
+    packages = client_packages()
+    shipped = {
+        package if name == "__init__" else f"{package}.{name}"
+        for package in packages
+        for name in packages[package]
+    }
+    loaded = fresh_import(
+        "import sys\nsys.modules['dagster'] = None\nsys.modules['dagstermill'] = None\n"
+        + "".join(f"import {module}\n" for module in sorted(shipped))
+    )
+    missing = {name for name in loaded if name.split(".")[0] == "collab_pipelines"} - shipped
+    assert missing == set(), f"client/setup.py's MODULES lacks {sorted(missing)}, which its modules import"
 
 
 def test_committed_json_schemas_are_up_to_date(tmp_path):
