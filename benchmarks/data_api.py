@@ -36,7 +36,6 @@ import dagster as dg
 import httpx
 import pandas as pd
 import sqlalchemy as sa
-from dagster._core.instance.ref import InstanceRef
 
 from collab_pipelines import settings
 from collab_pipelines.data_api.auth import hash_token
@@ -95,7 +94,7 @@ def fill(work: Path) -> str:
     flights = next(a for a in build_export_assets(load_catalog()) if a.key.to_user_string() == "flights")
     (work / "dagster").mkdir()
     (work / "dagster" / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(work / "dagster")))
+    instance = dg.DagsterInstance.from_config(str(work / "dagster"))
     result = dg.materialize(
         [flights],
         instance=instance,

@@ -31,7 +31,6 @@ from pathlib import Path
 import dagster as dg
 from _history import instance_with_history
 from dagster._core.definitions.partitions.context import partition_loading_context
-from dagster._core.storage.dagster_run import DagsterRun, RunsFilter
 from dagster._core.storage.tags import PARTITION_NAME_TAG, RUN_KEY_TAG, SENSOR_NAME_TAG
 
 from collab_pipelines import settings
@@ -88,7 +87,7 @@ def record_history(instance: dg.DagsterInstance, shas: list[str]) -> None:
     keys = [key_of(sha) for sha in shas]
     instance.add_dynamic_partitions(evaluation_commits.name, keys)
     for key in keys:
-        run = DagsterRun(
+        run = dg.DagsterRun(
             job_name="evaluate_commits",
             status=dg.DagsterRunStatus.SUCCESS,
             tags={RUN_KEY_TAG: key, SENSOR_NAME_TAG: "model_commits_sensor", PARTITION_NAME_TAG: key},
@@ -115,7 +114,7 @@ def tick(instance: dg.DagsterInstance, repository_def, cursor: str) -> tuple[flo
         data = model_commits_sensor.evaluate_tick(context)
     run_keys = [request.run_key for request in data.run_requests or []]
     for run_key in run_keys:  # the daemon's idempotence check, one query per run key
-        instance.get_runs(filters=RunsFilter(tags={RUN_KEY_TAG: run_key}))
+        instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: run_key}))
     for request in data.dynamic_partitions_requests or []:
         new = [
             key

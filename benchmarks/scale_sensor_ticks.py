@@ -25,7 +25,6 @@ import dagster as dg
 import sqlalchemy as sa
 import yaml
 from _history import instance_with_history
-from dagster._core.storage.dagster_run import DagsterRun
 
 from collab_pipelines.exports.definitions import build_defs
 from collab_pipelines.exports.resources import SqlSources
@@ -99,7 +98,7 @@ def main() -> int:
             for day in days:
                 instance.report_runless_asset_event(dg.AssetMaterialization("events", partition=day))
             instance.add_run(
-                DagsterRun(
+                dg.DagsterRun(
                     job_name="daily_exports",
                     status=dg.DagsterRunStatus.STARTED,
                     tags={"dagster/partition": (start + timedelta(days=args.days - 1)).isoformat()},

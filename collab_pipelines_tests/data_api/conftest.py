@@ -18,7 +18,6 @@ import dagster as dg
 import httpx
 import pandas as pd
 import pytest
-from dagster._core.instance.ref import InstanceRef
 
 from collab_pipelines import settings
 from collab_pipelines.data_api.auth import TOKENS_ENV, TOKENS_FILE_ENV, hash_token
@@ -75,7 +74,7 @@ def make_deployment(root: Path, source_template: Path, backend: str, warehouse_u
     (state_dir / "suites.yaml").write_text(
         "suites:\n  delay-model:\n    repositories:\n      model: {location: /srv/git/delay-model}\n"
     )
-    instance = dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home)))
+    instance = dg.DagsterInstance.from_config(str(home))
     return Deployment(backend, state_dir, url, home, instance)
 
 

@@ -8,7 +8,6 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 import yaml
-from dagster._core.storage.dagster_run import DagsterRun
 
 from collab_pipelines.exports.assets import build_export_assets
 from collab_pipelines.exports.catalog import load_catalog
@@ -202,8 +201,8 @@ def defs_for(catalog) -> dg.Definitions:
     return dg.Definitions.merge(build_defs(catalog), resources)
 
 
-def running_run(instance, job_name: str, tags: dict) -> DagsterRun:
-    run = DagsterRun(job_name=job_name, status=dg.DagsterRunStatus.STARTED, tags=tags)
+def running_run(instance, job_name: str, tags: dict) -> dg.DagsterRun:
+    run = dg.DagsterRun(job_name=job_name, status=dg.DagsterRunStatus.STARTED, tags=tags)
     instance.add_run(run)
     return run
 
