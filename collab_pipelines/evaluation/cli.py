@@ -102,9 +102,10 @@ def verdict(
         trigger = evaluation["result"].get("trigger")
         if not trigger:
             return True  # recorded before triggers were: nothing tells the combinations apart
-        repository = trigger.partition("/")[0]
-        sha = commits.get(repository, "")
-        return sha.startswith(commit) or commit.startswith(sha)
+        # Several repositories where their new commits made it at once ("features/main, model/main").
+        made_by = {part.strip().partition("/")[0] for part in trigger.split(",")}
+        shas = [commits.get(repository, "") for repository in made_by]
+        return any(sha and (sha.startswith(commit) or commit.startswith(sha)) for sha in shas)
 
     answers = [e for e in finished if own(e)]
     answer = max(answers, key=lambda e: str(e["result"].get("evaluated_at") or "")) if answers else None

@@ -40,7 +40,8 @@ DATASETS: list[Dataset] = [
             "how the commit ran: bubblewrap, or none where the suite trusts it unsandboxed. trigger "
             "is the repository and branch whose new commit made the combination (model/main): the "
             "change this evaluation judges; the other repositories' commits are those it was "
-            "combined with."
+            "combined with. A suite's first poll makes one combination of every repository's newest "
+            "commit, and its trigger names each (features/main, model/main)."
         ),
         columns={
             "evaluation_key": "string",

@@ -6,13 +6,15 @@ not the length of the history.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from collab_pipelines.evaluation.repos import Commit, GitError, GitRepository
 from collab_pipelines.evaluation.suites import EvaluationKey, RepositorySpec, Suite
 
 SuiteCursor = dict[str, dict[str, str]]
 """repository name -> branch -> newest SHA considered."""
+# Between the repositories/branches of a trigger: no git branch name holds a space.
+TRIGGER_SEPARATOR = ", "
 
 
 @dataclass(frozen=True)
@@ -21,7 +23,8 @@ class Candidate:
     commits: dict[str, Commit]
     """Every repository's commit in this combination."""
     trigger: str
-    """The repository and branch whose new commit made it, e.g. "model/main"."""
+    """The repository and branch whose new commit made it, e.g. "model/main"; several joined by
+    TRIGGER_SEPARATOR where new commits of several made it at once (a suite's first poll)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ def discover(
             repo.commit(previous) if previous and _exists(repo, previous) else repo.commit(repo.head(primary))
         )
 
-    candidates, keys = [], set()
+    candidates: dict[str, Candidate] = {}
     for spec, branch, commit in _in_commit_time_order(suite, news):
         combination = {**current, spec.name: commit}
         if branch == spec.branches[0]:
@@ -77,10 +80,15 @@ def discover(
                 suite.name, tuple((other.name, combination[other.name].sha) for other in suite.specs)
             )
         )
-        if key not in keys:
-            keys.add(key)
-            candidates.append(Candidate(key, combination, f"{spec.name}/{branch}"))
-    return Discovery(candidates, new_cursor, backlog)
+        made_by = f"{spec.name}/{branch}"
+        if key not in candidates:
+            candidates[key] = Candidate(key, combination, made_by)
+        elif made_by not in candidates[key].trigger.split(TRIGGER_SEPARATOR):
+            # The first poll combines every repository's newest commit: that one combination is
+            # each of them's own change, and `collab-eval wait` answers each author with it.
+            first = candidates[key]
+            candidates[key] = replace(first, trigger=first.trigger + TRIGGER_SEPARATOR + made_by)
+    return Discovery(list(candidates.values()), new_cursor, backlog)
 
 
 def _in_commit_time_order(

@@ -12,6 +12,7 @@ import pytest
 
 from collab_pipelines import settings
 from collab_pipelines.data_api.auth import TOKENS_ENV, TOKENS_FILE_ENV, hash_token
+from collab_pipelines.evaluation.cli import verdict
 from collab_pipelines.evaluation.gates import Comparison
 from collab_pipelines.evaluation.records import (
     empty_predictions,
@@ -164,3 +165,16 @@ def test_a_model_commit_is_answered_for_its_own_change_not_another_authors(api):
     # A combination never judged is waited for, and the timeout says which one.
     never = wait(api, M1, "--with", f"features={F1[:4]}0", suite="pair")
     assert never.returncode == 3 and f"(with features@{F1[:4]}0)" in never.stdout
+
+
+def test_the_first_polls_combination_answers_each_author_whose_commit_made_it():
+    def evaluation(key: str, commits: dict, trigger: str, status: str) -> dict:
+        result = {"status": status, "commits": json.dumps(commits), "trigger": trigger, "evaluated_at": key}
+        return {"evaluation_key": key, "result": result}
+
+    # f1 and m1 were both new at the suite's first poll; f2 came later, with m1.
+    first = evaluation(M1_OWN, {"features": F1, "model": M1}, "features/main, model/main", "passed")
+    later = evaluation(F2_OWN, {"features": F2, "model": M1}, "features/main", "regressed")
+    for sha in (F1, M1[:7]):
+        assert verdict([first, later], "pair", sha) == (first, [later])
+    assert verdict([first, later], "pair", F2)[0] is later

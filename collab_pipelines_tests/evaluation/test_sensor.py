@@ -120,6 +120,18 @@ def test_a_two_repository_suite_makes_combination_keys(ticks, suites, make_repo,
     ]
 
 
+def test_the_first_polls_combination_is_each_new_commits_own_change(ticks, suites, make_repo):
+    features, model = make_repo("features"), make_repo("model")
+    features.commit("features v1", {"features.py": "1"})
+    model.commit("model v1", {"model.py": "1"})
+    suites.add("delays", {"features": features, "model": model}, contract="model")
+    [first] = ticks().run_requests
+    assert first.tags["collab/trigger"] == "features/main, model/main"
+    features.commit("features v2", {"features.py": "2"})
+    [second] = ticks().run_requests
+    assert second.tags["collab/trigger"] == "features/main"
+
+
 def commit_at(repo, monkeypatch, seconds: int, message: str, files: dict) -> str:
     """A commit whose author and committer dates are `seconds` after a fixed moment."""
     stamp = f"@{1_767_000_000 + seconds} +0000"
