@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
+import threading
 from pathlib import Path
 
 import nbformat
@@ -96,10 +97,33 @@ def _clean_output(output):
     return output
 
 
+_exporter = None
+_exporter_lock = threading.Lock()
+
+
+def _html_exporter():
+    """One exporter for the process, as nbconvert's own command uses one for many notebooks.
+
+    Building one compiles its Jinja templates again: about 0.2 s of the 0.25 s a report's page
+    takes (docs/reports.md, "Where a report's time goes"). Callers hold `_exporter_lock`: a
+    conversion registers its notebook's filters on the exporter, so two threads must not share
+    one at the same time.
+    """
+    global _exporter
+    if _exporter is None:
+        from nbconvert import HTMLExporter
+
+        _exporter = HTMLExporter(
+            exclude_input=True,
+            exclude_input_prompt=True,
+            exclude_output_prompt=True,
+            extra_template_basedirs=[str(OFFLINE_TEMPLATES)],
+        )
+    return _exporter
+
+
 def to_html(nb: nbformat.NotebookNode, title: str) -> str:
     """The code-hidden rendering for sharing: prose, tables and charts, no inputs, no CDN."""
-    from nbconvert import HTMLExporter
-
     shared = copy.deepcopy(nb)
     for cell in shared.cells:
         if INJECTED_TAG in tags(cell):
@@ -109,13 +133,8 @@ def to_html(nb: nbformat.NotebookNode, title: str) -> str:
             cell.pop("outputs", None)
             cell.pop("execution_count", None)
     shared.metadata["title"] = title
-    exporter = HTMLExporter(
-        exclude_input=True,
-        exclude_input_prompt=True,
-        exclude_output_prompt=True,
-        extra_template_basedirs=[str(OFFLINE_TEMPLATES)],
-    )
-    body, _resources = exporter.from_notebook_node(shared)
+    with _exporter_lock:
+        body, _resources = _html_exporter().from_notebook_node(shared)
     return body
 
 
