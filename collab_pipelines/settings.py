@@ -112,3 +112,21 @@ def code_location() -> str | None:
     """The code location's name in the UI (`COLLAB_CODE_LOCATION`), for runs that do not carry
     it (command-line runs); unset, it is read from the working directory's workspace.yaml."""
     return os.environ.get("COLLAB_CODE_LOCATION") or None
+
+
+REPORT_KERNELS_ENV = "COLLAB_REPORT_KERNELS"
+DEFAULT_REPORT_KERNELS = 2
+
+
+def report_kernels() -> int:
+    """How many Jupyter kernels a report step may keep at once (`COLLAB_REPORT_KERNELS`, default 2).
+
+    A range's days render on that many kernels in parallel (docs/reports.md, "Speed"); a run's
+    own `kernels` config wins over it. Each kernel is a process of its own, with its own memory.
+    """
+    value = os.environ.get(REPORT_KERNELS_ENV, "").strip()
+    if not value:
+        return DEFAULT_REPORT_KERNELS
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{REPORT_KERNELS_ENV}={value!r}: expected a whole number of kernels, 1 or more")
+    return int(value)

@@ -1,11 +1,12 @@
 """Report assets: one per template. The ad-hoc diagnostic report is in diagnose.py.
 
-Each step renders its partitions in one Jupyter kernel (rendering.py), yields one
-materialization per partition with its notebook, a link that opens it in the UI
+Each step renders its partitions on a few kept Jupyter kernels (kernel.py, rendering.py),
+yields one materialization per partition with its notebook, a link that opens it in the UI
 (`report`) and the code-hidden HTML (`html_path`), and fails naming the failing cell if a
 notebook fails, or the dataset and partition if an input is missing.
 """
 
+import contextlib
 import re
 import tempfile
 import time
@@ -19,7 +20,7 @@ import dagster as dg
 from collab_pipelines import settings
 from collab_pipelines.reports import links
 from collab_pipelines.reports.injection import dagstermill_boilerplate, report_assignments
-from collab_pipelines.reports.kernel import KernelSession
+from collab_pipelines.reports.kernel import KernelSession, in_kernels
 from collab_pipelines.reports.notebook import missing_inputs
 from collab_pipelines.reports.publishing import missing_inputs_notebook
 from collab_pipelines.reports.rendering import ReportExecutionError, render, write_report
@@ -27,6 +28,9 @@ from collab_pipelines.reports.templates import TemplateSpec
 from collab_pipelines.warehouse.resources import Warehouse
 
 REPORTS_GROUP = "reports"
+# A kernel's first notebook pays its start and imports (about as much again as a day's render),
+# so a second kernel starts only for a range of at least two days each.
+DAYS_PER_KERNEL = 2
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
 _WARNED_RUNS: set[str] = set()
 _UNLINKED_RUNS: set[str] = set()
@@ -103,6 +107,7 @@ def materialization(
             **notebook_metadata(context, rendered.notebook_path),
             "template": dg.MetadataValue.path(str(spec.path)),
             "render_seconds": round(rendered.seconds, 3),
+            "kernel_seconds": round(rendered.kernel_seconds, 3),
             "warm_kernel": rendered.warm_kernel,
             **(extra or {}),
         },
@@ -127,6 +132,13 @@ def report_failure(
         metadata=metadata,
         allow_retries=False,
     )
+
+
+def kernels_for(partitions: int, configured: int | None = None) -> int:
+    """How many kernels render `partitions` at once: the run's `kernels` config, else
+    `$COLLAB_REPORT_KERNELS` (default 2), and never fewer than DAYS_PER_KERNEL days each."""
+    most = configured if configured is not None else settings.report_kernels()
+    return max(1, min(most, partitions // DAYS_PER_KERNEL))
 
 
 def render_or_explain(
@@ -246,7 +258,13 @@ def build_report_asset(
                     dg.Permissive(),
                     default_value={},
                     description="Values for the template's parameters cell; any left out keep its defaults.",
-                )
+                ),
+                "kernels": dg.Field(
+                    int,
+                    is_required=False,
+                    description="At most this many Jupyter kernels render a range's days at once, "
+                    "each taking at least two days (default: $COLLAB_REPORT_KERNELS, else 2).",
+                ),
             },
             op_tags={"notebook_path": str(spec.path)},
             metadata={
@@ -258,18 +276,21 @@ def build_report_asset(
 
     @decorator
     def _report(context: dg.AssetExecutionContext, warehouse: Warehouse) -> Iterator[dg.AssetMaterialization]:
-        parameters = context.op_execution_context.op_config["parameters"]
+        config = context.op_execution_context.op_config
+        parameters = config["parameters"]
         check_parameters(spec, parameters)
         keys: list[str | None] = list(context.partition_keys) if partitions_def else [None]
+        kernels = kernels_for(len(keys), config.get("kernels"))
         errors: list[tuple[str, ReportExecutionError]] = []
         rendered_count = 0
         started = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="collab-dagstermill-") as work, KernelSession() as session:
+        with tempfile.TemporaryDirectory(prefix="collab-dagstermill-") as work:
             boilerplate = dagstermill_boilerplate(context, work)
-            for key in keys:
+
+            def render_key(session: KernelSession, key: str | None):
                 folder = reports_dir() / spec.asset / path_part(key or "unpartitioned")
                 try:
-                    rendered = render_or_explain(
+                    return render_or_explain(
                         session,
                         spec,
                         folder / context.run.run_id[:8],
@@ -281,16 +302,26 @@ def build_report_asset(
                         note=f"Parameters supplied by Dagster run {context.run.run_id}",
                     )
                 except ReportExecutionError as error:
-                    errors.append((key or spec.asset, error))
-                    context.log.error(f"{spec.asset} {key or ''}: {error}")
-                    continue
-                rendered_count += 1
-                yield materialization(context, spec, rendered, key)
+                    # One day's failure is its own: the other days still render.
+                    return error
+
+            # Closed at once if the step stops: that kills the kernels still running.
+            with contextlib.closing(in_kernels(keys, render_key, kernels)) as outcomes:
+                for key, outcome in outcomes:
+                    if isinstance(outcome, ReportExecutionError):
+                        errors.append((key or spec.asset, outcome))
+                        context.log.error(f"{spec.asset} {key or ''}: {outcome}")
+                        continue
+                    rendered_count += 1
+                    yield materialization(context, spec, outcome, key)
         context.log.info(
-            f"rendered {rendered_count} of {len(keys)} {spec.asset} report(s) in one kernel in "
+            f"rendered {rendered_count} of {len(keys)} {spec.asset} report(s) on {kernels} kernel(s) in "
             f"{time.perf_counter() - started:.1f}s"
         )
         if errors:
+            # Days finish in any order on several kernels; the failure names them in the range's.
+            order = {key or spec.asset: n for n, key in enumerate(keys)}
+            errors.sort(key=lambda failed: order[failed[0]])
             raise report_failure(context, errors, rendered_count)
 
     return _report

@@ -118,6 +118,8 @@ class Rendered:
     html_path: Path
     seconds: float
     warm_kernel: bool
+    # The share of `seconds` spent executing in the kernel; the rest is storing and publishing.
+    kernel_seconds: float = 0.0
 
 
 def render(
@@ -150,6 +152,7 @@ def render(
         except PapermillExecutionError as error:
             failure = error
             executed = nbformat.read(raw_path, as_version=4)
+        in_kernel = time.perf_counter() - started
     try:
         public = scrub(executed, assignments, note)
     except LeakError as error:
@@ -164,4 +167,4 @@ def render(
             cell_number,
             notebook_path,
         )
-    return Rendered(notebook_path, html_path, time.perf_counter() - started, warm)
+    return Rendered(notebook_path, html_path, time.perf_counter() - started, warm, in_kernel)

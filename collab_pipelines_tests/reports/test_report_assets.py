@@ -99,3 +99,29 @@ def test_the_evaluation_report_renders_a_commit_without_its_contract(warehouse, 
         assert section in text
     assert "fixed" in text and "broken" in text
     assert not any(o.output_type == "error" for c in notebook.cells for o in c.get("outputs", []))
+
+
+def test_a_range_on_two_kernels_renders_each_day_once_and_a_failing_day_alone(warehouse, instance):
+    # The fixture's warehouse ends on 2013-01-07: the 8th has no flights and fails on its own.
+    result = execute(
+        jobs.probe_report_job,
+        instance,
+        first="2013-01-05",
+        last="2013-01-08",
+        run_config={"ops": {"probe_report": {"config": {"kernels": 2}}}},
+    )
+    assert not result.success
+    found = materializations(instance, "probe_report")
+    assert sorted(found) == ["2013-01-05", "2013-01-06", "2013-01-07"]
+    for day, metadata in found.items():
+        probe = probe_output(Path(metadata["notebook"]))
+        assert probe["partition_key"] == day and probe["partition_keys"] == [day]
+        assert probe["rows"] == warehouse.count("flights", where={"_partition": day}) > 0
+        assert 0 < metadata["kernel_seconds"] <= metadata["render_seconds"]
+    # Each kernel was cold for its first day only.
+    assert sum(not m["warm_kernel"] for m in found.values()) in (1, 2)
+    failure = step_failure(result).user_failure_data
+    assert failure.description.startswith("1 report(s) failed; the first, 2013-01-08: missing inputs")
+    assert failure.metadata["rendered_partitions"].value == 3
+    said = [entry.user_message for entry in instance.all_logs(result.run_id)]
+    assert any("rendered 3 of 4 probe_report report(s) on 2 kernel(s)" in line for line in said)
