@@ -1,11 +1,11 @@
 """What the API knows about each dataset: the registry, its lineage, and its freshness.
 
 The dataset registry (`warehouse.datasets`) is the only source of names: a dataset or column
-the registry does not declare is refused before any SQL is built. Lineage comes from the
-project's asset graph, freshness and check results from the Dagster instance.
+the registry does not declare is refused before any SQL is built. Lineage, check names and
+partition bounds come from the project's asset graph (`graph.py`), freshness and check results
+from the Dagster instance.
 """
 
-import logging
 import threading
 import time
 from collections.abc import Iterable
@@ -15,11 +15,11 @@ from datetime import UTC, date, datetime
 import dagster as dg
 import sqlalchemy as sa
 
+from collab_pipelines.data_api.graph import AssetGraph, AssetNode
 from collab_pipelines.datasets import all_datasets
 from collab_pipelines.warehouse.columns import SQLALCHEMY_TYPES
 from collab_pipelines.warehouse.datasets import Dataset
 
-log = logging.getLogger(__name__)
 # Table columns are re-read at most this often: a new column appears without a restart,
 # yet a busy server does not reflect the table on every request.
 _COLUMNS_TTL_SECONDS = 10.0
@@ -56,7 +56,7 @@ class DatasetCatalog:
         self,
         engine: sa.Engine,
         instance: dg.DagsterInstance,
-        asset_graph=None,
+        asset_graph: AssetGraph | None = None,
         datasets: dict[str, Dataset] | None = None,
     ):
         self.engine = engine
@@ -162,9 +162,8 @@ class DatasetCatalog:
 
     def partition_bounds(self, dataset: Dataset) -> tuple[date | None, date | None]:
         """A daily dataset's first day and its end (exclusive), from its partitions definition."""
-        partitions_def = self.partitions_definition(dataset)
-        start, end = getattr(partitions_def, "start", None), getattr(partitions_def, "end", None)
-        return (start.date() if start else None, end.date() if end else None)
+        node = self._node(dataset)
+        return (node.start, node.end) if node else (None, None)
 
     def check_results(self, dataset: Dataset) -> list[dict]:
         if self.asset_graph is None:
@@ -215,11 +214,11 @@ class DatasetCatalog:
             "all_downstream": self._describe_assets(self._walk(key, "child_keys")),
         }
 
-    def partitions_definition(self, dataset: Dataset):
+    def _node(self, dataset: Dataset) -> AssetNode | None:
         if self.asset_graph is None:
             return None
         key = dg.AssetKey.from_user_string(dataset.asset_key)
-        return self.asset_graph.get(key).partitions_def if self.asset_graph.has(key) else None
+        return self.asset_graph.get(key) if self.asset_graph.has(key) else None
 
     def _walk(self, key: dg.AssetKey, direction: str) -> set[dg.AssetKey]:
         seen: set[dg.AssetKey] = set()
@@ -247,18 +246,3 @@ def _check_evaluation(record):
         return None
     data = event.dagster_event.event_specific_data
     return data if isinstance(data, dg.AssetCheckEvaluation) else None
-
-
-def load_asset_graph():
-    """The project's asset graph, or None when the definitions do not load.
-
-    Another pattern's broken definitions must not take the data API down with them: the
-    rows stay available and lineage reports itself as unavailable.
-    """
-    try:
-        from collab_pipelines.definitions import build_definitions
-
-        return build_definitions().get_repository_def().asset_graph
-    except Exception:  # any failure while importing or building other patterns' code
-        log.exception("the project's definitions did not load; lineage and checks are unavailable")
-        return None

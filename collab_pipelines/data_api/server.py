@@ -13,11 +13,11 @@ import sys
 import dagster as dg
 
 from collab_pipelines import settings
-from collab_pipelines.data_api import commands
+from collab_pipelines.data_api import commands, graph
 from collab_pipelines.data_api.app import create_app
 from collab_pipelines.data_api.audit import AuditLog, default_audit_log
 from collab_pipelines.data_api.auth import ReloadingTokens, TokenConfigError, default_tokens_file
-from collab_pipelines.data_api.catalog import DatasetCatalog, load_asset_graph
+from collab_pipelines.data_api.catalog import DatasetCatalog
 from collab_pipelines.data_api.deps import ApiConfig
 from collab_pipelines.warehouse.engine import engine_for_url
 
@@ -43,7 +43,7 @@ def build_app():
             "or set $COLLAB_API_TOKENS / $COLLAB_API_TOKENS_FILE"
         )
     catalog = DatasetCatalog(
-        engine_for_url(settings.warehouse_url(), readonly=True), instance(), load_asset_graph()
+        engine_for_url(settings.warehouse_url(), readonly=True), instance(), graph.load()
     )
     chunk_rows = int(os.environ.get(CHUNK_ROWS_ENV) or 5_000)
     return create_app(
