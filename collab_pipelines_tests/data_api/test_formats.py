@@ -11,6 +11,8 @@ import json
 import math
 from datetime import date, datetime, timedelta, timezone
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
@@ -148,3 +150,15 @@ def test_a_date_is_the_same_text_in_json_ndjson_and_csv(given):
     as_csv = [row["day"] or None for row in csv.DictReader(io.StringIO(body("csv", [given]).decode()))]
     assert as_json == as_ndjson == as_csv
     assert as_json[:2] == ["2013-01-05", "2013-01-06"]
+
+
+@pytest.mark.parametrize("fmt", ["json", "ndjson", "csv", "parquet"])
+@pytest.mark.parametrize("given", [SQLITE_ROWS, POSTGRES_ROWS], ids=["sqlite", "postgres"])
+def test_a_page_in_one_piece_has_the_bytes_of_the_streamed_one(fmt, given):
+    streamed = body(fmt, [given])
+    whole = b"".join(encode(fmt, [given], COLUMNS, TYPES, {"dataset": "every_kind"}, whole=True))
+    assert whole == streamed
+    if fmt == "parquet":
+        table = pq.read_table(io.BytesIO(whole))
+        assert table.column("id").to_pylist() == [row[0] for row in given]
+        assert table.schema.field("at").type == pa.timestamp("us")

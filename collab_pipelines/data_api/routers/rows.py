@@ -213,7 +213,7 @@ def respond(
             token_name, "rows", dataset=dataset.name, partition=partition_text(parsed.partitions), rows=sent
         ),
     )
-    body = encode(fmt, chunks, parsed.selected, types, header, written=plan.records)
+    body = encode(fmt, chunks, parsed.selected, types, header, written=plan.records, whole=page.whole)
     if page.whole:
         # A page of one chunk is encoded in this thread, which also returns its connection
         # to the pool; it leaves with a Content-Length. Longer pages stream chunk by chunk.
@@ -236,7 +236,7 @@ def _no_upload_yet(
     config.audit.record(
         token_name, "rows", dataset=dataset.name, partition=partition_text(parsed.partitions), rows=0
     )
-    body = b"".join(encode(fmt, iter([[]]), parsed.selected, types, header, written=False))
+    body = b"".join(encode(fmt, iter([[]]), parsed.selected, types, header, whole=True))
     return Response(body, media_type=FORMATS[fmt], headers=headers)
 
 
