@@ -62,14 +62,23 @@ DAY_RUNS, YEAR_RUNS = 40, 3
 RAW_GOAL, DATASETTE_GOAL, MEMORY_GOAL = 1.30, 1.00, 2.0
 
 
-def timed(runs: int, request: Callable[[], int]) -> tuple[list[float], int]:
-    request()  # warm: connections, caches, imports
-    times, rows = [], 0
-    for _ in range(runs):
-        started = time.perf_counter()
-        rows = request()
-        times.append(time.perf_counter() - started)
-    return times, rows
+def timed(runs: int, requests: dict[str, Callable[[], int]]) -> dict[str, dict]:
+    """Each request `runs` times, in rounds that take one of each (in a turning order).
+
+    On a shared machine the load drifts over a run; interleaved, every way of reading the
+    rows meets the same load, so their ratios hold even when the absolute times do not.
+    """
+    for request in requests.values():
+        request()  # warm: connections, caches, imports
+    names = list(requests)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    rows: dict[str, int] = {}
+    for round_ in range(runs):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            started = time.perf_counter()
+            rows[name] = requests[name]()
+            times[name].append(time.perf_counter() - started)
+    return {name: summary(times[name], rows[name]) for name in names}
 
 
 def summary(times: list[float], rows: int) -> dict:
@@ -357,19 +366,29 @@ def report(engine: sa.Engine, api_url: str, datasette_url: str) -> list[tuple[st
     ):
         print(f"\n{label}: {expected_rows[params.get('partition', 'year')]} rows of flights, 23 columns")
         sql_params = {"d": DAY} if params else {}
-        pandas_figures = summary(*timed(runs, through_pandas(where, sql_params)))
-        print(line("SQLAlchemy + pandas (in-process)", pandas_figures), flush=True)
-        cursor_figures = summary(*timed(runs, through_sqlite3(where, sql_params)))
-        print(line("bare sqlite3 cursor (in-process)", cursor_figures, pandas_figures, "indexed raw read"))
         # datasette reads a leading underscore as its own option, so the filter is spelled out.
         datasette_params = {"_partition__exact": DAY} if params else {}
-        datasette_figures = {
-            fmt: summary(*timed(runs, through_datasette(datasette_params, fmt))) for fmt in ("json", "csv")
-        }
+        figures_by = timed(
+            runs,
+            {
+                "pandas": through_pandas(where, sql_params),
+                "sqlite3": through_sqlite3(where, sql_params),
+                **{f"datasette {fmt}": through_datasette(datasette_params, fmt) for fmt in ("json", "csv")},
+                **{fmt: through_api(params, fmt) for fmt in FORMATS},
+            },
+        )
+        pandas_figures = figures_by["pandas"]
+        print(line("SQLAlchemy + pandas (in-process)", pandas_figures), flush=True)
+        print(
+            line(
+                "bare sqlite3 cursor (in-process)", figures_by["sqlite3"], pandas_figures, "indexed raw read"
+            )
+        )
+        datasette_figures = {fmt: figures_by[f"datasette {fmt}"] for fmt in ("json", "csv")}
         for fmt in ("json", "csv"):
             print(line(f"datasette {fmt}", datasette_figures[fmt]), flush=True)
         for fmt in FORMATS:
-            figures = summary(*timed(runs, through_api(params, fmt)))
+            figures = figures_by[fmt]
             print(line(f"data API {fmt}", figures, pandas_figures, "indexed raw read"), flush=True)
             versus = "csv" if fmt == "csv" else "json"
             to_datasette = figures["p50"] / datasette_figures[versus]["p50"]
