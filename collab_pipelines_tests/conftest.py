@@ -169,3 +169,16 @@ def exported_warehouse_file(tmp_path_factory, source_template) -> Path:
     with sqlite3.connect(state / "warehouse.db") as connection:
         connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return state / "warehouse.db"
+
+
+SLOW_ENV = "COLLAB_SLOW_TESTS"
+
+
+def pytest_collection_modifyitems(config, items):
+    # `make test` stays within CI's 20 minutes on 2 cores; `make test-slow` runs the rest.
+    if os.environ.get(SLOW_ENV) == "1":
+        return
+    skip = pytest.mark.skip(reason=f"a slow test: `make test-slow` (or {SLOW_ENV}=1) runs it")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -33,7 +33,7 @@ from collab_pipelines_tests.faults.deployment import Deployment
 from collab_pipelines_tests.product import team
 
 # Its module-scoped deployment is built once, on one xdist worker (make test: --dist loadgroup).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("commit_verdicts")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("commit_verdicts")]
 
 FOREIGN, PAIR = "foreign", "pair"
 REPORTS_SENSOR = "reports_automation_sensor"

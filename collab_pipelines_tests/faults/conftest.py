@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -22,18 +21,6 @@ from collab_pipelines_tests.faults.deployment import Deployment
 from collab_pipelines_tests.faults.figures import FIGURES_PROPERTY
 from collab_pipelines_tests.faults.postgres import PrivateCluster
 from collab_pipelines_tests.product import team
-
-SLOW_ENV = "COLLAB_SLOW_FAULTS"
-
-
-def pytest_collection_modifyitems(config, items):
-    # `make test` and CI run every fault; the inner loop (`make test-fast`) leaves out the slowest.
-    if os.environ.get(SLOW_ENV) != "0":
-        return
-    skip = pytest.mark.skip(reason=f"a slow fault, left out by {SLOW_ENV}=0 (`make test` runs it)")
-    for item in items:
-        if "slow_faults" in item.keywords:
-            item.add_marker(skip)
 
 
 @pytest.fixture

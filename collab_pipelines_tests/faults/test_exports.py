@@ -136,7 +136,7 @@ def test_cli_range_killed_while_recording_its_days(deployment, figures):
     deployment.settle(figures, "export: CLI range SIGKILLed while recording", expected)
 
 
-@pytest.mark.slow_faults
+@pytest.mark.slow
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize(
     ("point", "days", "fault"),
