@@ -115,11 +115,12 @@ def code_location() -> str | None:
 
 
 REPORT_KERNELS_ENV = "COLLAB_REPORT_KERNELS"
-DEFAULT_REPORT_KERNELS = 2
+# One: a second kernel pays off only with a spare core (docs/reports.md, "Speed").
+DEFAULT_REPORT_KERNELS = 1
 
 
 def report_kernels() -> int:
-    """How many Jupyter kernels a report step may keep at once (`COLLAB_REPORT_KERNELS`, default 2).
+    """How many Jupyter kernels a report step may keep at once (`COLLAB_REPORT_KERNELS`, default 1).
 
     A range's days render on that many kernels in parallel (docs/reports.md, "Speed"); a run's
     own `kernels` config wins over it. Each kernel is a process of its own, with its own memory.

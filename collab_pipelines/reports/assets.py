@@ -136,7 +136,7 @@ def report_failure(
 
 def kernels_for(partitions: int, configured: int | None = None) -> int:
     """How many kernels render `partitions` at once: the run's `kernels` config, else
-    `$COLLAB_REPORT_KERNELS` (default 2), and never fewer than DAYS_PER_KERNEL days each."""
+    `$COLLAB_REPORT_KERNELS` (default 1), and never fewer than DAYS_PER_KERNEL days each."""
     most = configured if configured is not None else settings.report_kernels()
     return max(1, min(most, partitions // DAYS_PER_KERNEL))
 
@@ -245,7 +245,7 @@ def build_report_asset(
             tags={"collab/pattern": "reports", **spec.tags},
             deps=deps,
             partitions_def=partitions_def,
-            # A range of days renders in one run and one kernel instead of one run per day.
+            # A range of days renders in one run, on kept kernels, instead of one run per day.
             backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
             automation_condition=follow_upstream(
                 read_whole,
@@ -263,7 +263,7 @@ def build_report_asset(
                     int,
                     is_required=False,
                     description="At most this many Jupyter kernels render a range's days at once, "
-                    "each taking at least two days (default: $COLLAB_REPORT_KERNELS, else 2).",
+                    "each taking at least two days (default: $COLLAB_REPORT_KERNELS, else 1).",
                 ),
             },
             op_tags={"notebook_path": str(spec.path)},

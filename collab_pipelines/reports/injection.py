@@ -64,7 +64,7 @@ def report_assignments(
 def dagstermill_boilerplate(context: dg.AssetExecutionContext, work: str) -> str:
     """dagstermill's context reconstitution for this step, as notebook source."""
     # dagstermill builds this cell only inside its own op, which runs one notebook per kernel;
-    # here one step renders many partitions in one kernel (dagstermill_internals.py says why).
+    # here one step renders many partitions in each kernel it keeps (dagstermill_internals.py says why).
     from collab_pipelines.reports.dagstermill_internals import context_cell
 
     return context_cell(context, work)

@@ -183,9 +183,9 @@ def test_a_stopped_range_kills_its_kernels(tmp_path):
     ("partitions", "configured", "environment", "expected"),
     [
         (1, None, None, 1),
-        (3, None, None, 1),  # two days a kernel: a small range keeps one
-        (4, None, None, 2),
-        (30, None, None, 2),  # the default
+        (30, None, None, 1),  # the default
+        (3, None, "2", 1),  # two days a kernel: a small range keeps one
+        (4, None, "2", 2),
         (30, None, "3", 3),
         (30, 1, "3", 1),  # the run's config wins
         (5, 4, None, 2),
