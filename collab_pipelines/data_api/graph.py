@@ -101,58 +101,34 @@ def _paths(keys: Iterable[dg.AssetKey]) -> list[list[str]]:
     return sorted(key.path for key in keys)
 
 
-class GraphBuild:
-    """The child process that builds the graph, started at once so the server's own start
-    (the instance, the engine, the dataset registry) runs beside it.
+def load(timeout: float = _BUILD_TIMEOUT_SECONDS) -> AssetGraph | None:
+    """The project's asset graph, built in a child process; None when the definitions do not load.
 
     Another pattern's broken definitions must not take the data API down with them: the
     rows stay available and lineage reports itself as unavailable. The child inherits this
-    process's environment, so it reads the same configuration folder, and its output, so what
-    the build says (a template that does not load, a traceback) is in the server's log.
+    process's environment, so it reads the same configuration folder.
     """
-
-    def __init__(self):
-        self._folder = tempfile.TemporaryDirectory(prefix="collab-asset-graph-")
-        self._out = Path(self._folder.name) / "graph.json"
-        self.command = [sys.executable, "-m", __name__, str(self._out)]
-        self._child = subprocess.Popen(self.command)
-
-    def result(self, timeout: float = _BUILD_TIMEOUT_SECONDS) -> AssetGraph | None:
-        """The graph, or None (logged, naming the command) when the definitions did not load."""
+    with tempfile.TemporaryDirectory(prefix="collab-asset-graph-") as folder:
+        out = Path(folder) / "graph.json"
+        command = [sys.executable, "-m", __name__, str(out)]
         try:
-            try:
-                self._child.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.cancel()
-                log.error(
-                    "the project's definitions did not load within %s s (%s was stopped); "
-                    "lineage and checks are unavailable",
-                    timeout,
-                    " ".join(self.command),
-                )
-                return None
-            if self._child.returncode != 0 or not self._out.exists():
-                log.error(
-                    "the project's definitions did not load (%s exited %s; its error is above); "
-                    "lineage and checks are unavailable",
-                    " ".join(self.command),
-                    self._child.returncode,
-                )
-                return None
-            return AssetGraph.from_json(self._out.read_text())
-        finally:
-            self._folder.cleanup()
-
-    def cancel(self) -> None:
-        if self._child.poll() is None:
-            self._child.kill()
-            self._child.wait()
-        self._folder.cleanup()
-
-
-def load(timeout: float = _BUILD_TIMEOUT_SECONDS) -> AssetGraph | None:
-    """The project's asset graph, built in a child process; None when the definitions do not load."""
-    return GraphBuild().result(timeout)
+            child = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            log.error(
+                "the project's definitions did not load within %s s (%s); lineage and checks are unavailable",
+                timeout,
+                " ".join(command),
+            )
+            return None
+        if child.returncode != 0 or not out.exists():
+            log.error(
+                "the project's definitions did not load (%s exited %s); lineage and checks are unavailable:\n%s",
+                " ".join(command),
+                child.returncode,
+                child.stderr[-5000:],
+            )
+            return None
+        return AssetGraph.from_json(out.read_text())
 
 
 def main(argv: list[str]) -> int:

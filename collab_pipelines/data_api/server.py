@@ -42,13 +42,9 @@ def build_app():
             f"`collab-data-api token <name>` (writes {default_tokens_file()}), "
             "or set $COLLAB_API_TOKENS / $COLLAB_API_TOKENS_FILE"
         )
-    build = graph.GraphBuild()
-    try:
-        catalog = DatasetCatalog(engine_for_url(settings.warehouse_url(), readonly=True), instance())
-    except BaseException:
-        build.cancel()
-        raise
-    catalog.asset_graph = build.result()
+    catalog = DatasetCatalog(
+        engine_for_url(settings.warehouse_url(), readonly=True), instance(), graph.load()
+    )
     chunk_rows = int(os.environ.get(CHUNK_ROWS_ENV) or 5_000)
     return create_app(
         ApiConfig(

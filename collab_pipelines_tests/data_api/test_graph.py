@@ -42,21 +42,14 @@ def test_json_keeps_every_field():
     assert graph.AssetGraph.from_json(graph.AssetGraph(nodes).to_json()).nodes == nodes
 
 
-def test_broken_definitions_leave_the_server_without_lineage_saying_why(tmp_path, monkeypatch, caplog, capfd):
+def test_broken_definitions_leave_the_server_without_lineage_saying_why(tmp_path, monkeypatch, caplog):
     (tmp_path / "catalog.yaml").write_text("exports: [unclosed\n")
     monkeypatch.setenv(settings.CONFIG_DIR_ENV, str(tmp_path))
     with caplog.at_level(logging.ERROR, logger=graph.__name__):
         assert graph.load() is None
     message = caplog.records[-1].getMessage()
-    assert "the project's definitions did not load" in message and "exited 1" in message
-    assert "catalog.yaml" in capfd.readouterr().err  # the child's own error, in the server's log
-
-
-def test_a_build_cancelled_leaves_no_child():
-    build = graph.GraphBuild()
-    build.cancel()
-    assert build._child.poll() is not None
-    assert not build._out.parent.exists()
+    assert "the project's definitions did not load" in message
+    assert "catalog.yaml" in message  # the child's own error, naming the file
 
 
 def test_the_server_process_loads_no_pattern_run_time_code(tmp_path):
