@@ -116,6 +116,7 @@ def replace_rows(
     failed_chunk: Exception | None = None
     try:
         with engine.begin() as connection:
+            _serialize_replacements(connection, table)
             dates = ensure_table(connection, table, first, layout or TableLayout())
             target = sa.Table(table, sa.MetaData(), autoload_with=connection)
             delete = target.delete()
@@ -230,6 +231,18 @@ def describe(engine: sa.Engine) -> str:
 # SQLAlchemy's storage format for DateTime on SQLite; writing the same text keeps the
 # column comparable with typed bound parameters.
 _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _serialize_replacements(connection: sa.Connection, table: str) -> None:
+    # Two replacements of the same rows at once (a backfill beside the sensor's run of the
+    # same day) would each delete what the other had not yet committed and both insert: the
+    # key refuses the second, or a table without one keeps both. On PostgreSQL, writers of a
+    # table take turns until commit; readers are not held. SQLite already has one writer.
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"),
+            {"name": f"collab_pipelines.replace.{table}"},
+        )
 
 
 def insert_frame(

@@ -92,3 +92,53 @@ def test_readonly_engine_refuses_writes(warehouse):
     with pytest.raises(sa.exc.SQLAlchemyError), warehouse.engine(readonly=True).begin() as connection:
         connection.execute(sa.text("DELETE FROM t"))
     assert warehouse.count("t") == 1
+
+
+def test_two_replacements_of_the_same_day_at_once_both_land_in_turn(postgres_url):
+    """A backfill's run and the sensor's run of one day write at once: neither fails, no row twice."""
+    import threading
+    import time
+
+    import sqlalchemy as sa
+
+    from collab_pipelines.warehouse.tables import TableLayout
+
+    warehouse = Warehouse(url=postgres_url)
+    keyed = TableLayout(primary_key=("id",))
+    warehouse.replace("t", day_frame("2013-01-01", 5), where={"_partition": ["2013-01-01"]}, layout=keyed)
+
+    def other_writer_waits(connection) -> None:
+        # The first writer holds its transaction open until the second is waiting on a lock.
+        deadline = time.monotonic() + 30
+        # pg_locks is live; pg_stat_activity would be a snapshot for the whole transaction.
+        query = sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()")
+        while time.monotonic() < deadline and not connection.execute(query).scalar():
+            time.sleep(0.05)
+
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            warehouse.replace(
+                "t", day_frame("2013-01-01", 4), where={"_partition": ["2013-01-01"]}, layout=keyed
+            )
+        except BaseException as error:  # reported by the assertion below
+            errors.append(error)
+
+    thread = threading.Thread(target=second)
+
+    def start_second_then_wait(connection) -> None:
+        thread.start()
+        other_writer_waits(connection)
+
+    warehouse.replace(
+        "t",
+        day_frame("2013-01-01", 6),
+        where={"_partition": ["2013-01-01"]},
+        layout=keyed,
+        before_commit=start_second_then_wait,
+    )
+    thread.join(60)
+    assert not errors, errors
+    # The second writer came after the first committed: its four rows, once each.
+    assert sorted(warehouse.read("t")["id"]) == [0, 1, 2, 3]
