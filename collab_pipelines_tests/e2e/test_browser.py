@@ -213,24 +213,12 @@ def test_sensors_and_schedules_are_running(page, project, shot):
     assert running >= len(names), f"only {running} of {len(names)} automations are running"
 
 
-def queue_drained(instance: dg.DagsterInstance) -> bool:
-    busy = [
-        dg.DagsterRunStatus.QUEUED,
-        dg.DagsterRunStatus.NOT_STARTED,
-        dg.DagsterRunStatus.STARTING,
-        dg.DagsterRunStatus.STARTED,
-    ]
-    return not instance.get_runs(filters=dg.RunsFilter(statuses=busy), limit=1)
-
-
-# The demo's first minutes are busy (exports, five evaluations, their reports) on two cores,
-# and CI runs other tests beside this one; the backfill's own run waits in the same queue.
+# A person launches a backfill while the demo is busy (exports, evaluations, their reports, a
+# new replayed day every few minutes: it never goes idle); the backfill's runs queue behind what
+# the sensors queued before them, on two cores shared with the rest of CI.
 @pytest.mark.timeout(1800)
 def test_a_backfill_of_a_range_launched_from_the_ui_succeeds(page, project, shot):
     instance: dg.DagsterInstance = project["instance"]
-    wait_for(
-        "the demo's first runs to finish", lambda: queue_drained(instance), 900, service=project["service"]
-    )
     before = {b.backfill_id for b in instance.get_backfills()}
     open_path(page, project, "/jobs")
     page.locator('a[href$="/jobs/daily_exports"]').first.click()
@@ -245,7 +233,7 @@ def test_a_backfill_of_a_range_launched_from_the_ui_succeeds(page, project, shot
         new = [b for b in instance.get_backfills() if b.backfill_id not in before]
         return new and new[0].status.value.startswith("COMPLETED") and new[0]
 
-    backfill = wait_for("the backfill to complete", backfill_done, 600, service=project["service"])
+    backfill = wait_for("the backfill to complete", backfill_done, 1500, service=project["service"])
     assert backfill.status.value == "COMPLETED_SUCCESS", backfill.status
     open_path(page, project, f"/runs/b/{backfill.backfill_id}")
     shot(page, "04-backfill-done")
