@@ -214,9 +214,9 @@ def test_sensors_and_schedules_are_running(page, project, shot):
 
 
 # A person launches a backfill while the demo is busy (exports, evaluations, their reports, a
-# new replayed day every few minutes: it never goes idle); the backfill's runs queue behind what
-# the sensors queued before them, on two cores shared with the rest of CI.
-@pytest.mark.timeout(1800)
+# new replayed day every few minutes: it never goes idle); its run queues with the sensors' runs,
+# ahead of the reports (reports_automation_sensor's runs have a lower priority).
+@pytest.mark.timeout(900)
 def test_a_backfill_of_a_range_launched_from_the_ui_succeeds(page, project, shot):
     instance: dg.DagsterInstance = project["instance"]
     before = {b.backfill_id for b in instance.get_backfills()}
@@ -229,16 +229,32 @@ def test_a_backfill_of_a_range_launched_from_the_ui_succeeds(page, project, shot
     shot(page, "03-backfill-dialog")
     page.get_by_role("button", name="Launch backfill").click()
 
-    def backfill_done():
-        new = [b for b in instance.get_backfills() if b.backfill_id not in before]
-        return new and new[0].status.value.startswith("COMPLETED") and new[0]
+    def launched_here() -> list:
+        # The reports' automation emits backfills of its own while the demo runs.
+        return [
+            b
+            for b in instance.get_backfills()
+            if b.backfill_id not in before and "dagster/auto_materialize" not in b.tags
+        ]
 
-    backfill = wait_for("the backfill to complete", backfill_done, 1500, service=project["service"])
+    def backfill_done():
+        new = launched_here()
+        return len(new) == 1 and new[0].status.value.startswith("COMPLETED") and new[0]
+
+    backfill = wait_for("the backfill to complete", backfill_done, 600, service=project["service"])
     assert backfill.status.value == "COMPLETED_SUCCESS", backfill.status
     open_path(page, project, f"/runs/b/{backfill.backfill_id}")
     shot(page, "04-backfill-done")
-    materialized = instance.get_materialized_partitions(dg.AssetKey("flights"))
-    assert {"2013-01-02", "2013-01-03", "2013-01-04"} <= set(materialized)
+    assert len(launched_here()) == 1
+    # The demo exported these days already; the backfill's own runs wrote them again.
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill.backfill_id}))
+    assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs), runs
+    rewritten = {
+        record.asset_materialization.partition
+        for record in materializations(instance, "flights")
+        if record.run_id in {run.run_id for run in runs}
+    }
+    assert rewritten == {"2013-01-02", "2013-01-03", "2013-01-04"}, rewritten
 
 
 def materializations(instance: dg.DagsterInstance, asset: str) -> list:
