@@ -37,6 +37,8 @@ def test_every_sensor_that_requests_runs_of_repeating_failures_tags_them():
     sensors = {sensor.name: sensor for sensor in project_defs().sensors}
     automation = sensors["reports_automation_sensor"]
     assert automation.run_tags.items() >= NO_RETRY_OF_STEP_FAILURES.items()
+    # Reports yield the run queue to people's launches and to what they read (priority 0).
+    assert int(automation.run_tags["dagster/priority"]) < 0
     # The commit sensor targets evaluate_commits (tagged above) and tags its requests too
     # (collab_pipelines_tests/evaluation/test_evaluation_runs.py); the upload sensor's requests
     # are checked in collab_pipelines_tests/intake/test_intake_runs.py.

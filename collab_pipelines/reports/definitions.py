@@ -22,6 +22,10 @@ from collab_pipelines.reports.templates import (
 )
 from collab_pipelines.retries import NO_RETRY_OF_STEP_FAILURES
 
+# The run queue launches higher priorities first (0 by default), in order within one.
+PRIORITY_TAG = "dagster/priority"
+BACKGROUND_PRIORITY = "-1"
+
 log = logging.getLogger(__name__)
 _LOGGED_PROBLEMS: set[str] = set()
 _LOGGED_NOTES: set[str] = set()
@@ -162,7 +166,10 @@ def build_defs(
         minimum_interval_seconds=30,
         description="Renders a report when its upstream day or commit is newly materialized.",
         # A report that failed (a broken template, missing inputs) fails again on the same data.
-        run_tags=NO_RETRY_OF_STEP_FAILURES,
+        # Rendering is background work: a person's backfill or launch (priority 0) and the
+        # exports, evaluations and predictions the reports read go first in the run queue,
+        # instead of waiting behind a fresh deployment's days of reports.
+        run_tags={**NO_RETRY_OF_STEP_FAILURES, PRIORITY_TAG: BACKGROUND_PRIORITY},
     )
     return dg.Definitions(
         assets=[*assets.values(), build_diagnostic_asset(specs, loaded.problem_lines())],
