@@ -58,7 +58,7 @@ def read(url: str) -> str:
 
 
 @pytest.mark.timeout(400)
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_day_read_while_it_is_exported_50_times(
     backend, request, tmp_path, source_template, monkeypatch, figures
 ):

@@ -22,7 +22,7 @@ from collab_pipelines_tests.faults.deployment import FINISHED, Deployment
 from collab_pipelines_tests.faults.test_exports import LOST_WORKER, retried, said
 from collab_pipelines_tests.product import team
 
-pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 POINT = "evaluation.result_written"
 # Every day of the shop's source: the contract trains on the first nine and tests on the last three.
 FIRST, LAST = "2024-03-01", f"2024-03-{team.DAYS:02d}"

@@ -18,7 +18,9 @@ import pytest
 
 from collab_pipelines_tests.faults.deployment import JOB, Deployment, one_version
 
-pytestmark = [pytest.mark.e2e, pytest.mark.faults]
+# One worker runs the module: its tests share one deployment and one PostgreSQL cluster, which
+# a second worker would start again.
+pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.xdist_group("faults-exports")]
 # Each test its own days: they share one deployment.
 CHUNKED = ["2024-03-01", "2024-03-02", "2024-03-03"]
 RECORDING = ["2024-03-04", "2024-03-05", "2024-03-06"]
@@ -136,7 +138,6 @@ def test_cli_range_killed_while_recording_its_days(deployment, figures):
     deployment.settle(figures, "export: CLI range SIGKILLed while recording", expected)
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize(
     ("point", "days", "fault"),

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from collab_pipelines_tests.e2e.test_separated_state import UPLOAD, UPLOADER, VISITS
 
-pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 TABLE = "store_visits_uploads"
 ROWS = VISITS.count("\n") - 1
 

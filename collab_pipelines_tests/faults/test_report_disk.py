@@ -27,7 +27,7 @@ from collab_pipelines_tests.e2e.test_separated_state import REPORT, write_templa
 from collab_pipelines_tests.faults.test_report_render import whole
 from collab_pipelines_tests.product import team
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow]
+pytestmark = [pytest.mark.faults]
 DAY = "2024-03-01"
 # Room for the executed notebook (a few KiB) and not for its HTML (about 260 KiB of nbconvert's page).
 ROOM = 64 * 1024

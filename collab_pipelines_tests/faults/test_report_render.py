@@ -17,7 +17,7 @@ from collab_pipelines_tests.e2e.test_separated_state import REPORT, write_templa
 from collab_pipelines_tests.faults.conftest import deployed
 from collab_pipelines_tests.faults.test_exports import LOST_WORKER, retried, said
 
-pytestmark = [pytest.mark.e2e, pytest.mark.faults, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 DAY = "2024-03-01"
 POINT = "reports.notebook_written"
 AUTOMATION_TICKED = "Finished auto-materialization tick for reports_automation_sensor"
