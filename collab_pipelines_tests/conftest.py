@@ -175,7 +175,7 @@ SLOW_ENV = "COLLAB_SLOW_TESTS"
 
 
 def pytest_collection_modifyitems(config, items):
-    # `make test` stays within CI's 20 minutes on 2 cores; `make test-slow` runs the rest.
+    # Issue 25's daemon acceptance takes many minutes on 2 cores; `make test-slow` runs it.
     if os.environ.get(SLOW_ENV) == "1":
         return
     skip = pytest.mark.skip(reason=f"a slow test: `make test-slow` (or {SLOW_ENV}=1) runs it")
