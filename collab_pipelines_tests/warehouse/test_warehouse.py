@@ -110,9 +110,16 @@ def test_two_replacements_of_the_same_day_at_once_both_land_in_turn(postgres_url
     def other_writer_waits(connection) -> None:
         # The first writer holds its transaction open until the second is waiting on a lock.
         deadline = time.monotonic() + 30
-        # pg_locks is live; pg_stat_activity would be a snapshot for the whole transaction.
-        query = sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid()")
-        while time.monotonic() < deadline and not connection.execute(query).scalar():
+        # A waiter of this test's database, not of another test's on the shared server.
+        # pg_stat_activity is read once per transaction unless its snapshot is cleared.
+        query = sa.text(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid() AND pid IN "
+            "(SELECT pid FROM pg_stat_activity WHERE datname = current_database())"
+        )
+        while time.monotonic() < deadline:
+            connection.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
+            if connection.execute(query).scalar():
+                return
             time.sleep(0.05)
 
     errors: list[BaseException] = []
