@@ -43,7 +43,10 @@ INSTALL_REQUIRES = [
 ]
 
 TEST_REQUIRES = [
-    "pytest>=8",
+    # pytest 9.2 keeps node ids where pytest-xdist 3.8's loadgroup cannot rename them, so every
+    # xdist_group is ignored (the browser module's demo then starts on both workers at once);
+    # collab_pipelines_tests/test_structure.py fails if the groups stop holding.
+    "pytest>=8,<9.2",
     "pytest-xdist>=3.5",
     "pytest-timeout>=2.3",
     "hypothesis>=6.100",

@@ -159,3 +159,32 @@ def test_every_configuration_file_validates_against_its_schema(entry):
         path = PROJECT / example
         raw = config.read_toml(path) if path.suffix == ".toml" else yaml.safe_load(path.read_text())
         jsonschema.validate(raw, schema, cls=jsonschema.Draft202012Validator)
+
+
+def test_xdist_groups_keep_a_module_on_one_worker(tmp_path):
+    """`make test` relies on `--dist loadgroup`: the browser module starts one demo, the export
+    faults one cluster. A pytest or pytest-xdist release that drops the groups (pytest 9.2 with
+    xdist 3.8 did) would start them on both workers, at twice the load."""
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_grouped.py").write_text(
+        "import os\n"
+        "import pytest\n"
+        "pytestmark = pytest.mark.xdist_group('one')\n"
+        "@pytest.mark.parametrize('i', range(6))\n"
+        "def test_grouped(i):\n"
+        "    with open('workers.txt', 'a') as f:\n"
+        "        f.write(os.environ['PYTEST_XDIST_WORKER'] + '\\n')\n"
+        "@pytest.mark.parametrize('i', range(6))\n"
+        "def test_free(i):\n"
+        "    pass\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-q", "-p", "no:cacheprovider"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    workers = (tmp_path / "workers.txt").read_text().split()
+    assert len(workers) == 6 and len(set(workers)) == 1, f"one group ran on workers {sorted(set(workers))}"
